@@ -1,0 +1,15 @@
+/*
+ * reflex — umbrella header: everything public. See each header for the
+ * ownership and thread-safety of its functions.
+ */
+#ifndef REFLEX_REFLEX_H
+#define REFLEX_REFLEX_H
+
+#include <reflex/version.h>
+#include <reflex/api.h>
+#include <reflex/spsc_ring.h>
+#include <reflex/wait.h>
+#include <reflex/thread.h>
+#include <reflex/hdr_histogram.h>
+
+#endif

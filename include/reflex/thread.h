@@ -1,0 +1,69 @@
+/*
+ * reflex — placing the calling thread: core pinning, name, priority, memory locking.
+ *
+ * Every function acts on the calling thread (the engine calls them at the top
+ * of each thread it starts) and is thread-safe. Functions that can explain a
+ * refusal take an optional message buffer `msg` of `msglen` bytes (NULL is
+ * allowed) and write a one-line, human-readable reason into it.
+ */
+#ifndef REFLEX_THREAD_H
+#define REFLEX_THREAD_H
+
+#include <stddef.h>
+
+#include <reflex/api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum rfx_prio_kind {
+    RFX_PRIO_NORMAL = 0, /* SCHED_OTHER, nice unchanged */
+    RFX_PRIO_NICE = 1,   /* SCHED_OTHER with nice value (-20 .. 19) */
+    RFX_PRIO_FIFO = 2,   /* SCHED_FIFO with priority (1 .. 99) */
+};
+
+struct rfx_priority {
+    enum rfx_prio_kind kind;
+    int value; /* nice value or FIFO priority; 0 for normal */
+};
+
+/* Parse "normal", "nice:N" (-20..19) or "fifo:N" (1..99). Returns 0 or -EINVAL. */
+RFX_API int rfx_priority_parse(const char *s, struct rfx_priority *out);
+
+/* Number of online CPUs, and the highest CPU id the kernel could ever use + 1. */
+RFX_API int rfx_cpu_online_count(void);
+RFX_API int rfx_cpu_possible_count(void);
+
+/*
+ * Is `core` usable for pinning? Returns 0; -ERANGE when it is negative or past
+ * the highest CPU id of this machine; -ENODEV when it exists but is offline.
+ * msg names the core and what exists. (Whether a cgroup cpuset admits it is
+ * known only when pinning: rfx_thread_pin_self reports that as -ENODEV.)
+ */
+RFX_API int rfx_core_check(int core, char *msg, size_t msglen);
+
+/* Pin the calling thread to `core`. Same errors as rfx_core_check, or another
+ * negative errno from sched_setaffinity. */
+RFX_API int rfx_thread_pin_self(int core, char *msg, size_t msglen);
+
+/* Name the calling thread "rfx-<name>" (truncated to the kernel's 15 bytes),
+ * as perf, top and /proc show it. Returns 0 or -EINVAL (null or empty name). */
+RFX_API int rfx_thread_name_self(const char *name);
+
+/*
+ * Apply a priority to the calling thread. Returns 0 when applied; 1 when FIFO
+ * (or a negative nice) was not permitted and the thread fell back to normal
+ * scheduling, with a warning in msg; -EINVAL for a bad priority; another
+ * negative errno on other failures.
+ */
+RFX_API int rfx_thread_priority_self(const struct rfx_priority *prio, char *msg, size_t msglen);
+
+/* Lock all current and future pages (mlockall). Returns 0, or a negative errno
+ * with the reason (e.g. RLIMIT_MEMLOCK too small) in msg. */
+RFX_API int rfx_memory_lock(char *msg, size_t msglen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

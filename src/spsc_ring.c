@@ -1,0 +1,357 @@
+/*
+ * SPSC ring: creation, the slow paths (full ring, drop-oldest claims) and the
+ * checked public wrappers around the inline fast paths of spsc_ring_impl.h.
+ */
+#include "spsc_ring_impl.h"
+
+#include <reflex/wait.h>
+
+#include <stdlib.h>
+
+/* Drop-oldest: how long the producer waits for a consumer that has claimed
+ * the oldest slots to release them (a pop holds them for one copy) before it
+ * drops the newest element instead. Bounded: the producer never blocks. */
+#define RFX_RING_HOLD_SPINS 64
+
+#define RFX_RING_MAX_CAPACITY (UINT64_C(1) << 31)
+#define RFX_RING_MAX_ELEM 65536u
+
+int rfx_ring_policy_parse(const char *s, enum rfx_ring_policy *out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    if (strcmp(s, "block") == 0)
+        *out = RFX_RING_BLOCK;
+    else if (strcmp(s, "drop-newest") == 0)
+        *out = RFX_RING_DROP_NEWEST;
+    else if (strcmp(s, "drop-oldest") == 0)
+        *out = RFX_RING_DROP_OLDEST;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+const char *rfx_ring_policy_name(enum rfx_ring_policy p)
+{
+    switch (p) {
+    case RFX_RING_BLOCK:
+        return "block";
+    case RFX_RING_DROP_NEWEST:
+        return "drop-newest";
+    case RFX_RING_DROP_OLDEST:
+        return "drop-oldest";
+    }
+    return "?";
+}
+
+int rfx_spsc_ring_create(uint64_t capacity, size_t elem_size, enum rfx_ring_policy policy,
+                         struct rfx_spsc_ring **out)
+{
+    if (!out || capacity < 2 || capacity > RFX_RING_MAX_CAPACITY ||
+        (capacity & (capacity - 1)) != 0 || elem_size == 0 || elem_size > RFX_RING_MAX_ELEM)
+        return -EINVAL;
+    if (policy != RFX_RING_BLOCK && policy != RFX_RING_DROP_NEWEST &&
+        policy != RFX_RING_DROP_OLDEST)
+        return -EINVAL;
+
+    /* One allocation: the control block, then the slots on their own lines. */
+    size_t head = (sizeof(struct rfx_spsc_ring) + RFX_RING_LINE - 1) & ~(size_t)(RFX_RING_LINE - 1);
+    size_t bytes = head + (size_t)capacity * elem_size;
+    void *mem = NULL;
+    if (posix_memalign(&mem, RFX_RING_LINE, bytes) != 0)
+        return -ENOMEM;
+    memset(mem, 0, bytes);
+    struct rfx_spsc_ring *r = mem;
+    r->cfg.mask = capacity - 1;
+    r->cfg.capacity = capacity;
+    r->cfg.elem_size = (uint32_t)elem_size;
+    r->cfg.policy = (uint32_t)policy;
+    r->cfg.slots = (unsigned char *)mem + head;
+    r->alloc = mem;
+    atomic_init(&r->prod.tail, 0);
+    atomic_init(&r->prod.dropped_newest, 0);
+    atomic_init(&r->prod.evicted_oldest, 0);
+    atomic_init(&r->cons.released, 0);
+    atomic_init(&r->cons.skipped, 0);
+    atomic_init(&r->shared.claim, 0);
+    *out = r;
+    return 0;
+}
+
+void rfx_spsc_ring_destroy(struct rfx_spsc_ring *r)
+{
+    if (r)
+        free(r->alloc);
+}
+
+/*
+ * Producer, ring full. Block and drop-newest refuse; drop-oldest evicts the
+ * oldest unclaimed element (C2) unless the consumer holds it.
+ */
+int rfx_ring_push_full(struct rfx_spsc_ring *r, const void *elem, void *evicted)
+{
+    if (r->cfg.policy == RFX_RING_BLOCK)
+        return -EAGAIN;
+    if (r->cfg.policy == RFX_RING_DROP_NEWEST) {
+        rfx_ring_count(&r->prod.dropped_newest, 1);
+        return -ENOBUFS;
+    }
+
+    uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
+    for (;;) {
+        uint64_t base = r->prod.cached_released;
+        uint64_t h = atomic_load_explicit(&r->shared.claim, memory_order_acquire);
+        if (h != base) {
+            /* The consumer claimed [base, h): it may still be reading those
+             * slots. Watch for their release (A2) a little while; if they are
+             * still held, the freshest element cannot be stored. */
+            for (int spin = 0; spin < RFX_RING_HOLD_SPINS; spin++) {
+                if (rfx_ring_free(r, t, 1) > 0)
+                    return rfx_ring_push(r, elem, evicted);
+                if (h == r->prod.cached_released)
+                    break;
+                rfx_cpu_relax();
+            }
+            if (h != r->prod.cached_released) {
+                rfx_ring_count(&r->prod.dropped_newest, 1);
+                return -ENOBUFS;
+            }
+            continue;
+        }
+        /* C2: take index h from the consumer's side. On success we own it:
+         * the consumer's claim CAS (C1) can no longer succeed at h. */
+        if (atomic_compare_exchange_strong_explicit(&r->shared.claim, &h, h + 1,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            if (evicted)
+                rfx_ring_copy(evicted, rfx_ring_slot(r, h), r->cfg.elem_size);
+            r->prod.evict_end = h + 1;
+            r->prod.cached_released = h + 1;
+            rfx_ring_count(&r->prod.evicted_oldest, 1);
+            rfx_ring_copy(rfx_ring_slot(r, t), elem, r->cfg.elem_size);
+            atomic_store_explicit(&r->prod.tail, t + 1, memory_order_release); /* R1 */
+            return 1;
+        }
+        /* The consumer claimed concurrently: look again. */
+    }
+}
+
+/*
+ * Consumer, drop-oldest: claim up to `want` readable elements (C1), or return
+ * what an earlier peek claimed and has not released. Sets cons.cur to the
+ * first claimed index and counts the indices the producer evicted before we
+ * reached them.
+ */
+uint64_t rfx_ring_claim(struct rfx_spsc_ring *r, uint64_t want)
+{
+    if (r->cons.cur < r->cons.claim_end)
+        return r->cons.claim_end - r->cons.cur;
+    for (;;) {
+        uint64_t c = atomic_load_explicit(&r->shared.claim, memory_order_acquire);
+        uint64_t avail = rfx_ring_avail(r, c);
+        if (avail == 0)
+            return 0;
+        uint64_t n = avail < want ? avail : want;
+        /* C1: pairs with C2; on success [c, c+n) are ours until R2. */
+        if (atomic_compare_exchange_weak_explicit(&r->shared.claim, &c, c + n,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            if (c > r->cons.cur)
+                rfx_ring_count(&r->cons.skipped, c - r->cons.cur);
+            r->cons.cur = c;
+            r->cons.claim_end = c + n;
+            return n;
+        }
+    }
+}
+
+size_t rfx_ring_push_burst(struct rfx_spsc_ring *r, const void *elems, size_t n, void *evicted,
+                           size_t *n_evicted, size_t *n_dropped)
+{
+    const unsigned char *src = elems;
+    size_t es = r->cfg.elem_size;
+    size_t ev_count = 0, dropped = 0, taken;
+    if (r->cfg.policy == RFX_RING_DROP_OLDEST) {
+        /* Element by element so that every eviction is an owned, counted
+         * step; stop after an element is dropped so the caller knows which. */
+        for (taken = 0; taken < n;) {
+            unsigned char *ev = evicted ? (unsigned char *)evicted + ev_count * es : NULL;
+            int rc = rfx_ring_push(r, src + taken * es, ev);
+            taken++;
+            if (rc == 1 && ev)
+                ev_count++;
+            if (rc == -ENOBUFS) {
+                dropped = 1;
+                break;
+            }
+        }
+    } else {
+        uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
+        uint64_t free_ = rfx_ring_free(r, t, n);
+        size_t k = n < free_ ? n : (size_t)free_;
+        if (k) {
+            rfx_ring_copy_run(r, t, (void *)src, k, true);
+            atomic_store_explicit(&r->prod.tail, t + k, memory_order_release); /* R1 */
+        }
+        taken = k;
+        if (k < n && r->cfg.policy == RFX_RING_DROP_NEWEST) {
+            dropped = n - k;
+            rfx_ring_count(&r->prod.dropped_newest, dropped);
+            taken = n;
+        }
+    }
+    if (n_evicted)
+        *n_evicted = ev_count;
+    if (n_dropped)
+        *n_dropped = dropped;
+    return taken;
+}
+
+/* ---- checked public wrappers ---- */
+
+int rfx_spsc_ring_push(struct rfx_spsc_ring *r, const void *elem)
+{
+    if (!r || !elem)
+        return -EINVAL;
+    return rfx_ring_push(r, elem, NULL);
+}
+
+int rfx_spsc_ring_push_evict(struct rfx_spsc_ring *r, const void *elem, void *evicted)
+{
+    if (!r || !elem)
+        return -EINVAL;
+    return rfx_ring_push(r, elem, evicted);
+}
+
+ssize_t rfx_spsc_ring_push_burst(struct rfx_spsc_ring *r, const void *elems, size_t n)
+{
+    if (!r || (!elems && n))
+        return -EINVAL;
+    size_t stored = 0, taken = 0;
+    do {
+        size_t dropped;
+        size_t k = rfx_ring_push_burst(r, (const unsigned char *)elems + taken * r->cfg.elem_size,
+                                       n - taken, NULL, NULL, &dropped);
+        stored += k - dropped;
+        taken += k;
+        if (k == 0 || r->cfg.policy != RFX_RING_DROP_OLDEST)
+            break;
+    } while (taken < n);
+    return (ssize_t)stored;
+}
+
+void *rfx_spsc_ring_reserve(struct rfx_spsc_ring *r, size_t want, size_t *got)
+{
+    if (!r || !got)
+        return NULL;
+    uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
+    uint64_t free_ = rfx_ring_free(r, t, want ? want : 1);
+    uint64_t contiguous = r->cfg.capacity - (t & r->cfg.mask);
+    uint64_t k = want;
+    if (k > free_)
+        k = free_;
+    if (k > contiguous)
+        k = contiguous;
+    r->prod.reserved = k;
+    *got = (size_t)k;
+    return k ? rfx_ring_slot(r, t) : NULL;
+}
+
+int rfx_spsc_ring_commit(struct rfx_spsc_ring *r, size_t k)
+{
+    if (!r || k > r->prod.reserved)
+        return -EINVAL;
+    uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
+    r->prod.reserved = 0;
+    if (k)
+        atomic_store_explicit(&r->prod.tail, t + k, memory_order_release); /* R1 */
+    return 0;
+}
+
+int rfx_spsc_ring_pop(struct rfx_spsc_ring *r, void *out)
+{
+    if (!r || !out)
+        return -EINVAL;
+    return rfx_ring_pop(r, out);
+}
+
+ssize_t rfx_spsc_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size_t n)
+{
+    if (!r || (!out && n))
+        return -EINVAL;
+    return (ssize_t)rfx_ring_pop_burst(r, out, n);
+}
+
+const void *rfx_spsc_ring_peek(struct rfx_spsc_ring *r, size_t want, size_t *got)
+{
+    if (!r || !got)
+        return NULL;
+    uint64_t avail;
+    if (r->cfg.policy == RFX_RING_DROP_OLDEST)
+        avail = rfx_ring_claim(r, want ? want : 1);
+    else
+        avail = rfx_ring_avail(r, r->cons.cur);
+    uint64_t c = r->cons.cur;
+    uint64_t contiguous = r->cfg.capacity - (c & r->cfg.mask);
+    uint64_t k = want;
+    if (k > avail)
+        k = avail;
+    if (k > contiguous)
+        k = contiguous;
+    r->cons.peeked = k;
+    *got = (size_t)k;
+    return k ? rfx_ring_slot(r, c) : NULL;
+}
+
+int rfx_spsc_ring_release(struct rfx_spsc_ring *r, size_t k)
+{
+    if (!r || k > r->cons.peeked)
+        return -EINVAL;
+    r->cons.peeked = 0;
+    if (k) {
+        r->cons.cur += k;
+        /* R2: our reads of the released slots are done. */
+        atomic_store_explicit(&r->cons.released, r->cons.cur, memory_order_release);
+    }
+    return 0;
+}
+
+uint64_t rfx_spsc_ring_occupancy(const struct rfx_spsc_ring *r)
+{
+    if (!r)
+        return 0;
+    /* Read released first: both only grow, so tail read later is >= the
+     * tail at the time released was read, and the difference never goes
+     * negative. */
+    uint64_t rel = atomic_load_explicit(&r->cons.released, memory_order_acquire);
+    if (r->cfg.policy == RFX_RING_DROP_OLDEST) {
+        /* Evicted elements sit below claim but may still be above released
+         * until the consumer skips them: count only what awaits a claim plus
+         * what the consumer holds. claim is read before tail for the same
+         * reason released is. */
+        uint64_t claim = atomic_load_explicit(&r->shared.claim, memory_order_acquire);
+        rel = claim;
+    }
+    uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_acquire);
+    uint64_t occ = t - rel;
+    return occ > r->cfg.capacity ? r->cfg.capacity : occ;
+}
+
+uint64_t rfx_spsc_ring_capacity(const struct rfx_spsc_ring *r)
+{
+    return r ? r->cfg.capacity : 0;
+}
+
+int rfx_spsc_ring_stats(const struct rfx_spsc_ring *r, struct rfx_ring_stats *out)
+{
+    if (!r || !out)
+        return -EINVAL;
+    out->capacity = r->cfg.capacity;
+    out->released = atomic_load_explicit(&r->cons.released, memory_order_acquire);
+    out->pushed = atomic_load_explicit(&r->prod.tail, memory_order_acquire);
+    out->occupancy = rfx_spsc_ring_occupancy(r);
+    out->dropped_newest = atomic_load_explicit(&r->prod.dropped_newest, memory_order_relaxed);
+    out->evicted_oldest = atomic_load_explicit(&r->prod.evicted_oldest, memory_order_relaxed);
+    out->skipped = atomic_load_explicit(&r->cons.skipped, memory_order_relaxed);
+    return 0;
+}

@@ -1,0 +1,214 @@
+/*
+ * The SPSC ring's layout and inline fast paths. The engine and the benchmarks
+ * include this header so that push and pop inline into their loops; the
+ * public functions in spsc_ring.c wrap the same code with argument checks.
+ *
+ * Indices are free-running 64-bit counters (no ABA, no wrap in practice);
+ * index i lives in slot i & mask.
+ *
+ * Memory-ordering pairs (docs/memory-ordering.md lists them all):
+ *   R1 producer's release store of prod.tail      -> A1 consumer's acquire load of prod.tail:
+ *      the element bytes written before R1 are visible to the consumer after A1.
+ *   R2 consumer's release store of cons.released  -> A2 producer's acquire load of cons.released:
+ *      the consumer's reads of a slot finish before the producer reuses it.
+ *   C1 consumer's claim CAS on shared.claim  <-> C2 producer's evict CAS on shared.claim
+ *      (drop-oldest only): whichever CAS moves claim past index i owns element i;
+ *      the loser retries. Both are acq_rel RMWs on one variable, so exactly one wins.
+ */
+#ifndef REFLEX_SPSC_RING_IMPL_H
+#define REFLEX_SPSC_RING_IMPL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <reflex/spsc_ring.h>
+
+/* Two 64-byte lines: the adjacent-line prefetcher pulls lines in pairs, so
+ * state written by different threads sits 128 bytes apart. */
+#define RFX_RING_LINE 128
+
+struct rfx_ring_cfg {
+    uint64_t mask;     /* capacity - 1 */
+    uint64_t capacity; /* power of two */
+    uint32_t elem_size;
+    uint32_t policy; /* enum rfx_ring_policy */
+    unsigned char *slots;
+};
+
+/* Written by the producer only. */
+struct rfx_ring_prod {
+    _Atomic uint64_t tail;            /* R1: next index to write; published */
+    uint64_t cached_released;         /* producer's view of the free boundary:
+                                         max(last A2 value, evict_end) */
+    uint64_t evict_end;               /* one past the last index the producer evicted */
+    uint64_t reserved;                /* slots handed out by reserve, not yet committed */
+    _Atomic uint64_t dropped_newest;  /* relaxed; read by stats */
+    _Atomic uint64_t evicted_oldest;  /* relaxed; read by stats */
+};
+
+/* Written by the consumer only. */
+struct rfx_ring_cons {
+    _Atomic uint64_t released; /* R2: every index below is free for the producer */
+    uint64_t cur;              /* next index to read */
+    uint64_t claim_end;        /* drop-oldest: end of the range the consumer claimed */
+    uint64_t cached_tail;      /* consumer's view of prod.tail (last A1 value) */
+    uint64_t peeked;           /* elements handed out by peek, not yet released */
+    _Atomic uint64_t skipped;  /* relaxed; read by stats */
+};
+
+/* Written by both sides, drop-oldest only. */
+struct rfx_ring_shared {
+    _Atomic uint64_t claim; /* C1/C2: every index below is owned by someone */
+};
+
+struct rfx_spsc_ring {
+    _Alignas(RFX_RING_LINE) struct rfx_ring_cfg cfg;
+    _Alignas(RFX_RING_LINE) struct rfx_ring_prod prod;
+    _Alignas(RFX_RING_LINE) struct rfx_ring_cons cons;
+    _Alignas(RFX_RING_LINE) struct rfx_ring_shared shared;
+    void *alloc; /* what destroy frees (read-only, read only by destroy) */
+};
+
+_Static_assert(offsetof(struct rfx_spsc_ring, prod) - offsetof(struct rfx_spsc_ring, cfg) >=
+                   RFX_RING_LINE,
+               "config and producer state must not share a line pair");
+_Static_assert(offsetof(struct rfx_spsc_ring, cons) - offsetof(struct rfx_spsc_ring, prod) >=
+                   RFX_RING_LINE,
+               "producer and consumer state must not share a line pair");
+_Static_assert(offsetof(struct rfx_spsc_ring, shared) - offsetof(struct rfx_spsc_ring, cons) >=
+                   RFX_RING_LINE,
+               "consumer state and the shared claim word must not share a line pair");
+_Static_assert(sizeof(struct rfx_ring_prod) <= 64 && sizeof(struct rfx_ring_cons) <= 64,
+               "each side's state fits one cache line");
+_Static_assert(sizeof(_Atomic uint64_t) == 8, "64-bit atomics are lock-free words");
+
+static inline unsigned char *rfx_ring_slot(const struct rfx_spsc_ring *r, uint64_t i)
+{
+    return r->cfg.slots + (size_t)(i & r->cfg.mask) * r->cfg.elem_size;
+}
+
+/* Element copy; the common 8-byte case (frame pointers) is one move. */
+static inline void rfx_ring_copy(void *dst, const void *src, uint32_t size)
+{
+    if (size == 8)
+        memcpy(dst, src, 8);
+    else
+        memcpy(dst, src, size);
+}
+
+/* Copy n elements between the ring (starting at index i) and a flat buffer,
+ * splitting at the wrap. to_ring selects the direction. */
+static inline void rfx_ring_copy_run(struct rfx_spsc_ring *r, uint64_t i, void *buf, size_t n,
+                                     bool to_ring)
+{
+    size_t es = r->cfg.elem_size;
+    size_t first = (size_t)(r->cfg.capacity - (i & r->cfg.mask));
+    if (first > n)
+        first = n;
+    unsigned char *s = rfx_ring_slot(r, i);
+    unsigned char *b = buf;
+    if (to_ring) {
+        memcpy(s, b, first * es);
+        memcpy(r->cfg.slots, b + first * es, (n - first) * es);
+    } else {
+        memcpy(b, s, first * es);
+        memcpy(b + first * es, r->cfg.slots, (n - first) * es);
+    }
+}
+
+static inline void rfx_ring_count(_Atomic uint64_t *c, uint64_t n)
+{
+    /* Single writer: a relaxed load and store, no locked instruction. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Producer: free slots as far as its cached view knows; refresh it (A2) when
+ * fewer than `need` are free. */
+static inline uint64_t rfx_ring_free(struct rfx_spsc_ring *r, uint64_t t, uint64_t need)
+{
+    uint64_t free_ = r->cfg.capacity - (t - r->prod.cached_released);
+    if (free_ < need) {
+        /* A2: pairs with R2; the consumer has finished reading every slot below. */
+        uint64_t rel = atomic_load_explicit(&r->cons.released, memory_order_acquire);
+        r->prod.cached_released = rel > r->prod.evict_end ? rel : r->prod.evict_end;
+        free_ = r->cfg.capacity - (t - r->prod.cached_released);
+    }
+    return free_;
+}
+
+int rfx_ring_push_full(struct rfx_spsc_ring *r, const void *elem, void *evicted);
+
+/* Producer fast path: no argument checks. See rfx_spsc_ring_push_evict. */
+static inline int rfx_ring_push(struct rfx_spsc_ring *r, const void *elem, void *evicted)
+{
+    uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
+    if (__builtin_expect(rfx_ring_free(r, t, 1) == 0, 0))
+        return rfx_ring_push_full(r, elem, evicted);
+    rfx_ring_copy(rfx_ring_slot(r, t), elem, r->cfg.elem_size);
+    /* R1: publishes the element bytes above; pairs with A1. */
+    atomic_store_explicit(&r->prod.tail, t + 1, memory_order_release);
+    return 0;
+}
+
+/* Consumer: readable elements as far as its cached view knows; refresh it (A1)
+ * when none are. */
+static inline uint64_t rfx_ring_avail(struct rfx_spsc_ring *r, uint64_t c)
+{
+    if (c >= r->cons.cached_tail) {
+        /* A1: pairs with R1; element bytes below tail are visible. */
+        r->cons.cached_tail = atomic_load_explicit(&r->prod.tail, memory_order_acquire);
+        if (c >= r->cons.cached_tail)
+            return 0;
+    }
+    return r->cons.cached_tail - c;
+}
+
+uint64_t rfx_ring_claim(struct rfx_spsc_ring *r, uint64_t want);
+
+/* Consumer fast path: take up to n elements into out. */
+static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size_t n)
+{
+    uint64_t c = r->cons.cur;
+    uint64_t got;
+    if (r->cfg.policy == RFX_RING_DROP_OLDEST) {
+        got = rfx_ring_claim(r, n);
+        c = r->cons.cur;
+    } else {
+        got = rfx_ring_avail(r, c);
+    }
+    if (got > n)
+        got = n;
+    if (got == 0)
+        return 0;
+    if (got == 1)
+        rfx_ring_copy(out, rfx_ring_slot(r, c), r->cfg.elem_size);
+    else
+        rfx_ring_copy_run(r, c, out, (size_t)got, false);
+    r->cons.cur = c + got;
+    /* R2: our reads of these slots are done; pairs with A2. */
+    atomic_store_explicit(&r->cons.released, c + got, memory_order_release);
+    return (size_t)got;
+}
+
+static inline int rfx_ring_pop(struct rfx_spsc_ring *r, void *out)
+{
+    return rfx_ring_pop_burst(r, out, 1) ? 0 : -EAGAIN;
+}
+
+/*
+ * Producer: take up to n elements. Returns how many were taken: stored, or
+ * dropped by the policy (counted) — the dropped ones are always the last
+ * *n_dropped of those taken. Block: stops when full (nothing dropped).
+ * Drop-newest: stores what fits, drops the rest. Drop-oldest: evicts as needed
+ * (evicted elements copied to `evicted`, *n_evicted of them, when it is not
+ * NULL; it needs room for n) and stops after an element it had to drop.
+ */
+size_t rfx_ring_push_burst(struct rfx_spsc_ring *r, const void *elems, size_t n, void *evicted,
+                           size_t *n_evicted, size_t *n_dropped);
+
+#endif

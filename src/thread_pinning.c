@@ -1,0 +1,226 @@
+/*
+ * Thread placement: pinning with clear refusals, names visible to perf/top,
+ * priorities with a permitted fallback, mlockall.
+ */
+#include <reflex/thread.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void say(char *msg, size_t msglen, const char *fmt, ...)
+{
+    if (!msg || msglen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, msglen, fmt, ap);
+    va_end(ap);
+}
+
+/* Parse a kernel CPU list ("0-3,5,7-8") into set; returns the highest id + 1, or -1. */
+static int parse_cpulist(const char *path, cpu_set_t *set, char *text, size_t textlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    char buf[4096];
+    char *ok = fgets(buf, sizeof buf, f);
+    fclose(f);
+    if (!ok)
+        return -1;
+    buf[strcspn(buf, "\n")] = 0;
+    if (text && textlen) {
+        size_t k = strlen(buf) < textlen - 1 ? strlen(buf) : textlen - 1;
+        memcpy(text, buf, k);
+        text[k] = 0;
+    }
+    CPU_ZERO(set);
+    int top = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long a = strtol(tok, &end, 10), b = a;
+        if (*end == '-')
+            b = strtol(end + 1, &end, 10);
+        if (a < 0 || b < a || b >= CPU_SETSIZE)
+            return -1;
+        for (long c = a; c <= b; c++)
+            CPU_SET((int)c, set);
+        if (b + 1 > top)
+            top = (int)b + 1;
+    }
+    return top;
+}
+
+int rfx_cpu_online_count(void)
+{
+    cpu_set_t set;
+    if (parse_cpulist("/sys/devices/system/cpu/online", &set, NULL, 0) < 0)
+        return (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return CPU_COUNT(&set);
+}
+
+int rfx_cpu_possible_count(void)
+{
+    cpu_set_t set;
+    int top = parse_cpulist("/sys/devices/system/cpu/possible", &set, NULL, 0);
+    return top > 0 ? top : (int)sysconf(_SC_NPROCESSORS_CONF);
+}
+
+int rfx_core_check(int core, char *msg, size_t msglen)
+{
+    cpu_set_t online;
+    char list[256] = "?";
+    if (parse_cpulist("/sys/devices/system/cpu/online", &online, list, sizeof list) < 0) {
+        CPU_ZERO(&online);
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        for (long c = 0; c < n && c < CPU_SETSIZE; c++)
+            CPU_SET((int)c, &online);
+        snprintf(list, sizeof list, "0-%ld", n - 1);
+    }
+    int possible = rfx_cpu_possible_count();
+    if (core < 0 || core >= possible || core >= CPU_SETSIZE) {
+        say(msg, msglen, "core %d is out of range: this machine has cores 0-%d (online: %s)", core,
+            possible - 1, list);
+        return -ERANGE;
+    }
+    if (!CPU_ISSET(core, &online)) {
+        say(msg, msglen, "core %d is offline (online: %s)", core, list);
+        return -ENODEV;
+    }
+    /* Whether a cgroup cpuset allows it is the kernel's call, made when
+     * pinning: the calling thread's own mask says nothing about other cores. */
+    return 0;
+}
+
+int rfx_thread_pin_self(int core, char *msg, size_t msglen)
+{
+    int rc = rfx_core_check(core, msg, msglen);
+    if (rc < 0)
+        return rc;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(core, &set);
+    rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (rc == EINVAL) {
+        say(msg, msglen, "core %d is not in this process's allowed CPU set (cgroup cpuset or taskset)",
+            core);
+        return -ENODEV;
+    }
+    if (rc != 0) {
+        say(msg, msglen, "cannot pin to core %d: %s", core, strerror(rc));
+        return -rc;
+    }
+    return 0;
+}
+
+int rfx_thread_name_self(const char *name)
+{
+    if (!name || !*name)
+        return -EINVAL;
+    char full[16]; /* the kernel keeps 15 bytes and a NUL */
+    snprintf(full, sizeof full, "rfx-%s", name);
+    int rc = pthread_setname_np(pthread_self(), full);
+    return rc ? -rc : 0;
+}
+
+int rfx_priority_parse(const char *s, struct rfx_priority *out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    if (strcmp(s, "normal") == 0) {
+        out->kind = RFX_PRIO_NORMAL;
+        out->value = 0;
+        return 0;
+    }
+    enum rfx_prio_kind kind;
+    long lo, hi;
+    const char *num;
+    if (strncmp(s, "nice:", 5) == 0) {
+        kind = RFX_PRIO_NICE, lo = -20, hi = 19, num = s + 5;
+    } else if (strncmp(s, "fifo:", 5) == 0) {
+        kind = RFX_PRIO_FIFO, lo = 1, hi = 99, num = s + 5;
+    } else {
+        return -EINVAL;
+    }
+    if (!(*num == '-' || (*num >= '0' && *num <= '9')))
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    long v = strtol(num, &end, 10);
+    if (errno || end == num || *end || v < lo || v > hi)
+        return -EINVAL;
+    out->kind = kind;
+    out->value = (int)v;
+    return 0;
+}
+
+static int set_nice(int value)
+{
+    /* Linux applies setpriority to one thread when given its thread id. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), value) != 0)
+        return -errno;
+    return 0;
+}
+
+int rfx_thread_priority_self(const struct rfx_priority *prio, char *msg, size_t msglen)
+{
+    if (!prio)
+        return -EINVAL;
+    struct sched_param sp = {0};
+    int rc;
+    switch (prio->kind) {
+    case RFX_PRIO_NORMAL:
+        rc = pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+        return rc ? -rc : 0;
+    case RFX_PRIO_NICE:
+        if (prio->value < -20 || prio->value > 19)
+            return -EINVAL;
+        rc = set_nice(prio->value);
+        if (rc == -EPERM || rc == -EACCES) {
+            say(msg, msglen, "nice:%d not permitted (needs CAP_SYS_NICE); running at normal priority",
+                prio->value);
+            return 1;
+        }
+        return rc;
+    case RFX_PRIO_FIFO:
+        if (prio->value < 1 || prio->value > 99)
+            return -EINVAL;
+        sp.sched_priority = prio->value;
+        rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+        if (rc == EPERM) {
+            say(msg, msglen,
+                "fifo:%d not permitted (needs CAP_SYS_NICE or RLIMIT_RTPRIO >= %d); running at "
+                "normal priority",
+                prio->value, prio->value);
+            sp.sched_priority = 0;
+            pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+            return 1;
+        }
+        return rc ? -rc : 0;
+    }
+    return -EINVAL;
+}
+
+int rfx_memory_lock(char *msg, size_t msglen)
+{
+    if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+        int e = errno;
+        struct rlimit rl = {0};
+        getrlimit(RLIMIT_MEMLOCK, &rl);
+        say(msg, msglen, "mlockall failed: %s (RLIMIT_MEMLOCK %llu bytes)", strerror(e),
+            (unsigned long long)rl.rlim_cur);
+        return -e;
+    }
+    return 0;
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# CLI integration: exit codes, help, version, and 'reflex hist' on good and bad logs.
+set -uo pipefail
+reflex=$1
+interop=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+pass() { echo "ok   $1"; }
+fail() { echo "FAIL $1"; fails=$((fails + 1)); }
+expect_rc() { # want_rc description command...
+    local want=$1 what=$2
+    shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    local rc=$?
+    [ $rc -eq "$want" ] && pass "$what (exit $rc)" || { fail "$what: exit $rc, want $want"; cat "$work/err"; }
+}
+
+expect_rc 0 "--help" "$reflex" --help
+grep -q "usage: reflex" "$work/out" && pass "--help prints usage" || fail "--help text"
+expect_rc 0 "--version" "$reflex" --version
+grep -Eq '^reflex [0-9]+\.[0-9]+\.[0-9]+$' "$work/out" && pass "--version format" || fail "--version text"
+expect_rc 2 "no command" "$reflex"
+expect_rc 2 "unknown command" "$reflex" frobnicate
+grep -q "unknown command 'frobnicate'" "$work/err" && pass "unknown command named" || fail "unknown command message"
+expect_rc 0 "hist --help" "$reflex" hist --help
+
+"$interop" gen "$work" >/dev/null
+expect_rc 0 "hist on a reflex log" "$reflex" hist "$work/reflex.hlog" --tag sf3 --unit-ratio 1
+cmp -s "$work/out" "$work/sf3.hgrm" && pass "hist output equals the .hgrm writer's" || fail "hist output differs"
+expect_rc 2 "hist missing file" "$reflex" hist "$work/nope.hlog"
+grep -q "nope.hlog: No such file" "$work/err" && pass "missing file named" || fail "missing file message"
+expect_rc 2 "hist unknown tag" "$reflex" hist "$work/reflex.hlog" --tag nosuchtag
+expect_rc 2 "hist bad --ticks" "$reflex" hist "$work/reflex.hlog" --ticks 0
+expect_rc 2 "hist bad --unit-ratio" "$reflex" hist "$work/reflex.hlog" --unit-ratio -1
+expect_rc 2 "hist two files" "$reflex" hist a b
+
+head -4 "$work/reflex.hlog" > "$work/bad.hlog"
+echo "Tag=x,0.000,1.000,0.000,HISTFAAAnotbase64!!" >> "$work/bad.hlog"
+expect_rc 2 "hist malformed line" "$reflex" hist "$work/bad.hlog" --tag x
+grep -q "bad.hlog: line 5: histogram does not decode" "$work/err" && pass "malformed line named by number" || { fail "malformed line message"; cat "$work/err"; }
+head -c 300 "$work/reflex.hlog" > "$work/trunc.hlog"
+expect_rc 2 "hist truncated log" "$reflex" hist "$work/trunc.hlog" --tag '*'
+
+echo "cli: $fails failed"
+[ $fails -eq 0 ]

@@ -1,0 +1,174 @@
+/* Unit tests: pinning, names, priorities and their refusals. */
+#include <criterion/criterion.h>
+
+#include <reflex/thread.h>
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+Test(thread, priority_parse)
+{
+    struct rfx_priority p;
+    cr_expect_eq(rfx_priority_parse("normal", &p), 0);
+    cr_expect_eq(p.kind, RFX_PRIO_NORMAL);
+    cr_expect_eq(rfx_priority_parse("nice:-5", &p), 0);
+    cr_expect_eq(p.kind, RFX_PRIO_NICE);
+    cr_expect_eq(p.value, -5);
+    cr_expect_eq(rfx_priority_parse("fifo:80", &p), 0);
+    cr_expect_eq(p.kind, RFX_PRIO_FIFO);
+    cr_expect_eq(p.value, 80);
+    const char *bad[] = {"", "fast", "nice:", "nice:20", "nice:-21", "nice:3x",
+                         "fifo:0", "fifo:100", "fifo:", "FIFO:5", "nice: 5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(rfx_priority_parse(bad[i], &p), -EINVAL, "'%s'", bad[i]);
+    cr_expect_eq(rfx_priority_parse(NULL, &p), -EINVAL);
+    cr_expect_eq(rfx_priority_parse("normal", NULL), -EINVAL);
+}
+
+Test(thread, core_check_refuses_out_of_range)
+{
+    char msg[256] = "";
+    cr_expect_eq(rfx_core_check(-1, msg, sizeof msg), -ERANGE);
+    cr_expect(strstr(msg, "core -1 is out of range") != NULL, "message: %s", msg);
+    int n = rfx_cpu_possible_count();
+    cr_expect_eq(rfx_core_check(n, msg, sizeof msg), -ERANGE);
+    cr_expect(strstr(msg, "out of range") != NULL && strstr(msg, "online") != NULL,
+              "message names what exists: %s", msg);
+    cr_expect_eq(rfx_core_check(100000, NULL, 0), -ERANGE);
+    cr_expect_eq(rfx_thread_pin_self(100000, msg, sizeof msg), -ERANGE);
+    cr_expect_eq(rfx_core_check(0, msg, sizeof msg), 0);
+    cr_expect_geq(rfx_cpu_online_count(), 1);
+}
+
+Test(thread, pin_moves_the_thread)
+{
+    /* Every online core, in turn, from the same thread: being pinned to one
+     * core must not stop a thread from moving to another. */
+    int n = rfx_cpu_online_count();
+    for (int c = 0; c < n && c < 4; c++) {
+        char msg[256] = "";
+        cr_assert_eq(rfx_core_check(c, msg, sizeof msg), 0, "core %d: %s", c, msg);
+        cr_assert_eq(rfx_thread_pin_self(c, msg, sizeof msg), 0, "%s", msg);
+        cr_expect_eq(sched_getcpu(), c);
+        cpu_set_t set;
+        pthread_getaffinity_np(pthread_self(), sizeof set, &set);
+        cr_expect_eq(CPU_COUNT(&set), 1);
+        cr_expect(CPU_ISSET(c, &set));
+    }
+}
+
+static void read_comm(char *buf, size_t n)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/comm", (long)syscall(SYS_gettid));
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(buf, (int)n, f));
+    fclose(f);
+    buf[strcspn(buf, "\n")] = 0;
+}
+
+Test(thread, names_are_visible_to_the_kernel)
+{
+    char comm[32];
+    cr_expect_eq(rfx_thread_name_self("ring"), 0);
+    read_comm(comm, sizeof comm);
+    cr_expect_str_eq(comm, "rfx-ring");
+    cr_expect_eq(rfx_thread_name_self("a-very-long-stage-name"), 0);
+    read_comm(comm, sizeof comm);
+    cr_expect_str_eq(comm, "rfx-a-very-long", "truncated to the kernel's 15 bytes");
+    cr_expect_eq(rfx_thread_name_self(""), -EINVAL);
+    cr_expect_eq(rfx_thread_name_self(NULL), -EINVAL);
+}
+
+Test(thread, nice_applies_to_this_thread)
+{
+    struct rfx_priority p = {RFX_PRIO_NICE, 7};
+    cr_expect_eq(rfx_thread_priority_self(&p, NULL, 0), 0);
+    errno = 0;
+    int got = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    cr_expect_eq(got, 7);
+    cr_expect_eq(rfx_thread_priority_self(NULL, NULL, 0), -EINVAL);
+    struct rfx_priority bad = {RFX_PRIO_FIFO, 0};
+    cr_expect_eq(rfx_thread_priority_self(&bad, NULL, 0), -EINVAL);
+}
+
+Test(thread, fifo_applies_or_falls_back_consistently)
+{
+    struct rfx_priority p = {RFX_PRIO_FIFO, 10};
+    char msg[256] = "";
+    int rc = rfx_thread_priority_self(&p, msg, sizeof msg);
+    int policy;
+    struct sched_param sp;
+    pthread_getschedparam(pthread_self(), &policy, &sp);
+    if (rc == 0) {
+        cr_expect_eq(policy, SCHED_FIFO);
+        cr_expect_eq(sp.sched_priority, 10);
+        struct rfx_priority n = {RFX_PRIO_NORMAL, 0};
+        cr_expect_eq(rfx_thread_priority_self(&n, NULL, 0), 0);
+    } else {
+        cr_expect_eq(rc, 1);
+        cr_expect_eq(policy, SCHED_OTHER);
+        cr_expect(strstr(msg, "not permitted") != NULL, "%s", msg);
+    }
+}
+
+/* Drop CAP_SYS_NICE from this (forked, per-test) process so that FIFO is
+ * refused as it is for an unprivileged user, and check the fallback. */
+Test(thread, fifo_without_permission_warns_and_falls_back)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    cr_assert_eq(syscall(SYS_capget, &hdr, data), 0);
+    data[0].effective &= ~(1u << CAP_SYS_NICE);
+    data[0].permitted &= ~(1u << CAP_SYS_NICE);
+    cr_assert_eq(syscall(SYS_capset, &hdr, data), 0);
+    struct rlimit rl = {0, 0};
+    setrlimit(RLIMIT_RTPRIO, &rl);
+
+    struct rfx_priority p = {RFX_PRIO_FIFO, 10};
+    char msg[256] = "";
+    cr_expect_eq(rfx_thread_priority_self(&p, msg, sizeof msg), 1);
+    cr_expect(strstr(msg, "fifo:10 not permitted") != NULL, "warning: %s", msg);
+    int policy;
+    struct sched_param sp;
+    pthread_getschedparam(pthread_self(), &policy, &sp);
+    cr_expect_eq(policy, SCHED_OTHER, "the thread runs on at normal priority");
+
+    struct rfx_priority n = {RFX_PRIO_NICE, -10};
+    cr_expect_eq(rfx_thread_priority_self(&n, msg, sizeof msg), 1);
+    cr_expect(strstr(msg, "nice:-10 not permitted") != NULL, "warning: %s", msg);
+}
+
+Test(thread, memory_lock_reports_failures)
+{
+    char msg[256] = "";
+    int rc = rfx_memory_lock(msg, sizeof msg);
+    if (rc == 0) {
+        munlockall();
+    } else {
+        cr_expect_lt(rc, 0);
+        cr_expect(strstr(msg, "mlockall failed") != NULL, "%s", msg);
+    }
+#ifndef __SANITIZE_ADDRESS__
+    /* With a zero limit and no privilege, the failure is explained. (ASan
+     * intercepts mlockall as a no-op that succeeds, so not there.) */
+    struct rlimit rl = {0, 0};
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    cr_assert_eq(syscall(SYS_capget, &hdr, data), 0);
+    data[0].effective &= ~(1u << CAP_IPC_LOCK);
+    cr_assert_eq(syscall(SYS_capset, &hdr, data), 0);
+    cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+    cr_expect_lt(rfx_memory_lock(msg, sizeof msg), 0);
+    cr_expect(strstr(msg, "RLIMIT_MEMLOCK 0 bytes") != NULL, "%s", msg);
+#endif
+}

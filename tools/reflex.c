@@ -1,0 +1,156 @@
+/*
+ * reflex — command-line front end.
+ * Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad input, 3 budgets failed.
+ */
+#include <reflex/reflex.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: reflex [--help] [--version] COMMAND [ARGS]\n"
+            "\n"
+            "A lock-free pipeline engine for latency-sensitive bots.\n"
+            "\n"
+            "commands:\n"
+            "  hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
+            "        percentile distribution (.hgrm text) of every interval of a\n"
+            "        histogram log, merged; values in ms unless --unit-ratio says\n"
+            "  help  this text\n"
+            "\n"
+            "Run 'reflex COMMAND --help' for a command's options.\n");
+}
+
+static void hist_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: reflex hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
+            "\n"
+            "Merge every interval of a HdrHistogram log (format 1.2/1.3) that carries\n"
+            "tag T (default: intervals without a tag; '*' for all) and print its\n"
+            "percentile distribution as HdrHistogram's HistogramLogProcessor does.\n"
+            "  --tag T          which intervals to merge\n"
+            "  --ticks N        percentile ticks per half distance (default 5)\n"
+            "  --unit-ratio R   divide values by R (default 1e6: ns shown as ms)\n");
+}
+
+static int cmd_hist(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"tag", required_argument, NULL, 't'},
+        {"ticks", required_argument, NULL, 'k'},
+        {"unit-ratio", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *tag = "";
+    long ticks = 5;
+    double ratio = 1e6;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 't':
+            tag = optarg;
+            break;
+        case 'k':
+            ticks = strtol(optarg, &end, 10);
+            if (*end || ticks < 1 || ticks > 1000) {
+                fprintf(stderr, "reflex hist: --ticks must be an integer in 1..1000, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'u':
+            ratio = strtod(optarg, &end);
+            if (*end || !(ratio > 0)) {
+                fprintf(stderr, "reflex hist: --unit-ratio must be a positive number, got '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            hist_usage(stdout);
+            return EXIT_OK;
+        default:
+            hist_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        hist_usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        fprintf(stderr, "reflex hist: %s: %s\n", path, strerror(errno));
+        return EXIT_USAGE;
+    }
+    struct rfx_hlog_reader *r;
+    if (rfx_hlog_reader_create(f, &r) < 0) {
+        fclose(f);
+        return EXIT_RUNTIME;
+    }
+    struct rfx_hdr *acc = NULL;
+    struct rfx_hlog_entry e;
+    int rc, status = EXIT_OK;
+    long intervals = 0;
+    while ((rc = rfx_hlog_read(r, &e)) == 1) {
+        if (strcmp(tag, "*") != 0 && strcmp(tag, e.tag) != 0) {
+            rfx_hdr_destroy(e.h);
+            continue;
+        }
+        intervals++;
+        if (!acc) {
+            acc = e.h;
+            continue;
+        }
+        if (rfx_hdr_add(acc, e.h) < 0)
+            fprintf(stderr, "reflex hist: %s: interval at %.3f s has values the first interval's "
+                            "layout cannot hold; they are left out\n", path, e.start_s);
+        rfx_hdr_destroy(e.h);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "reflex hist: %s: %s\n", path, rfx_hlog_reader_error(r));
+        status = EXIT_USAGE;
+    } else if (!acc) {
+        fprintf(stderr, "reflex hist: %s: no intervals with tag '%s'\n", path, tag);
+        status = EXIT_USAGE;
+    } else if (rfx_hdr_write_percentiles(acc, stdout, (int)ticks, ratio) < 0) {
+        status = EXIT_RUNTIME;
+    }
+    rfx_hdr_destroy(acc);
+    rfx_hlog_reader_destroy(r);
+    fclose(f);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("reflex %s\n", RFX_VERSION_STRING);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "hist") == 0)
+        return cmd_hist(argc - 1, argv + 1);
+    fprintf(stderr, "reflex: unknown command '%s' (try 'reflex --help')\n", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The two commands of README.md, and the perf build.
+#   tools/run.sh demo    install what is missing, build, run the main job
+#   tools/run.sh test    install what is missing, build, run every test suite
+#                        (plain build, then ASan+UBSan and TSan builds)
+#   tools/run.sh bench   install what is missing (DPDK too), build, run the benchmarks
+# Set RFX_LONG=1 with 'test' to run the stress tests at full length (--long).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+
+# Debian packages: build and link, tests, and the HdrHistogram interop oracle.
+pkgs=(build-essential pkg-config meson ninja-build python3
+      liburcu-dev libck-dev libjemalloc-dev libcriterion-dev libinih-dev
+      zlib1g-dev systemtap-sdt-dev
+      default-jdk-headless libhdrhistogram-java)
+[ "$mode" = bench ] || [ "$mode" = demo ] && pkgs+=(libdpdk-dev)
+
+install_missing() {
+    local missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "== installing: ${missing[*]}"
+    local sudo=
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}"
+}
+
+# configure DIR [meson options...]: set up once, reconfigure after that.
+configure() {
+    local dir=$1
+    shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson configure "$dir" "$@" >/dev/null
+    else
+        meson setup "$dir" "$@" >/dev/null
+    fi
+    echo "== building $dir"
+    if ! ninja -C "$dir" >"$dir/build-output.log" 2>&1; then
+        cat "$dir/build-output.log"
+        echo "== build of $dir failed" >&2
+        return 1
+    fi
+}
+
+run_tests() {
+    local dir=$1
+    shift
+    rm -f "$dir"/meson-logs/testlog*.json
+    meson test -C "$dir" --print-errorlogs --num-processes 2 "$@"
+}
+
+case "$mode" in
+test)
+    install_missing
+    stress_args=()
+    [ "${RFX_LONG:-0}" = 1 ] && export RFX_STRESS_LONG=1
+    configure build -Dwerror=true -Dbuildtype=debugoptimized
+    configure build-asan -Dwerror=true -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+    configure build-tsan -Dwerror=true -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false
+    status=0
+    echo "== tests (plain build: every suite)"
+    run_tests build || status=1
+    echo "== tests (ASan+UBSan: unit and stress)"
+    run_tests build-asan --setup asan --suite unit --suite stress || status=1
+    # TSan: the stress suite only; Criterion cannot start under TSan
+    # (Snaipe/Criterion#274), see tests/meson.build.
+    echo "== tests (TSan: stress)"
+    run_tests build-tsan --setup tsan --suite stress || status=1
+    python3 tools/test_summary.py build build-asan build-tsan
+    exit $status
+    ;;
+bench | demo)
+    install_missing
+    configure build-perf -Dbuildtype=release -Dwerror=true
+    # Until 'reflex demo' exists, the main job is the benchmark suite.
+    meson test -C build-perf --benchmark --print-errorlogs --verbose --num-processes 1 |
+        grep -E '^SUMMARY|^ *[0-9]+/[0-9]+ |^Ok:|^Fail:' || true
+    ;;
+*)
+    echo "usage: tools/run.sh demo|test|bench" >&2
+    exit 2
+    ;;
+esac

@@ -8,14 +8,15 @@
 #include <string.h>
 #include <zlib.h>
 
-#define V2_COOKIE 0x1c849303u             /* base; | 0x10 marks the word-size field */
+#define V2_COOKIE            0x1c849303u /* base; | 0x10 marks the word-size field */
 #define V2_COMPRESSED_COOKIE 0x1c849304u
-#define V2_HEADER 40
-#define MAX_VARINT 9
+#define V2_HEADER            40
+#define MAX_VARINT           9
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
 }
 
 static void put64(uint8_t *p, uint64_t v)
@@ -150,7 +151,7 @@ static int decode_plain(const uint8_t *b, size_t len, struct rfx_hdr **out)
     uint32_t cookie = get32(b);
     if ((cookie & ~0xf0u) != V2_COOKIE)
         return (cookie & ~0xf0u) < V2_COOKIE && (cookie & ~0xffu) == 0x1c849300u ? -ENOTSUP
-                                                                                   : -EBADMSG;
+                                                                                 : -EBADMSG;
     uint32_t payload = get32(b + 4);
     uint32_t offset = get32(b + 8);
     int sigfigs = (int)get32(b + 12);

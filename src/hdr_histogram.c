@@ -347,7 +347,8 @@ void rfx_hdr_iter_percentiles(struct rfx_hdr_iter *it, const struct rfx_hdr *h, 
 static double next_tick(double level, int ticks_per_half)
 {
     double halvings = log(100.0 / (100.0 - level)) / log(2);
-    int64_t reporting_ticks = (int64_t)ticks_per_half * (int64_t)pow(2, (double)((int64_t)halvings + 1));
+    int64_t reporting_ticks =
+        (int64_t)ticks_per_half * (int64_t)pow(2, (double)((int64_t)halvings + 1));
     return level + 100.0 / (double)reporting_ticks;
 }
 

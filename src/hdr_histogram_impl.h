@@ -15,15 +15,15 @@ struct rfx_hdr {
     int64_t lowest;  /* lowest discernible value, as asked */
     int64_t highest; /* highest trackable value, as asked */
     int sigfigs;
-    int unit_magnitude;            /* floor(log2(lowest)) */
-    int half_count_magnitude;      /* log2(sub_bucket_count) - 1 */
-    int sub_bucket_count;          /* 2^ceil(log2(2 * 10^sigfigs)) */
-    int sub_bucket_half_count;     /* sub_bucket_count / 2 */
-    int bucket_count;              /* buckets needed to reach highest */
-    int counts_len;                /* (bucket_count + 1) * half count */
-    int leading_zero_count_base;   /* 64 - unit_magnitude - (half_count_magnitude + 1) */
-    int64_t sub_bucket_mask;       /* (sub_bucket_count - 1) << unit_magnitude */
-    uint64_t max_recordable;       /* highest value whose index is < counts_len */
+    int unit_magnitude;          /* floor(log2(lowest)) */
+    int half_count_magnitude;    /* log2(sub_bucket_count) - 1 */
+    int sub_bucket_count;        /* 2^ceil(log2(2 * 10^sigfigs)) */
+    int sub_bucket_half_count;   /* sub_bucket_count / 2 */
+    int bucket_count;            /* buckets needed to reach highest */
+    int counts_len;              /* (bucket_count + 1) * half count */
+    int leading_zero_count_base; /* 64 - unit_magnitude - (half_count_magnitude + 1) */
+    int64_t sub_bucket_mask;     /* (sub_bucket_count - 1) << unit_magnitude */
+    uint64_t max_recordable;     /* highest value whose index is < counts_len */
     int64_t total_count;
     uint64_t out_of_range;
     int64_t *counts;

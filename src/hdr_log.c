@@ -73,8 +73,8 @@ void rfx_hlog_writer_destroy(struct rfx_hlog_writer *w)
     free(w);
 }
 
-int rfx_hlog_write(struct rfx_hlog_writer *w, const char *tag, double start_time_s,
-                   double length_s, const struct rfx_hdr *h, double max_unit_ratio)
+int rfx_hlog_write(struct rfx_hlog_writer *w, const char *tag, double start_time_s, double length_s,
+                   const struct rfx_hdr *h, double max_unit_ratio)
 {
     if (!w || !h || !(length_s >= 0) || !(max_unit_ratio > 0))
         return -EINVAL;

@@ -20,8 +20,8 @@
 
 struct rfx_hdr_recorder {
     _Alignas(64) _Atomic(struct rfx_hdr *) active; /* P2/P4: written by the reader */
-    _Alignas(64) _Atomic uint64_t epoch;           /* P1/P3: written by the writer; odd = recording */
-    _Alignas(64) int64_t lowest, highest;          /* read-only after create */
+    _Alignas(64) _Atomic uint64_t epoch;  /* P1/P3: written by the writer; odd = recording */
+    _Alignas(64) int64_t lowest, highest; /* read-only after create */
     int sigfigs;
 };
 
@@ -59,13 +59,13 @@ void rfx_hdr_recorder_destroy(struct rfx_hdr_recorder *rec)
 static struct rfx_hdr *writer_enter(struct rfx_hdr_recorder *rec, uint64_t *e)
 {
     *e = atomic_load_explicit(&rec->epoch, memory_order_relaxed);
-    atomic_store_explicit(&rec->epoch, *e + 1, memory_order_seq_cst);    /* P1 */
-    return atomic_load_explicit(&rec->active, memory_order_seq_cst);     /* P2 */
+    atomic_store_explicit(&rec->epoch, *e + 1, memory_order_seq_cst); /* P1 */
+    return atomic_load_explicit(&rec->active, memory_order_seq_cst);  /* P2 */
 }
 
 static void writer_exit(struct rfx_hdr_recorder *rec, uint64_t e)
 {
-    atomic_store_explicit(&rec->epoch, e + 2, memory_order_release);     /* P3 */
+    atomic_store_explicit(&rec->epoch, e + 2, memory_order_release); /* P3 */
 }
 
 int rfx_hdr_recorder_record(struct rfx_hdr_recorder *rec, int64_t value)
@@ -106,10 +106,11 @@ int rfx_hdr_recorder_interval(struct rfx_hdr_recorder *rec, struct rfx_hdr **io)
         if (rc < 0)
             return rc;
     }
-    struct rfx_hdr *old = atomic_exchange_explicit(&rec->active, next, memory_order_seq_cst); /* P4 */
-    uint64_t e = atomic_load_explicit(&rec->epoch, memory_order_seq_cst);                   /* P5 */
+    struct rfx_hdr *old =
+        atomic_exchange_explicit(&rec->active, next, memory_order_seq_cst); /* P4 */
+    uint64_t e = atomic_load_explicit(&rec->epoch, memory_order_seq_cst);   /* P5 */
     if (e & 1) {
-        while (atomic_load_explicit(&rec->epoch, memory_order_acquire) == e)              /* P6 */
+        while (atomic_load_explicit(&rec->epoch, memory_order_acquire) == e) /* P6 */
             sched_yield();
     }
     *io = old;

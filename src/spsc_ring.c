@@ -14,7 +14,7 @@
 #define RFX_RING_HOLD_SPINS 64
 
 #define RFX_RING_MAX_CAPACITY (UINT64_C(1) << 31)
-#define RFX_RING_MAX_ELEM 65536u
+#define RFX_RING_MAX_ELEM     65536u
 
 int rfx_ring_policy_parse(const char *s, enum rfx_ring_policy *out)
 {
@@ -54,9 +54,11 @@ int rfx_spsc_ring_create(uint64_t capacity, size_t elem_size, enum rfx_ring_poli
         policy != RFX_RING_DROP_OLDEST)
         return -EINVAL;
 
-    /* One allocation: the control block, then the slots on their own lines. */
+    /* One allocation: the control block, then the slots on their own lines.
+     * A slot is the 8-byte stamp and the element, padded to 8 bytes. */
+    size_t stride = (RFX_RING_STAMP + elem_size + 7) & ~(size_t)7;
     size_t head = (sizeof(struct rfx_spsc_ring) + RFX_RING_LINE - 1) & ~(size_t)(RFX_RING_LINE - 1);
-    size_t bytes = head + (size_t)capacity * elem_size;
+    size_t bytes = head + (size_t)capacity * stride;
     void *mem = NULL;
     if (posix_memalign(&mem, RFX_RING_LINE, bytes) != 0)
         return -ENOMEM;
@@ -66,6 +68,7 @@ int rfx_spsc_ring_create(uint64_t capacity, size_t elem_size, enum rfx_ring_poli
     r->cfg.capacity = capacity;
     r->cfg.elem_size = (uint32_t)elem_size;
     r->cfg.policy = (uint32_t)policy;
+    r->cfg.stride = stride;
     r->cfg.slots = (unsigned char *)mem + head;
     r->alloc = mem;
     atomic_init(&r->prod.tail, 0);
@@ -121,15 +124,14 @@ int rfx_ring_push_full(struct rfx_spsc_ring *r, const void *elem, void *evicted)
         /* C2: take index h from the consumer's side. On success we own it:
          * the consumer's claim CAS (C1) can no longer succeed at h. */
         if (atomic_compare_exchange_strong_explicit(&r->shared.claim, &h, h + 1,
-                                                    memory_order_acq_rel,
-                                                    memory_order_acquire)) {
+                                                    memory_order_acq_rel, memory_order_acquire)) {
             if (evicted)
-                rfx_ring_copy(evicted, rfx_ring_slot(r, h), r->cfg.elem_size);
+                rfx_ring_copy(evicted, rfx_ring_elem(r, h), r->cfg.elem_size);
             r->prod.evict_end = h + 1;
             r->prod.cached_released = h + 1;
             rfx_ring_count(&r->prod.evicted_oldest, 1);
-            rfx_ring_copy(rfx_ring_slot(r, t), elem, r->cfg.elem_size);
-            atomic_store_explicit(&r->prod.tail, t + 1, memory_order_release); /* R1 */
+            rfx_ring_put(r, t, elem);                                          /* R1 */
+            atomic_store_explicit(&r->prod.tail, t + 1, memory_order_release); /* R3 */
             return 1;
         }
         /* The consumer claimed concurrently: look again. */
@@ -153,8 +155,7 @@ uint64_t rfx_ring_claim(struct rfx_spsc_ring *r, uint64_t want)
             return 0;
         uint64_t n = avail < want ? avail : want;
         /* C1: pairs with C2; on success [c, c+n) are ours until R2. */
-        if (atomic_compare_exchange_weak_explicit(&r->shared.claim, &c, c + n,
-                                                  memory_order_acq_rel,
+        if (atomic_compare_exchange_weak_explicit(&r->shared.claim, &c, c + n, memory_order_acq_rel,
                                                   memory_order_acquire)) {
             if (c > r->cons.cur)
                 rfx_ring_count(&r->cons.skipped, c - r->cons.cur);
@@ -190,8 +191,9 @@ size_t rfx_ring_push_burst(struct rfx_spsc_ring *r, const void *elems, size_t n,
         uint64_t free_ = rfx_ring_free(r, t, n);
         size_t k = n < free_ ? n : (size_t)free_;
         if (k) {
-            rfx_ring_copy_run(r, t, (void *)src, k, true);
-            atomic_store_explicit(&r->prod.tail, t + k, memory_order_release); /* R1 */
+            for (size_t i = 0; i < k; i++)
+                rfx_ring_put(r, t + i, src + i * es);                          /* R1 per slot */
+            atomic_store_explicit(&r->prod.tail, t + k, memory_order_release); /* R3 */
         }
         taken = k;
         if (k < n && r->cfg.policy == RFX_RING_DROP_NEWEST) {
@@ -254,7 +256,7 @@ void *rfx_spsc_ring_reserve(struct rfx_spsc_ring *r, size_t want, size_t *got)
         k = contiguous;
     r->prod.reserved = k;
     *got = (size_t)k;
-    return k ? rfx_ring_slot(r, t) : NULL;
+    return k ? rfx_ring_elem(r, t) : NULL;
 }
 
 int rfx_spsc_ring_commit(struct rfx_spsc_ring *r, size_t k)
@@ -263,8 +265,11 @@ int rfx_spsc_ring_commit(struct rfx_spsc_ring *r, size_t k)
         return -EINVAL;
     uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
     r->prod.reserved = 0;
-    if (k)
-        atomic_store_explicit(&r->prod.tail, t + k, memory_order_release); /* R1 */
+    if (k) {
+        for (uint64_t i = t; i < t + k; i++) /* R1: the caller wrote the elements */
+            atomic_store_explicit(rfx_ring_stamp(r, i), i + 1, memory_order_release);
+        atomic_store_explicit(&r->prod.tail, t + k, memory_order_release); /* R3 */
+    }
     return 0;
 }
 
@@ -290,7 +295,7 @@ const void *rfx_spsc_ring_peek(struct rfx_spsc_ring *r, size_t want, size_t *got
     if (r->cfg.policy == RFX_RING_DROP_OLDEST)
         avail = rfx_ring_claim(r, want ? want : 1);
     else
-        avail = rfx_ring_avail(r, r->cons.cur);
+        avail = UINT64_MAX;
     uint64_t c = r->cons.cur;
     uint64_t contiguous = r->cfg.capacity - (c & r->cfg.mask);
     uint64_t k = want;
@@ -298,9 +303,11 @@ const void *rfx_spsc_ring_peek(struct rfx_spsc_ring *r, size_t want, size_t *got
         k = avail;
     if (k > contiguous)
         k = contiguous;
+    if (r->cfg.policy != RFX_RING_DROP_OLDEST)
+        k = rfx_ring_ready_run(r, c, k);
     r->cons.peeked = k;
     *got = (size_t)k;
-    return k ? rfx_ring_slot(r, c) : NULL;
+    return k ? rfx_ring_elem(r, c) : NULL;
 }
 
 int rfx_spsc_ring_release(struct rfx_spsc_ring *r, size_t k)
@@ -340,6 +347,11 @@ uint64_t rfx_spsc_ring_occupancy(const struct rfx_spsc_ring *r)
 uint64_t rfx_spsc_ring_capacity(const struct rfx_spsc_ring *r)
 {
     return r ? r->cfg.capacity : 0;
+}
+
+size_t rfx_spsc_ring_stride(const struct rfx_spsc_ring *r)
+{
+    return r ? (size_t)r->cfg.stride : 0;
 }
 
 int rfx_spsc_ring_stats(const struct rfx_spsc_ring *r, struct rfx_ring_stats *out)

@@ -4,11 +4,18 @@
  * public functions in spsc_ring.c wrap the same code with argument checks.
  *
  * Indices are free-running 64-bit counters (no ABA, no wrap in practice);
- * index i lives in slot i & mask.
+ * index i lives in slot i & mask. A slot is an 8-byte stamp followed by the
+ * element (stride = 8 + elem_size, rounded up to 8): the producer writes the
+ * element, then stamps the slot with i + 1. A consumer waiting for data
+ * polls the stamp, which sits in the same cache line as the element, so one
+ * line transfer both announces and delivers it; the producer's tail line is
+ * never read on the block / drop-newest fast paths.
  *
  * Memory-ordering pairs (docs/memory-ordering.md lists them all):
- *   R1 producer's release store of prod.tail      -> A1 consumer's acquire load of prod.tail:
+ *   R1 producer's release store of a slot stamp   -> A1 consumer's acquire load of that stamp:
  *      the element bytes written before R1 are visible to the consumer after A1.
+ *   R3 producer's release store of prod.tail      -> A3 acquire loads of prod.tail (drop-oldest
+ *      claims, occupancy): every element below tail is written.
  *   R2 consumer's release store of cons.released  -> A2 producer's acquire load of cons.released:
  *      the consumer's reads of a slot finish before the producer reuses it.
  *   C1 consumer's claim CAS on shared.claim  <-> C2 producer's evict CAS on shared.claim
@@ -36,18 +43,21 @@ struct rfx_ring_cfg {
     uint64_t capacity; /* power of two */
     uint32_t elem_size;
     uint32_t policy; /* enum rfx_ring_policy */
+    uint64_t stride; /* bytes per slot: stamp + element, multiple of 8 */
     unsigned char *slots;
 };
 
+#define RFX_RING_STAMP 8 /* the element follows its stamp */
+
 /* Written by the producer only. */
 struct rfx_ring_prod {
-    _Atomic uint64_t tail;            /* R1: next index to write; published */
-    uint64_t cached_released;         /* producer's view of the free boundary:
-                                         max(last A2 value, evict_end) */
-    uint64_t evict_end;               /* one past the last index the producer evicted */
-    uint64_t reserved;                /* slots handed out by reserve, not yet committed */
-    _Atomic uint64_t dropped_newest;  /* relaxed; read by stats */
-    _Atomic uint64_t evicted_oldest;  /* relaxed; read by stats */
+    _Atomic uint64_t tail;           /* R3: next index to write; published */
+    uint64_t cached_released;        /* producer's view of the free boundary:
+                                        max(last A2 value, evict_end) */
+    uint64_t evict_end;              /* one past the last index the producer evicted */
+    uint64_t reserved;               /* slots handed out by reserve, not yet committed */
+    _Atomic uint64_t dropped_newest; /* relaxed; read by stats */
+    _Atomic uint64_t evicted_oldest; /* relaxed; read by stats */
 };
 
 /* Written by the consumer only. */
@@ -55,7 +65,7 @@ struct rfx_ring_cons {
     _Atomic uint64_t released; /* R2: every index below is free for the producer */
     uint64_t cur;              /* next index to read */
     uint64_t claim_end;        /* drop-oldest: end of the range the consumer claimed */
-    uint64_t cached_tail;      /* consumer's view of prod.tail (last A1 value) */
+    uint64_t cached_tail;      /* drop-oldest: consumer's view of prod.tail (last A3 value) */
     uint64_t peeked;           /* elements handed out by peek, not yet released */
     _Atomic uint64_t skipped;  /* relaxed; read by stats */
 };
@@ -88,7 +98,17 @@ _Static_assert(sizeof(_Atomic uint64_t) == 8, "64-bit atomics are lock-free word
 
 static inline unsigned char *rfx_ring_slot(const struct rfx_spsc_ring *r, uint64_t i)
 {
-    return r->cfg.slots + (size_t)(i & r->cfg.mask) * r->cfg.elem_size;
+    return r->cfg.slots + (size_t)((i & r->cfg.mask) * r->cfg.stride);
+}
+
+static inline _Atomic uint64_t *rfx_ring_stamp(const struct rfx_spsc_ring *r, uint64_t i)
+{
+    return (_Atomic uint64_t *)(void *)rfx_ring_slot(r, i);
+}
+
+static inline unsigned char *rfx_ring_elem(const struct rfx_spsc_ring *r, uint64_t i)
+{
+    return rfx_ring_slot(r, i) + RFX_RING_STAMP;
 }
 
 /* Element copy; the common 8-byte case (frame pointers) is one move. */
@@ -100,24 +120,17 @@ static inline void rfx_ring_copy(void *dst, const void *src, uint32_t size)
         memcpy(dst, src, size);
 }
 
-/* Copy n elements between the ring (starting at index i) and a flat buffer,
- * splitting at the wrap. to_ring selects the direction. */
-static inline void rfx_ring_copy_run(struct rfx_spsc_ring *r, uint64_t i, void *buf, size_t n,
-                                     bool to_ring)
+/* Producer: write element i and stamp its slot (R1: publishes the bytes). */
+static inline void rfx_ring_put(struct rfx_spsc_ring *r, uint64_t i, const void *elem)
 {
-    size_t es = r->cfg.elem_size;
-    size_t first = (size_t)(r->cfg.capacity - (i & r->cfg.mask));
-    if (first > n)
-        first = n;
-    unsigned char *s = rfx_ring_slot(r, i);
-    unsigned char *b = buf;
-    if (to_ring) {
-        memcpy(s, b, first * es);
-        memcpy(r->cfg.slots, b + first * es, (n - first) * es);
-    } else {
-        memcpy(b, s, first * es);
-        memcpy(b + first * es, r->cfg.slots, (n - first) * es);
-    }
+    rfx_ring_copy(rfx_ring_elem(r, i), elem, r->cfg.elem_size);
+    atomic_store_explicit(rfx_ring_stamp(r, i), i + 1, memory_order_release);
+}
+
+/* Consumer: is element i published? (A1: pairs with R1.) */
+static inline bool rfx_ring_ready(const struct rfx_spsc_ring *r, uint64_t i)
+{
+    return atomic_load_explicit(rfx_ring_stamp(r, i), memory_order_acquire) == i + 1;
 }
 
 static inline void rfx_ring_count(_Atomic uint64_t *c, uint64_t n)
@@ -149,23 +162,34 @@ static inline int rfx_ring_push(struct rfx_spsc_ring *r, const void *elem, void 
     uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
     if (__builtin_expect(rfx_ring_free(r, t, 1) == 0, 0))
         return rfx_ring_push_full(r, elem, evicted);
-    rfx_ring_copy(rfx_ring_slot(r, t), elem, r->cfg.elem_size);
-    /* R1: publishes the element bytes above; pairs with A1. */
+    rfx_ring_put(r, t, elem);
+    /* R3: for occupancy readers and drop-oldest claims; the consumer's fast
+     * path reads the stamp instead, so this line stays with the producer. */
     atomic_store_explicit(&r->prod.tail, t + 1, memory_order_release);
     return 0;
 }
 
-/* Consumer: readable elements as far as its cached view knows; refresh it (A1)
- * when none are. */
+/* Consumer, drop-oldest: readable elements as far as its cached view of the
+ * tail knows; refresh it (A3) when none are. */
 static inline uint64_t rfx_ring_avail(struct rfx_spsc_ring *r, uint64_t c)
 {
     if (c >= r->cons.cached_tail) {
-        /* A1: pairs with R1; element bytes below tail are visible. */
+        /* A3: pairs with R3; element bytes below tail are visible. */
         r->cons.cached_tail = atomic_load_explicit(&r->prod.tail, memory_order_acquire);
         if (c >= r->cons.cached_tail)
             return 0;
     }
     return r->cons.cached_tail - c;
+}
+
+/* Consumer, block / drop-newest: how many of the next `want` elements are
+ * stamped, scanning stamps in order. */
+static inline uint64_t rfx_ring_ready_run(const struct rfx_spsc_ring *r, uint64_t c, uint64_t want)
+{
+    uint64_t k = 0;
+    while (k < want && rfx_ring_ready(r, c + k))
+        k++;
+    return k;
 }
 
 uint64_t rfx_ring_claim(struct rfx_spsc_ring *r, uint64_t want);
@@ -175,20 +199,22 @@ static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size
 {
     uint64_t c = r->cons.cur;
     uint64_t got;
+    unsigned char *o = out;
+    uint32_t es = r->cfg.elem_size;
     if (r->cfg.policy == RFX_RING_DROP_OLDEST) {
         got = rfx_ring_claim(r, n);
         c = r->cons.cur;
+        if (got > n)
+            got = n;
+        for (uint64_t k = 0; k < got; k++)
+            rfx_ring_copy(o + k * es, rfx_ring_elem(r, c + k), es);
     } else {
-        got = rfx_ring_avail(r, c);
+        /* One pass: check each stamp (A1) and copy its element. */
+        for (got = 0; got < n && rfx_ring_ready(r, c + got); got++)
+            rfx_ring_copy(o + got * es, rfx_ring_elem(r, c + got), es);
     }
-    if (got > n)
-        got = n;
     if (got == 0)
         return 0;
-    if (got == 1)
-        rfx_ring_copy(out, rfx_ring_slot(r, c), r->cfg.elem_size);
-    else
-        rfx_ring_copy_run(r, c, out, (size_t)got, false);
     r->cons.cur = c + got;
     /* R2: our reads of these slots are done; pairs with A2. */
     atomic_store_explicit(&r->cons.released, c + got, memory_order_release);

@@ -113,8 +113,8 @@ int rfx_thread_pin_self(int core, char *msg, size_t msglen)
     CPU_SET(core, &set);
     rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
     if (rc == EINVAL) {
-        say(msg, msglen, "core %d is not in this process's allowed CPU set (cgroup cpuset or taskset)",
-            core);
+        say(msg, msglen,
+            "core %d is not in this process's allowed CPU set (cgroup cpuset or taskset)", core);
         return -ENODEV;
     }
     if (rc != 0) {
@@ -188,7 +188,8 @@ int rfx_thread_priority_self(const struct rfx_priority *prio, char *msg, size_t 
             return -EINVAL;
         rc = set_nice(prio->value);
         if (rc == -EPERM || rc == -EACCES) {
-            say(msg, msglen, "nice:%d not permitted (needs CAP_SYS_NICE); running at normal priority",
+            say(msg, msglen,
+                "nice:%d not permitted (needs CAP_SYS_NICE); running at normal priority",
                 prio->value);
             return 1;
         }

@@ -14,31 +14,29 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: reflex [--help] [--version] COMMAND [ARGS]\n"
-            "\n"
-            "A lock-free pipeline engine for latency-sensitive bots.\n"
-            "\n"
-            "commands:\n"
-            "  hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
-            "        percentile distribution (.hgrm text) of every interval of a\n"
-            "        histogram log, merged; values in ms unless --unit-ratio says\n"
-            "  help  this text\n"
-            "\n"
-            "Run 'reflex COMMAND --help' for a command's options.\n");
+    fprintf(f, "usage: reflex [--help] [--version] COMMAND [ARGS]\n"
+               "\n"
+               "A lock-free pipeline engine for latency-sensitive bots.\n"
+               "\n"
+               "commands:\n"
+               "  hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
+               "        percentile distribution (.hgrm text) of every interval of a\n"
+               "        histogram log, merged; values in ms unless --unit-ratio says\n"
+               "  help  this text\n"
+               "\n"
+               "Run 'reflex COMMAND --help' for a command's options.\n");
 }
 
 static void hist_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: reflex hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
-            "\n"
-            "Merge every interval of a HdrHistogram log (format 1.2/1.3) that carries\n"
-            "tag T (default: intervals without a tag; '*' for all) and print its\n"
-            "percentile distribution as HdrHistogram's HistogramLogProcessor does.\n"
-            "  --tag T          which intervals to merge\n"
-            "  --ticks N        percentile ticks per half distance (default 5)\n"
-            "  --unit-ratio R   divide values by R (default 1e6: ns shown as ms)\n");
+    fprintf(f, "usage: reflex hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
+               "\n"
+               "Merge every interval of a HdrHistogram log (format 1.2/1.3) that carries\n"
+               "tag T (default: intervals without a tag; '*' for all) and print its\n"
+               "percentile distribution as HdrHistogram's HistogramLogProcessor does.\n"
+               "  --tag T          which intervals to merge\n"
+               "  --ticks N        percentile ticks per half distance (default 5)\n"
+               "  --unit-ratio R   divide values by R (default 1e6: ns shown as ms)\n");
 }
 
 static int cmd_hist(int argc, char **argv)
@@ -115,8 +113,10 @@ static int cmd_hist(int argc, char **argv)
             continue;
         }
         if (rfx_hdr_add(acc, e.h) < 0)
-            fprintf(stderr, "reflex hist: %s: interval at %.3f s has values the first interval's "
-                            "layout cannot hold; they are left out\n", path, e.start_s);
+            fprintf(stderr,
+                    "reflex hist: %s: interval at %.3f s has values the first interval's "
+                    "layout cannot hold; they are left out\n",
+                    path, e.start_s);
         rfx_hdr_destroy(e.h);
     }
     if (rc < 0) {

@@ -198,11 +198,11 @@ RFX_API int rfx_hlog_write(struct rfx_hlog_writer *w, const char *tag, double st
 /* Histogram log reader (formats 1.2 and 1.3). Does not own f. */
 struct rfx_hlog_reader;
 struct rfx_hlog_entry {
-    char tag[128];      /* "" when the line has no tag */
-    double start_s;     /* absolute start (seconds since the epoch, or since BaseTime if none) */
-    double length_s;    /* interval length */
-    double max_column;  /* the Interval_Max column as written (informational) */
-    struct rfx_hdr *h;  /* decoded histogram; the caller owns it */
+    char tag[128];     /* "" when the line has no tag */
+    double start_s;    /* absolute start (seconds since the epoch, or since BaseTime if none) */
+    double length_s;   /* interval length */
+    double max_column; /* the Interval_Max column as written (informational) */
+    struct rfx_hdr *h; /* decoded histogram; the caller owns it */
 };
 RFX_API int rfx_hlog_reader_create(FILE *f, struct rfx_hlog_reader **out);
 RFX_API void rfx_hlog_reader_destroy(struct rfx_hlog_reader *r);

@@ -207,10 +207,10 @@ static int check(const char *log_path, const char *expected_path, const char *di
     int failures = 0, lines = 0;
     char tag[128];
     int64_t want[7];
-    while (fscanf(ef, "%127s %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64
-                      " %" SCNd64 " %" SCNd64,
-                  tag, &want[0], &want[1], &want[2], &want[3], &want[4], &want[5],
-                  &want[6]) == 8) {
+    while (fscanf(ef,
+                  "%127s %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNd64
+                  " %" SCNd64,
+                  tag, &want[0], &want[1], &want[2], &want[3], &want[4], &want[5], &want[6]) == 8) {
         lines++;
         int i;
         for (i = 0; i < nm && strcmp(m[i].tag, tag) != 0; i++)

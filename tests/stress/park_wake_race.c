@@ -99,8 +99,8 @@ int main(int argc, char **argv)
         rounds = 10000000;
 
     const struct rfx_wait_config cfgs[] = {
-        {RFX_WAIT_PARK, 0},     {RFX_WAIT_HYBRID, 200}, /* spin 0.2 µs: park on most waits */
-        {RFX_WAIT_HYBRID, 50000}, {RFX_WAIT_YIELD, 0}, {RFX_WAIT_SPIN, 0},
+        {RFX_WAIT_PARK, 0},       {RFX_WAIT_HYBRID, 200}, /* spin 0.2 µs: park on most waits */
+        {RFX_WAIT_HYBRID, 50000}, {RFX_WAIT_YIELD, 0},    {RFX_WAIT_SPIN, 0},
     };
     int failed = 0;
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {

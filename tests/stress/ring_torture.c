@@ -140,13 +140,14 @@ static void *producer(void *arg)
         } else { /* zero-copy, block */
             while (stored < n) {
                 size_t got;
-                struct elem *w = rfx_spsc_ring_reserve(x->r, n - stored, &got);
+                void *w = rfx_spsc_ring_reserve(x->r, n - stored, &got);
                 if (!got) {
                     rfx_cpu_relax();
                     continue;
                 }
+                size_t stride = rfx_spsc_ring_stride(x->r);
                 for (size_t j = 0; j < got; j++)
-                    w[j] = buf[stored + j];
+                    memcpy((unsigned char *)w + j * stride, &buf[stored + j], sizeof buf[0]);
                 rfx_spsc_ring_commit(x->r, got);
                 stored += got;
             }
@@ -185,9 +186,13 @@ static void *consumer(void *arg)
         size_t got;
         int done = atomic_load_explicit(&x->producer_done, memory_order_acquire);
         if (x->api == API_ZERO_COPY) {
-            const struct elem *p = rfx_spsc_ring_peek(x->r, x->burst, &got);
-            for (size_t i = 0; i < got; i++)
-                check_elem(x, &p[i], &next);
+            const unsigned char *p = rfx_spsc_ring_peek(x->r, x->burst, &got);
+            size_t stride = rfx_spsc_ring_stride(x->r);
+            for (size_t i = 0; i < got; i++) {
+                struct elem e;
+                memcpy(&e, p + i * stride, sizeof e);
+                check_elem(x, &e, &next);
+            }
             if (got)
                 rfx_spsc_ring_release(x->r, got);
         } else if (x->api == API_BURST) {
@@ -270,9 +275,9 @@ static uint64_t run_case(uint64_t cap, unsigned burst, enum rfx_ring_policy pol,
         counter_mismatch++;
     uint64_t bad = lost + double_booked + x.duplicated + x.reordered + x.corrupt + x.bad_evicted +
                    counter_mismatch;
-    printf("cap=%-6" PRIu64 " burst=%-2u policy=%-11s api=%-9s items=%" PRIu64
-           " received=%" PRIu64 " dropped_newest=%" PRIu64 " evicted=%" PRIu64 " skipped=%" PRIu64
-           " lost=%" PRIu64 " dup=%" PRIu64 " reordered=%" PRIu64 " corrupt=%" PRIu64
+    printf("cap=%-6" PRIu64 " burst=%-2u policy=%-11s api=%-9s items=%" PRIu64 " received=%" PRIu64
+           " dropped_newest=%" PRIu64 " evicted=%" PRIu64 " skipped=%" PRIu64 " lost=%" PRIu64
+           " dup=%" PRIu64 " reordered=%" PRIu64 " corrupt=%" PRIu64
            " counters=%s %.1f Mitems/s %s\n",
            cap, burst, rfx_ring_policy_name(pol), api_names[api], items, x.received,
            st.dropped_newest, st.evicted_oldest, st.skipped, lost, x.duplicated + double_booked,
@@ -320,8 +325,8 @@ int main(int argc, char **argv)
                 enum api api = (enum api)((c + b + (size_t)p) % 3);
                 if (bursts[b] == 1 && api == API_BURST)
                     api = API_SINGLE;
-                uint64_t bad = run_case(caps[c], bursts[b], (enum rfx_ring_policy)p, api, items,
-                                        pc, cc);
+                uint64_t bad =
+                    run_case(caps[c], bursts[b], (enum rfx_ring_policy)p, api, items, pc, cc);
                 cases++;
                 total_bad += bad;
                 failed += bad != 0;

@@ -154,12 +154,12 @@ Test(codec, malformed_inputs_named)
 
     /* An uncompressed V2 payload whose zero run runs past the layout. */
     uint8_t plain[48] = {0x1c, 0x84, 0x93, 0x13, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3};
-    plain[23] = 1;                                      /* lowest 1 */
-    plain[30] = 0x03, plain[31] = 0xe8;                 /* highest 1000 */
-    plain[32] = 0x3f, plain[33] = 0xf0;                 /* 1.0 */
-    plain[40] = 0xff, plain[41] = 0x7f;                 /* zigzag(-8192) */
+    plain[23] = 1;                      /* lowest 1 */
+    plain[30] = 0x03, plain[31] = 0xe8; /* highest 1000 */
+    plain[32] = 0x3f, plain[33] = 0xf0; /* 1.0 */
+    plain[40] = 0xff, plain[41] = 0x7f; /* zigzag(-8192) */
     cr_expect_eq(rfx_hdr_decode(plain, 42, &out), -EBADMSG, "run beyond counts");
-    plain[40] = 0x02, plain[41] = 0x04;                 /* counts 1, 2 */
+    plain[40] = 0x02, plain[41] = 0x04; /* counts 1, 2 */
     cr_expect_eq(rfx_hdr_decode(plain, 42, &out), 0, "the same header with sane counts");
     cr_expect_eq(rfx_hdr_total_count(out), 3);
     rfx_hdr_destroy(out);

@@ -215,8 +215,8 @@ Test(hdr, percentile_file_shape)
     cr_expect(strstr(buf, "0.000000000000") != NULL, "starts at percentile 0");
     cr_expect(strstr(buf, "1.000000000000      10000\n") != NULL, "ends at 100 %% without 1/(1-p)");
     /* The mean is over bucket midpoints: 5.001 ms here, not 5.0005. */
-    cr_expect(strstr(buf, "#[Mean    =        5.001, StdDeviation   =        2.887]") != NULL,
-              "%s", strstr(buf, "#[Mean"));
+    cr_expect(strstr(buf, "#[Mean    =        5.001, StdDeviation   =        2.887]") != NULL, "%s",
+              strstr(buf, "#[Mean"));
     cr_expect(strstr(buf, "#[Max     =       10.002, Total count    =        10000]") != NULL);
     cr_expect(strstr(buf, "#[Buckets =           ") != NULL);
     free(buf);
@@ -235,8 +235,8 @@ Test(java_format, rounds_like_java_formatter)
         int dec, width;
         const char *want;
     } cases[] = {
-        {1.0625, 3, 0, "1.063"},   /* exact tie: Java rounds up, printf to even */
-        {2.675, 2, 0, "2.68"},     /* shortest repr "2.675", half-up */
+        {1.0625, 3, 0, "1.063"}, /* exact tie: Java rounds up, printf to even */
+        {2.675, 2, 0, "2.68"},   /* shortest repr "2.675", half-up */
         {0.5, 0, 0, "1"},
         {9.9996, 3, 0, "10.000"},
         {0.0, 3, 0, "0.000"},

@@ -43,7 +43,8 @@ Test(hlog, header_and_columns)
                           "\"Interval_Compressed_Histogram\"\n") != NULL);
     /* Start relative to BaseTime; a length, not an end; max in ms. */
     cr_expect(strstr(buf, "Tag=e2e,0.000,1.000,1.000,HISTFAAA") != NULL, "%s", buf);
-    cr_expect(strstr(buf, "\n1.000,1.000,2.001,HISTFAAA") != NULL, "untagged line; max is the bucket top 2000895 ns");
+    cr_expect(strstr(buf, "\n1.000,1.000,2.001,HISTFAAA") != NULL,
+              "untagged line; max is the bucket top 2000895 ns");
     cr_expect(strstr(buf, "Tag=e2e,2.000,1.000,3.000,HISTFAAA") != NULL);
     free(buf);
 }
@@ -91,7 +92,8 @@ static int read_all(const char *text, char *err, size_t errlen)
 
 Test(hlog, malformed_lines_are_named)
 {
-    const char *good = "0.000,1.000,0.000,HISTFAAAACB4nJNpmSzMwMDAxAABMJoRTPI7Odh/gAjwMgEARe8DGw==\n";
+    const char *good =
+        "0.000,1.000,0.000,HISTFAAAACB4nJNpmSzMwMDAxAABMJoRTPI7Odh/gAjwMgEARe8DGw==\n";
     char err[256];
     struct {
         const char *text, *msg;

@@ -79,6 +79,7 @@ Test(spsc_ring, layout_keeps_sides_apart)
     struct rfx_spsc_ring *r = make(8, 8, RFX_RING_BLOCK);
     cr_expect_eq((uintptr_t)r % RFX_RING_LINE, 0);
     cr_expect_eq((uintptr_t)r->cfg.slots % RFX_RING_LINE, 0, "slots start on their own line");
+    cr_expect_eq(r->cfg.stride % 8, 0, "stamps stay 8-byte aligned");
     rfx_spsc_ring_destroy(r);
 }
 
@@ -210,17 +211,24 @@ Test(spsc_ring, bursts_wrap_around)
 Test(spsc_ring, zero_copy_reserve_commit_peek_release)
 {
     struct rfx_spsc_ring *r = make(8, sizeof(uint64_t), RFX_RING_BLOCK);
-    size_t got;
-    uint64_t *w = rfx_spsc_ring_reserve(r, 5, &got);
+    size_t got, stride = rfx_spsc_ring_stride(r);
+    cr_expect_eq(stride, 16, "an 8-byte stamp, then the element");
+    cr_expect_eq(rfx_spsc_ring_stride(NULL), 0);
+    unsigned char *w = rfx_spsc_ring_reserve(r, 5, &got);
     cr_assert_eq(got, 5);
     for (int i = 0; i < 5; i++)
-        w[i] = (uint64_t)i;
+        memcpy(w + (size_t)i * stride, &(uint64_t){(uint64_t)i}, 8);
+    cr_expect_eq(rfx_spsc_ring_occupancy(r), 0, "nothing visible before commit");
+    uint64_t v;
+    cr_expect_eq(rfx_spsc_ring_pop(r, &v), -EAGAIN, "nothing poppable before commit");
     cr_expect_eq(rfx_spsc_ring_commit(r, 6), -EINVAL, "cannot commit more than reserved");
     cr_expect_eq(rfx_spsc_ring_commit(r, 5), 0);
-    const uint64_t *p = rfx_spsc_ring_peek(r, 8, &got);
+    const unsigned char *p = rfx_spsc_ring_peek(r, 8, &got);
     cr_assert_eq(got, 5);
-    for (int i = 0; i < 5; i++)
-        cr_expect_eq(p[i], (uint64_t)i);
+    for (int i = 0; i < 5; i++) {
+        memcpy(&v, p + (size_t)i * stride, 8);
+        cr_expect_eq(v, (uint64_t)i);
+    }
     cr_expect_eq(rfx_spsc_ring_release(r, 6), -EINVAL, "cannot release more than peeked");
     cr_expect_eq(rfx_spsc_ring_release(r, 5), 0);
     /* The next reservation stops at the end of the array (3 slots left). */

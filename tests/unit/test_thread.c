@@ -25,8 +25,8 @@ Test(thread, priority_parse)
     cr_expect_eq(rfx_priority_parse("fifo:80", &p), 0);
     cr_expect_eq(p.kind, RFX_PRIO_FIFO);
     cr_expect_eq(p.value, 80);
-    const char *bad[] = {"", "fast", "nice:", "nice:20", "nice:-21", "nice:3x",
-                         "fifo:0", "fifo:100", "fifo:", "FIFO:5", "nice: 5"};
+    const char *bad[] = {"",       "fast",     "nice:", "nice:20", "nice:-21", "nice:3x",
+                         "fifo:0", "fifo:100", "fifo:", "FIFO:5",  "nice: 5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(rfx_priority_parse(bad[i], &p), -EINVAL, "'%s'", bad[i]);
     cr_expect_eq(rfx_priority_parse(NULL, &p), -EINVAL);

@@ -242,18 +242,21 @@ ssize_t rfx_spsc_ring_push_burst(struct rfx_spsc_ring *r, const void *elems, siz
     return (ssize_t)stored;
 }
 
+/* min(want, limit, slots left before the array wraps at index i). */
+static uint64_t run_to_wrap(const struct rfx_spsc_ring *r, uint64_t i, uint64_t want,
+                            uint64_t limit)
+{
+    uint64_t contiguous = r->cfg.capacity - (i & r->cfg.mask);
+    uint64_t k = want < limit ? want : limit;
+    return k < contiguous ? k : contiguous;
+}
+
 void *rfx_spsc_ring_reserve(struct rfx_spsc_ring *r, size_t want, size_t *got)
 {
     if (!r || !got)
         return NULL;
     uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
-    uint64_t free_ = rfx_ring_free(r, t, want ? want : 1);
-    uint64_t contiguous = r->cfg.capacity - (t & r->cfg.mask);
-    uint64_t k = want;
-    if (k > free_)
-        k = free_;
-    if (k > contiguous)
-        k = contiguous;
+    uint64_t k = run_to_wrap(r, t, want, rfx_ring_free(r, t, want ? want : 1));
     r->prod.reserved = k;
     *got = (size_t)k;
     return k ? rfx_ring_elem(r, t) : NULL;
@@ -297,12 +300,7 @@ const void *rfx_spsc_ring_peek(struct rfx_spsc_ring *r, size_t want, size_t *got
     else
         avail = UINT64_MAX;
     uint64_t c = r->cons.cur;
-    uint64_t contiguous = r->cfg.capacity - (c & r->cfg.mask);
-    uint64_t k = want;
-    if (k > avail)
-        k = avail;
-    if (k > contiguous)
-        k = contiguous;
+    uint64_t k = run_to_wrap(r, c, want, avail);
     if (r->cfg.policy != RFX_RING_DROP_OLDEST)
         k = rfx_ring_ready_run(r, c, k);
     r->cons.peeked = k;

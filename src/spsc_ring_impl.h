@@ -223,7 +223,16 @@ static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size
 
 static inline int rfx_ring_pop(struct rfx_spsc_ring *r, void *out)
 {
-    return rfx_ring_pop_burst(r, out, 1) ? 0 : -EAGAIN;
+    if (r->cfg.policy == RFX_RING_DROP_OLDEST)
+        return rfx_ring_pop_burst(r, out, 1) ? 0 : -EAGAIN;
+    uint64_t c = r->cons.cur;
+    if (!rfx_ring_ready(r, c)) /* A1 */
+        return -EAGAIN;
+    rfx_ring_copy(out, rfx_ring_elem(r, c), r->cfg.elem_size);
+    r->cons.cur = c + 1;
+    /* R2: our read of the slot is done; pairs with A2. */
+    atomic_store_explicit(&r->cons.released, c + 1, memory_order_release);
+    return 0;
 }
 
 /*

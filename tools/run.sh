@@ -14,7 +14,7 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       liburcu-dev libck-dev libjemalloc-dev libcriterion-dev libinih-dev
       zlib1g-dev systemtap-sdt-dev
       default-jdk-headless libhdrhistogram-java)
-[ "$mode" = bench ] || [ "$mode" = demo ] && pkgs+=(libdpdk-dev)
+if [ "$mode" = bench ] || [ "$mode" = demo ]; then pkgs+=(libdpdk-dev); fi
 
 install_missing() {
     local missing=()
@@ -58,8 +58,7 @@ run_tests() {
 case "$mode" in
 test)
     install_missing
-    stress_args=()
-    [ "${RFX_LONG:-0}" = 1 ] && export RFX_STRESS_LONG=1
+    if [ "${RFX_LONG:-0}" = 1 ]; then export RFX_STRESS_LONG=1; fi
     configure build -Dwerror=true -Dbuildtype=debugoptimized
     configure build-asan -Dwerror=true -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
     configure build-tsan -Dwerror=true -Dbuildtype=debugoptimized -Db_sanitize=thread -Db_lundef=false

@@ -69,12 +69,18 @@ int rfx_spsc_ring_create(uint64_t capacity, size_t elem_size, enum rfx_ring_poli
     r->cfg.elem_size = (uint32_t)elem_size;
     r->cfg.policy = (uint32_t)policy;
     r->cfg.stride = stride;
+    /* Block: batch R2 (the producer only waits a little longer when full).
+     * The drop policies must see every free slot, or they would drop
+     * elements the ring had room for: they publish each release. */
+    r->cfg.release_batch =
+        policy == RFX_RING_BLOCK && capacity >= 4 ? (uint64_t)capacity / 4 : 1;
     r->cfg.slots = (unsigned char *)mem + head;
     r->alloc = mem;
     atomic_init(&r->prod.tail, 0);
     atomic_init(&r->prod.dropped_newest, 0);
     atomic_init(&r->prod.evicted_oldest, 0);
     atomic_init(&r->cons.released, 0);
+    atomic_init(&r->cons.cur, 0);
     atomic_init(&r->cons.skipped, 0);
     atomic_init(&r->shared.claim, 0);
     *out = r;
@@ -146,8 +152,9 @@ int rfx_ring_push_full(struct rfx_spsc_ring *r, const void *elem, void *evicted)
  */
 uint64_t rfx_ring_claim(struct rfx_spsc_ring *r, uint64_t want)
 {
-    if (r->cons.cur < r->cons.claim_end)
-        return r->cons.claim_end - r->cons.cur;
+    uint64_t cur = rfx_ring_cur(r);
+    if (cur < r->cons.claim_end)
+        return r->cons.claim_end - cur;
     for (;;) {
         uint64_t c = atomic_load_explicit(&r->shared.claim, memory_order_acquire);
         uint64_t avail = rfx_ring_avail(r, c);
@@ -157,9 +164,9 @@ uint64_t rfx_ring_claim(struct rfx_spsc_ring *r, uint64_t want)
         /* C1: pairs with C2; on success [c, c+n) are ours until R2. */
         if (atomic_compare_exchange_weak_explicit(&r->shared.claim, &c, c + n, memory_order_acq_rel,
                                                   memory_order_acquire)) {
-            if (c > r->cons.cur)
-                rfx_ring_count(&r->cons.skipped, c - r->cons.cur);
-            r->cons.cur = c;
+            if (c > cur)
+                rfx_ring_count(&r->cons.skipped, c - cur);
+            rfx_ring_set_cur(r, c);
             r->cons.claim_end = c + n;
             return n;
         }
@@ -299,11 +306,13 @@ const void *rfx_spsc_ring_peek(struct rfx_spsc_ring *r, size_t want, size_t *got
         avail = rfx_ring_claim(r, want ? want : 1);
     else
         avail = UINT64_MAX;
-    uint64_t c = r->cons.cur;
+    uint64_t c = rfx_ring_cur(r);
     uint64_t k = run_to_wrap(r, c, want, avail);
     if (r->cfg.policy != RFX_RING_DROP_OLDEST)
         k = rfx_ring_ready_run(r, c, k);
     r->cons.peeked = k;
+    if (k == 0)
+        rfx_ring_release_to(r, c, true); /* dry: publish what is pending */
     *got = (size_t)k;
     return k ? rfx_ring_elem(r, c) : NULL;
 }
@@ -314,9 +323,9 @@ int rfx_spsc_ring_release(struct rfx_spsc_ring *r, size_t k)
         return -EINVAL;
     r->cons.peeked = 0;
     if (k) {
-        r->cons.cur += k;
-        /* R2: our reads of the released slots are done. */
-        atomic_store_explicit(&r->cons.released, r->cons.cur, memory_order_release);
+        uint64_t c = rfx_ring_cur(r) + k;
+        rfx_ring_set_cur(r, c);
+        rfx_ring_release_to(r, c, false); /* R2, batched */
     }
     return 0;
 }
@@ -325,20 +334,17 @@ uint64_t rfx_spsc_ring_occupancy(const struct rfx_spsc_ring *r)
 {
     if (!r)
         return 0;
-    /* Read released first: both only grow, so tail read later is >= the
-     * tail at the time released was read, and the difference never goes
-     * negative. */
-    uint64_t rel = atomic_load_explicit(&r->cons.released, memory_order_acquire);
-    if (r->cfg.policy == RFX_RING_DROP_OLDEST) {
-        /* Evicted elements sit below claim but may still be above released
-         * until the consumer skips them: count only what awaits a claim plus
-         * what the consumer holds. claim is read before tail for the same
-         * reason released is. */
-        uint64_t claim = atomic_load_explicit(&r->shared.claim, memory_order_acquire);
-        rel = claim;
-    }
+    /* Read the consumer's position first: both only grow, so the tail read
+     * after it is at least the tail of that moment. The consumer can still be
+     * ahead of the tail word (it reads a stamp before the producer's R3), so
+     * the difference is clamped at 0. Drop-oldest: evicted elements sit below
+     * claim but above cur until the consumer skips them; count only what
+     * awaits a claim plus what the consumer holds. */
+    uint64_t rel = r->cfg.policy == RFX_RING_DROP_OLDEST
+                       ? atomic_load_explicit(&r->shared.claim, memory_order_acquire)
+                       : rfx_ring_cur(r);
     uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_acquire);
-    uint64_t occ = t - rel;
+    uint64_t occ = t > rel ? t - rel : 0;
     return occ > r->cfg.capacity ? r->cfg.capacity : occ;
 }
 
@@ -357,7 +363,7 @@ int rfx_spsc_ring_stats(const struct rfx_spsc_ring *r, struct rfx_ring_stats *ou
     if (!r || !out)
         return -EINVAL;
     out->capacity = r->cfg.capacity;
-    out->released = atomic_load_explicit(&r->cons.released, memory_order_acquire);
+    out->released = rfx_ring_cur(r);
     out->pushed = atomic_load_explicit(&r->prod.tail, memory_order_acquire);
     out->occupancy = rfx_spsc_ring_occupancy(r);
     out->dropped_newest = atomic_load_explicit(&r->prod.dropped_newest, memory_order_relaxed);

@@ -18,6 +18,8 @@
  *      claims, occupancy): every element below tail is written.
  *   R2 consumer's release store of cons.released  -> A2 producer's acquire load of cons.released:
  *      the consumer's reads of a slot finish before the producer reuses it.
+ *      (Block rings batch R2: once per capacity/4 elements, or when
+ *      the consumer runs dry, so the producer refetches that line rarely.)
  *   C1 consumer's claim CAS on shared.claim  <-> C2 producer's evict CAS on shared.claim
  *      (drop-oldest only): whichever CAS moves claim past index i owns element i;
  *      the loser retries. Both are acq_rel RMWs on one variable, so exactly one wins.
@@ -44,6 +46,8 @@ struct rfx_ring_cfg {
     uint32_t elem_size;
     uint32_t policy; /* enum rfx_ring_policy */
     uint64_t stride; /* bytes per slot: stamp + element, multiple of 8 */
+    uint64_t release_batch; /* block: R2 at most every this many elements
+                               (capacity / 4), or when the ring runs dry; 1 otherwise */
     unsigned char *slots;
 };
 
@@ -63,7 +67,8 @@ struct rfx_ring_prod {
 /* Written by the consumer only. */
 struct rfx_ring_cons {
     _Atomic uint64_t released; /* R2: every index below is free for the producer */
-    uint64_t cur;              /* next index to read */
+    _Atomic uint64_t cur;      /* next index to read; consumer-written (relaxed),
+                                  read by occupancy */
     uint64_t claim_end;        /* drop-oldest: end of the range the consumer claimed */
     uint64_t cached_tail;      /* drop-oldest: consumer's view of prod.tail (last A3 value) */
     uint64_t peeked;           /* elements handed out by peek, not yet released */
@@ -140,6 +145,30 @@ static inline void rfx_ring_count(_Atomic uint64_t *c, uint64_t n)
                           memory_order_relaxed);
 }
 
+static inline uint64_t rfx_ring_cur(const struct rfx_spsc_ring *r)
+{
+    return atomic_load_explicit(&r->cons.cur, memory_order_relaxed);
+}
+
+static inline void rfx_ring_set_cur(struct rfx_spsc_ring *r, uint64_t c)
+{
+    atomic_store_explicit(&r->cons.cur, c, memory_order_relaxed);
+}
+
+/*
+ * Consumer: hand slots below `upto` back to the producer (R2: our reads of
+ * them are done; pairs with A2). Each R2 store is a line the producer must
+ * fetch again, so it is batched: published once release_batch slots have
+ * accumulated, or at once when `dry` (the consumer found no more to read,
+ * so the producer must not wait on us).
+ */
+static inline void rfx_ring_release_to(struct rfx_spsc_ring *r, uint64_t upto, bool dry)
+{
+    uint64_t pub = atomic_load_explicit(&r->cons.released, memory_order_relaxed);
+    if (upto != pub && (dry || upto - pub >= r->cfg.release_batch))
+        atomic_store_explicit(&r->cons.released, upto, memory_order_release);
+}
+
 /* Producer: free slots as far as its cached view knows; refresh it (A2) when
  * fewer than `need` are free. */
 static inline uint64_t rfx_ring_free(struct rfx_spsc_ring *r, uint64_t t, uint64_t need)
@@ -197,13 +226,13 @@ uint64_t rfx_ring_claim(struct rfx_spsc_ring *r, uint64_t want);
 /* Consumer fast path: take up to n elements into out. */
 static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size_t n)
 {
-    uint64_t c = r->cons.cur;
+    uint64_t c = rfx_ring_cur(r);
     uint64_t got;
     unsigned char *o = out;
     uint32_t es = r->cfg.elem_size;
     if (r->cfg.policy == RFX_RING_DROP_OLDEST) {
         got = rfx_ring_claim(r, n);
-        c = r->cons.cur;
+        c = rfx_ring_cur(r);
         if (got > n)
             got = n;
         for (uint64_t k = 0; k < got; k++)
@@ -213,11 +242,9 @@ static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size
         for (got = 0; got < n && rfx_ring_ready(r, c + got); got++)
             rfx_ring_copy(o + got * es, rfx_ring_elem(r, c + got), es);
     }
-    if (got == 0)
-        return 0;
-    r->cons.cur = c + got;
-    /* R2: our reads of these slots are done; pairs with A2. */
-    atomic_store_explicit(&r->cons.released, c + got, memory_order_release);
+    rfx_ring_set_cur(r, c + got);
+    /* A short burst means the ring ran dry: publish at once. */
+    rfx_ring_release_to(r, c + got, got < n);
     return (size_t)got;
 }
 
@@ -225,13 +252,14 @@ static inline int rfx_ring_pop(struct rfx_spsc_ring *r, void *out)
 {
     if (r->cfg.policy == RFX_RING_DROP_OLDEST)
         return rfx_ring_pop_burst(r, out, 1) ? 0 : -EAGAIN;
-    uint64_t c = r->cons.cur;
-    if (!rfx_ring_ready(r, c)) /* A1 */
+    uint64_t c = rfx_ring_cur(r);
+    if (!rfx_ring_ready(r, c)) { /* A1 */
+        rfx_ring_release_to(r, c, true);
         return -EAGAIN;
+    }
     rfx_ring_copy(out, rfx_ring_elem(r, c), r->cfg.elem_size);
-    r->cons.cur = c + 1;
-    /* R2: our read of the slot is done; pairs with A2. */
-    atomic_store_explicit(&r->cons.released, c + 1, memory_order_release);
+    rfx_ring_set_cur(r, c + 1);
+    rfx_ring_release_to(r, c + 1, false);
     return 0;
 }
 

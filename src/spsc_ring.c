@@ -72,8 +72,7 @@ int rfx_spsc_ring_create(uint64_t capacity, size_t elem_size, enum rfx_ring_poli
     /* Block: batch R2 (the producer only waits a little longer when full).
      * The drop policies must see every free slot, or they would drop
      * elements the ring had room for: they publish each release. */
-    r->cfg.release_batch =
-        policy == RFX_RING_BLOCK && capacity >= 4 ? (uint64_t)capacity / 4 : 1;
+    r->cfg.release_batch = policy == RFX_RING_BLOCK && capacity >= 4 ? (uint64_t)capacity / 4 : 1;
     r->cfg.slots = (unsigned char *)mem + head;
     r->alloc = mem;
     atomic_init(&r->prod.tail, 0);

@@ -44,8 +44,8 @@ struct rfx_ring_cfg {
     uint64_t mask;     /* capacity - 1 */
     uint64_t capacity; /* power of two */
     uint32_t elem_size;
-    uint32_t policy; /* enum rfx_ring_policy */
-    uint64_t stride; /* bytes per slot: stamp + element, multiple of 8 */
+    uint32_t policy;        /* enum rfx_ring_policy */
+    uint64_t stride;        /* bytes per slot: stamp + element, multiple of 8 */
     uint64_t release_batch; /* block: R2 at most every this many elements
                                (capacity / 4), or when the ring runs dry; 1 otherwise */
     unsigned char *slots;

@@ -110,6 +110,40 @@ Test(spsc_ring, fifo_order_and_block_when_full)
     rfx_spsc_ring_destroy(r);
 }
 
+/* Block rings publish the consumer's releases a quarter ring at a time, or
+ * as soon as the consumer runs dry; occupancy stays exact throughout. */
+Test(spsc_ring, block_release_is_batched_but_never_withheld)
+{
+    struct rfx_spsc_ring *r = make(16, sizeof(uint64_t), RFX_RING_BLOCK);
+    uint64_t v = 0, out;
+    for (int i = 0; i < 16; i++, v++)
+        cr_assert_eq(rfx_spsc_ring_push(r, &v), 0);
+    cr_assert_eq(rfx_spsc_ring_pop(r, &out), 0);
+    cr_expect_eq(rfx_spsc_ring_occupancy(r), 15);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(rfx_spsc_ring_pop(r, &out), 0);
+    cr_expect_eq(out, 3);
+    cr_expect_eq(rfx_spsc_ring_occupancy(r), 12);
+    /* Four pops (capacity / 4) published: the producer has those slots. */
+    for (int i = 0; i < 4; i++, v++)
+        cr_expect_eq(rfx_spsc_ring_push(r, &v), 0, "slot %d after a full batch", i);
+    /* A short burst (the ring ran dry) publishes everything read. */
+    uint64_t burst[32];
+    cr_assert_eq(rfx_spsc_ring_pop_burst(r, burst, 32), 16);
+    cr_expect_eq(burst[0], 4);
+    cr_expect_eq(burst[15], 19);
+    cr_expect_eq(rfx_spsc_ring_occupancy(r), 0);
+    for (int i = 0; i < 16; i++, v++)
+        cr_expect_eq(rfx_spsc_ring_push(r, &v), 0, "slot %d after the ring ran dry", i);
+    /* A single pop that finds nothing publishes too. */
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(rfx_spsc_ring_pop(r, &out), 0);
+    cr_expect_eq(rfx_spsc_ring_pop(r, &out), -EAGAIN);
+    for (int i = 0; i < 16; i++, v++)
+        cr_expect_eq(rfx_spsc_ring_push(r, &v), 0, "slot %d after an empty pop", i);
+    rfx_spsc_ring_destroy(r);
+}
+
 Test(spsc_ring, drop_newest_discards_and_counts)
 {
     struct rfx_spsc_ring *r = make(4, sizeof(uint64_t), RFX_RING_DROP_NEWEST);

@@ -4,6 +4,8 @@
  */
 #include <reflex/reflex.h>
 
+#include "cmd_run.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -19,6 +21,12 @@ static void usage(FILE *f)
                "A lock-free pipeline engine for latency-sensitive bots.\n"
                "\n"
                "commands:\n"
+               "  demo [--duration S] [--out DIR]\n"
+               "        play the built-in game with the built-in bot at 60 FPS\n"
+               "  run CONFIG [--duration S] [--frames N] [--out DIR] [--set S.K=V]...\n"
+               "        run the pipeline a config file describes; writes the run bundle\n"
+               "  check CONFIG\n"
+               "        validate a config and print the resolved layout\n"
                "  hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
                "        percentile distribution (.hgrm text) of every interval of a\n"
                "        histogram log, merged; values in ms unless --unit-ratio says\n"
@@ -151,6 +159,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "hist") == 0)
         return cmd_hist(argc - 1, argv + 1);
+    if (strcmp(cmd, "demo") == 0)
+        return cmd_run(argc - 1, argv + 1, true);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1, false);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
     fprintf(stderr, "reflex: unknown command '%s' (try 'reflex --help')\n", cmd);
     return EXIT_USAGE;
 }

@@ -11,5 +11,10 @@
 #include <reflex/wait.h>
 #include <reflex/thread.h>
 #include <reflex/hdr_histogram.h>
+#include <reflex/stage.h>
+#include <reflex/engine.h>
+#include <reflex/action_cache.h>
+#include <reflex/planner.h>
+#include <reflex/config.h>
 
 #endif

@@ -1,0 +1,176 @@
+/*
+ * reflex — the engine: frames flow through stages on pinned threads over
+ * SPSC rings; telemetry closes the loop and returns frames to the pool.
+ *
+ * Life cycle: rfx_engine_config_default (or rfx_config_load) fills a config;
+ * rfx_engine_create checks it and allocates everything (pool, rings,
+ * histograms); rfx_engine_add_stage registers the stages in pipeline order
+ * (the built-in telemetry stage is appended by the engine); rfx_engine_start
+ * starts the threads; rfx_engine_wait blocks until the run ends (duration,
+ * frame count, or rfx_engine_stop); rfx_engine_write_bundle writes the run
+ * bundle; rfx_engine_destroy frees everything.
+ *
+ * Ownership: the engine owns its pool, rings, threads and histograms. Stage
+ * contexts stay the caller's; they must outlive the engine's threads (until
+ * rfx_engine_wait returns).
+ * Thread-safety: create, add_stage, start, wait, write_bundle and destroy are
+ * for one controlling thread. rfx_engine_stop and the rfx_engine_* queries
+ * may be called from any thread (and rfx_engine_stop from a signal handler).
+ */
+#ifndef REFLEX_ENGINE_H
+#define REFLEX_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <reflex/api.h>
+#include <reflex/spsc_ring.h>
+#include <reflex/stage.h>
+#include <reflex/thread.h>
+#include <reflex/wait.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RFX_MAX_THREADS 8
+#define RFX_MAX_WORKERS 16
+#define RFX_PATH_MAX    256
+
+struct rfx_engine;
+struct rfx_action_cache;
+
+struct rfx_thread_config {
+    char name[RFX_NAME_MAX];                   /* thread is named rfx-<name> */
+    char stages[RFX_MAX_STAGES][RFX_NAME_MAX]; /* hosted in this order ("fused") */
+    int n_stages;
+    int core;                     /* -1: not pinned */
+    struct rfx_wait_config wait;  /* how it waits for input */
+    struct rfx_priority priority; /* normal | nice:N | fifo:N */
+    int line;                     /* config line of its section (0: not from a file) */
+};
+
+struct rfx_budget {
+    char stage[RFX_NAME_MAX]; /* a stage name, or "e2e" */
+    int64_t p50_ns, p95_ns, p99_ns;
+};
+
+struct rfx_engine_config {
+    /* [engine] */
+    double frame_hz;        /* source rate; 0 = as fast as the pipeline goes */
+    uint32_t payload_bytes; /* per frame */
+    uint32_t pool_frames;   /* frames preallocated; power of two */
+    uint32_t burst;         /* frames per ring operation, 1..64 */
+    uint32_t lead_us;       /* wake this long before a scheduled frame, then spin */
+    double duration_s;      /* 0 = until stopped */
+    uint64_t max_frames;    /* 0 = no limit */
+    char out_dir[RFX_PATH_MAX];
+    bool lock_memory; /* mlockall at start */
+    /* [thread.NAME]; n_threads = 0: pick a layout for the online CPUs */
+    int n_threads;
+    struct rfx_thread_config threads[RFX_MAX_THREADS];
+    /* [ring] */
+    uint32_t ring_capacity; /* power of two */
+    enum rfx_ring_policy ring_policy;
+    /* [budget] */
+    int n_budgets;
+    struct rfx_budget budgets[RFX_MAX_STAGES + 1];
+    /* [strategic] */
+    int strategic_workers;
+    int strategic_cores[RFX_MAX_WORKERS]; /* -1: not pinned */
+    double strategic_hz, strategic_min_hz, strategic_max_hz;
+    bool pause_planning; /* ask the source to pause while the planner runs */
+    /* [cache] */
+    uint32_t cache_l1_slots; /* table capacity, power of two */
+    uint32_t cache_l2_slots;
+    uint32_t miss_queue; /* SPMC miss queue capacity, power of two */
+    /* [telemetry] */
+    double interval_s; /* interval histograms and checks */
+    uint32_t drain_us; /* telemetry thread wakes at least this often */
+    /* [source] / [sink] (interpreted by the tools' stage set-up) */
+    char source_kind[RFX_NAME_MAX]; /* demo | synthetic | udp */
+    char sink_kind[RFX_NAME_MAX];   /* demo | null | udp */
+    uint64_t seed;
+    uint32_t work_ns[RFX_MAX_STAGES]; /* synthetic: busy work per frame per stage */
+    int udp_port_in, udp_port_out;
+};
+
+/* Defaults: 60 Hz, 256-byte payload, 1024 frames, burst 32, auto layout,
+ * 256-slot block rings, seed-000 budgets, 1 strategic worker at 2 Hz in
+ * [0.5, 4], 1 s intervals. */
+RFX_API void rfx_engine_config_default(struct rfx_engine_config *cfg);
+
+/* Check a config on its own (no file). Returns 0 or -EINVAL with a message. */
+RFX_API int rfx_engine_config_check(const struct rfx_engine_config *cfg, char *msg, size_t msglen);
+
+/*
+ * Resolve the layout: when cfg->n_threads is 0, fill threads for `cpus`
+ * online CPUs (cpus <= 0: this machine's) and `stages` (the pipeline, the
+ * telemetry stage last). Returns 0 or -EINVAL with a message.
+ */
+RFX_API int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *stages,
+                                      int n_stages, int cpus, char *msg, size_t msglen);
+
+RFX_API int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **out);
+RFX_API void rfx_engine_destroy(struct rfx_engine *e);
+
+/* Register the next stage of the pipeline (before start). The name must be
+ * unique; ops and ctx must stay valid until rfx_engine_wait returns. */
+RFX_API int rfx_engine_add_stage(struct rfx_engine *e, const char *name,
+                                 const struct rfx_stage_ops *ops, void *ctx);
+
+/* The engine's action cache (created with the engine), for decide stages and planners. */
+RFX_API struct rfx_action_cache *rfx_engine_cache(struct rfx_engine *e);
+
+/* Start the threads. msg receives the reason for a failure (a bad core, a
+ * stage init that failed). Warnings (FIFO refused) go to stderr. */
+RFX_API int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen);
+
+/* Ask the run to end: the source stops, in-flight frames drain. Any thread,
+ * async-signal-safe. */
+RFX_API void rfx_engine_stop(struct rfx_engine *e);
+
+/* Block until every thread has drained and exited. */
+RFX_API int rfx_engine_wait(struct rfx_engine *e);
+
+/* Write summary.json, latency.hlog's last lines, STAGE.hgrm and e2e.hgrm to
+ * the out dir (after rfx_engine_wait). */
+RFX_API int rfx_engine_write_bundle(struct rfx_engine *e, char *msg, size_t msglen);
+
+/* True while any engine thread is still running (any thread). */
+RFX_API bool rfx_engine_running(const struct rfx_engine *e);
+
+/* Print the run's report after rfx_engine_wait: per stage p50/p95/p99 against
+ * budget, end to end, frames by outcome, cache hit rate. Returns the number
+ * of budget violations (intervals with a percentile over budget, all stages
+ * and e2e), or a negative errno. */
+RFX_API int64_t rfx_engine_print_report(struct rfx_engine *e, FILE *f);
+
+/* Frame accounting; exact after rfx_engine_wait, a snapshot before. */
+struct rfx_engine_counts {
+    uint64_t captured, executed, in_flight;
+    uint64_t dropped[RFX_DROP_REASONS];
+};
+RFX_API void rfx_engine_counts(const struct rfx_engine *e, struct rfx_engine_counts *out);
+
+RFX_API const char *rfx_drop_reason_name(enum rfx_drop_reason r);
+RFX_API const char *rfx_level_name(enum rfx_level l);
+
+/* Current degradation level (stages receive it in their env). */
+RFX_API enum rfx_level rfx_engine_level(const struct rfx_engine *e);
+
+/* Print the resolved layout (threads, cores, waits, rings, budgets). */
+RFX_API void rfx_engine_config_print(const struct rfx_engine_config *cfg, FILE *f);
+
+/* Attach extra JSON members to summary.json ("demo": {...}); `json` is a
+ * complete member list such as "\"demo\": {\"score\": 3}". Copied. */
+RFX_API int rfx_engine_set_summary_extra(struct rfx_engine *e, const char *json);
+
+/* Monotonic time in ns (CLOCK_MONOTONIC, the frames' clock). */
+RFX_API int64_t rfx_now_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,119 @@
+/*
+ * reflex — frames and the stage contract.
+ *
+ * A frame is a preallocated slot from the engine's pool: this header plus a
+ * payload of the configured size. Rings carry frame pointers, never copies.
+ * A stage is a set of callbacks: init once on its thread before the first
+ * frame, process a burst of frames, fini once after the last. The built-in
+ * capture, pattern, decide, execute and telemetry roles are stages like any
+ * a user writes.
+ *
+ * Ownership: the engine owns frames. A stage may read and write the frames
+ * of the burst it was given, during the call only; it must not keep them.
+ * Thread-safety: a stage's callbacks all run on the one thread that hosts it,
+ * so its context needs no locking against itself. Stages on other threads
+ * see a frame only after it has left this one (the rings order that).
+ */
+#ifndef REFLEX_STAGE_H
+#define REFLEX_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <reflex/api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RFX_MAX_STAGES 8 /* stages in one pipeline, telemetry included */
+#define RFX_NAME_MAX   32
+
+/* Degradation level a stage is told about (the ladder drives it). */
+enum rfx_level {
+    RFX_LEVEL_NONE = 0,
+    RFX_LEVEL_MINIMAL = 1,
+    RFX_LEVEL_MODERATE = 2, /* stages take their fast path */
+    RFX_LEVEL_SEVERE = 3,   /* cache only, no planning */
+    RFX_LEVEL_CRITICAL = 4, /* safe fallback only */
+};
+
+enum rfx_context_class {
+    RFX_CLASS_ROUTINE = 0,
+    RFX_CLASS_EMERGENCY = 1,
+    RFX_CLASS_DELIBERATIVE = 2,
+};
+
+/* Why a frame was dropped; summary.json names them. */
+enum rfx_drop_reason {
+    RFX_DROP_NONE = 0,
+    RFX_DROP_RING_FULL = 1,      /* drop-newest ring had no room */
+    RFX_DROP_EVICTED = 2,        /* drop-oldest ring evicted it for a fresher frame */
+    RFX_DROP_POOL_EXHAUSTED = 3, /* no free frame when the source was due */
+    RFX_DROP_STAGE = 4,          /* a stage dropped it (rfx_frame_drop) */
+    RFX_DROP_STALE = 5,          /* older than the frame budget (degradation) */
+    RFX_DROP_CIRCUIT_OPEN = 6,   /* the sink's circuit breaker rejected it */
+    RFX_DROP_REASONS = 7,
+};
+
+/* How decide resolved the frame's action. */
+enum rfx_cache_result {
+    RFX_CACHE_NONE = 0, /* no lookup */
+    RFX_CACHE_L1 = 1,
+    RFX_CACHE_L2 = 2,
+    RFX_CACHE_MISS = 3, /* the fallback supplied the action */
+};
+
+#define RFX_FRAME_EMPTY 0x1u /* capture: no input for this slot; the engine recycles it */
+
+struct rfx_frame {
+    uint64_t seq;                     /* capture order, from 0 */
+    int64_t scheduled_ns;             /* CLOCK_MONOTONIC time the source was due to capture it */
+    int64_t capture_ns;               /* when capture began */
+    int64_t enter_ns[RFX_MAX_STAGES]; /* per stage: when its burst began */
+    int64_t exit_ns[RFX_MAX_STAGES];  /* per stage: when its burst ended */
+    uint64_t context_key;             /* exact context (pattern stage) */
+    uint64_t pattern_key;             /* coarser pattern (pattern stage) */
+    uint64_t cache_generation;        /* snapshot generation decide looked up in */
+    uint32_t context_class;           /* enum rfx_context_class */
+    uint32_t level;                   /* enum rfx_level when captured */
+    uint32_t action;                  /* decide's choice */
+    uint32_t flags;                   /* RFX_FRAME_* */
+    uint8_t drop_reason;              /* enum rfx_drop_reason */
+    uint8_t cache_result;             /* enum rfx_cache_result */
+    uint16_t woke_mask;               /* bit i: stage i's thread had parked before this frame */
+    uint32_t payload_size;
+    unsigned char *payload; /* payload_size bytes, 64-byte aligned */
+};
+
+/* Mark a frame dropped; later stages skip it and telemetry counts it. */
+static inline void rfx_frame_drop(struct rfx_frame *f, enum rfx_drop_reason why)
+{
+    if (f->drop_reason == RFX_DROP_NONE)
+        f->drop_reason = (uint8_t)why;
+}
+
+/* What a stage's callbacks are told. */
+struct rfx_stage_env {
+    struct rfx_engine *engine; /* for rfx_engine_* queries; never destroy it */
+    int stage_index;           /* position in the pipeline, from 0 */
+    enum rfx_level level;      /* current degradation level */
+    int64_t now_ns;            /* CLOCK_MONOTONIC at the start of this call */
+};
+
+struct rfx_stage_ops {
+    /* On the stage's thread, before the first frame. Nonzero fails start. */
+    int (*init)(void *ctx, const struct rfx_stage_env *env);
+    /* Process n >= 1 frames, in order. Frames dropped earlier are not passed
+     * (unless sees_dropped). Must not block in steady state. */
+    void (*process)(void *ctx, struct rfx_frame **frames, size_t n,
+                    const struct rfx_stage_env *env);
+    /* On the stage's thread, after the last frame. */
+    void (*fini)(void *ctx, const struct rfx_stage_env *env);
+    int sees_dropped; /* telemetry: also receives dropped frames */
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif

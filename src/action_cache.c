@@ -1,0 +1,356 @@
+/*
+ * The action cache: RCU-published immutable snapshots (liburcu QSBR) and a
+ * Concurrency Kit SPMC miss queue. See include/reflex/action_cache.h.
+ *
+ * A snapshot is one allocation: header, L1 table, L2 table. Tables are
+ * open-addressed with linear probing, load <= 0.5, key 0 marks an empty
+ * slot. Nothing in a published snapshot is ever written again.
+ *
+ * Memory ordering (docs/memory-ordering.md, pairs P1/D1):
+ *   P1 writer publishes the snapshot pointer (rcu_assign_pointer: a release
+ *      store) after filling it  ->  D1 reader loads it (rcu_dereference: a
+ *      dependency-ordered load) and reads the tables through it.
+ * Under ThreadSanitizer, which cannot see liburcu's volatile accesses and
+ * barriers, P1/D1 are C11 release/acquire operations instead, so the
+ * project's own code is checked; the grace period is still liburcu's.
+ */
+#define _LGPL_SOURCE /* inline read-side fast paths */
+#include "action_cache_impl.h"
+
+#include <ck_ring.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu-qsbr.h>
+
+CK_RING_PROTOTYPE(rfx_miss, rfx_cache_miss)
+
+#if defined(__SANITIZE_THREAD__)
+#define RFX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RFX_TSAN 1
+#endif
+#endif
+
+/*
+ * ThreadSanitizer cannot see that liburcu's grace period orders a reader's
+ * last access to a snapshot before the writer frees it. Tell it: each
+ * quiescent state (or going offline) releases a sync token after the
+ * reader's accesses; the writer acquires it after synchronize_rcu. That is
+ * exactly the guarantee QSBR gives, stated in TSan's terms.
+ */
+#ifdef RFX_TSAN
+#include <sanitizer/tsan_interface.h>
+static char grace_token;
+#define GRACE_READER_DONE() __tsan_release(&grace_token)
+#define GRACE_WRITER_SEES() __tsan_acquire(&grace_token)
+#else
+#define GRACE_READER_DONE() ((void)0)
+#define GRACE_WRITER_SEES() ((void)0)
+#endif
+
+struct rfx_action_cache {
+    _Alignas(64) struct rfx_snapshot *current; /* P1/D1 */
+    struct rfx_action_cache_config cfg;
+    pthread_mutex_t writer; /* serialises writers (never taken by readers) */
+    _Atomic uint64_t publications;
+    _Alignas(64) struct ck_ring misses;
+    struct rfx_cache_miss *miss_buf;
+    _Atomic uint64_t misses_queued, misses_dropped; /* producer-written */
+};
+
+static struct rfx_snapshot *snap_load(struct rfx_action_cache *c)
+{
+#ifdef RFX_TSAN
+    return __atomic_load_n(&c->current, __ATOMIC_ACQUIRE); /* D1 */
+#else
+    return rcu_dereference(c->current); /* D1 */
+#endif
+}
+
+static void snap_store(struct rfx_action_cache *c, struct rfx_snapshot *s)
+{
+#ifdef RFX_TSAN
+    __atomic_store_n(&c->current, s, __ATOMIC_RELEASE); /* P1 */
+#else
+    rcu_assign_pointer(c->current, s);  /* P1 */
+#endif
+}
+
+void rfx_action_cache_config_default(struct rfx_action_cache_config *cfg)
+{
+    if (!cfg)
+        return;
+    cfg->max_entries = 65536;
+    cfg->miss_queue = 1024;
+}
+
+int rfx_action_cache_create(const struct rfx_action_cache_config *cfg,
+                            struct rfx_action_cache **out)
+{
+    if (!cfg || !out || cfg->max_entries == 0 || cfg->max_entries > (1u << 26) ||
+        cfg->miss_queue < 4 || cfg->miss_queue > (1u << 24) ||
+        (cfg->miss_queue & (cfg->miss_queue - 1)) != 0)
+        return -EINVAL;
+    struct rfx_action_cache *c = NULL;
+    if (posix_memalign((void **)&c, 64, sizeof *c) != 0)
+        return -ENOMEM;
+    memset(c, 0, sizeof *c);
+    c->cfg = *cfg;
+    c->miss_buf = calloc(cfg->miss_queue, sizeof *c->miss_buf);
+    if (!c->miss_buf) {
+        free(c);
+        return -ENOMEM;
+    }
+    ck_ring_init(&c->misses, cfg->miss_queue);
+    pthread_mutex_init(&c->writer, NULL);
+    atomic_init(&c->publications, 0);
+    atomic_init(&c->misses_queued, 0);
+    atomic_init(&c->misses_dropped, 0);
+    *out = c;
+    return 0;
+}
+
+void rfx_action_cache_destroy(struct rfx_action_cache *c)
+{
+    if (!c)
+        return;
+    /* No reader or writer is left: the snapshot can go without a grace period. */
+    free(c->current);
+    free(c->miss_buf);
+    pthread_mutex_destroy(&c->writer);
+    free(c);
+}
+
+void rfx_cache_reader_register(void)
+{
+    urcu_qsbr_register_thread();
+}
+
+void rfx_cache_reader_unregister(void)
+{
+    GRACE_READER_DONE();
+    urcu_qsbr_unregister_thread();
+}
+
+void rfx_cache_reader_offline(void)
+{
+    GRACE_READER_DONE();
+    urcu_qsbr_thread_offline();
+}
+
+void rfx_cache_reader_online(void)
+{
+    urcu_qsbr_thread_online();
+}
+
+void rfx_cache_quiescent(void)
+{
+    GRACE_READER_DONE();
+    urcu_qsbr_quiescent_state();
+}
+
+static inline uint64_t slot_of(uint64_t key, uint32_t mask)
+{
+    return ((key * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+static inline const struct rfx_cache_entry *probe(const struct rfx_cache_entry *t, uint32_t mask,
+                                                  uint64_t key)
+{
+    for (uint64_t i = slot_of(key, mask);; i = (i + 1) & mask) {
+        if (t[i].key == key)
+            return &t[i];
+        if (t[i].key == 0)
+            return NULL;
+    }
+}
+
+enum rfx_cache_result rfx_action_cache_lookup(struct rfx_action_cache *c, uint64_t context_key,
+                                              uint64_t pattern_key, uint32_t *action,
+                                              uint64_t *generation)
+{
+    struct rfx_snapshot *s = snap_load(c);
+    if (!s) {
+        if (generation)
+            *generation = 0;
+        return RFX_CACHE_MISS;
+    }
+    if (generation)
+        *generation = s->generation;
+    const struct rfx_cache_entry *e;
+    if (context_key && (e = probe(s->l1, s->l1_mask, context_key)) != NULL) {
+        *action = e->action;
+        return RFX_CACHE_L1;
+    }
+    if (pattern_key && (e = probe(s->l2, s->l2_mask, pattern_key)) != NULL) {
+        *action = e->action;
+        return RFX_CACHE_L2;
+    }
+    return RFX_CACHE_MISS;
+}
+
+const struct rfx_snapshot *rfx_action_cache_snapshot(struct rfx_action_cache *c)
+{
+    return snap_load(c);
+}
+
+uint64_t rfx_snapshot_checksum(const struct rfx_snapshot *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ s->generation;
+    size_t slots = (size_t)s->l1_mask + 1 + (size_t)s->l2_mask + 1;
+    const struct rfx_cache_entry *t = s->l1;
+    for (size_t i = 0; i < slots; i++) {
+        h = (h ^ t[i].key) * 0x100000001b3ull;
+        h = (h ^ ((uint64_t)t[i].action << 32 | t[i].category)) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+int rfx_action_cache_queue_miss(struct rfx_action_cache *c, const struct rfx_cache_miss *m)
+{
+    if (!c || !m)
+        return -EINVAL;
+    struct rfx_cache_miss copy = *m;
+    if (!ck_ring_enqueue_spmc_rfx_miss(&c->misses, c->miss_buf, &copy)) {
+        atomic_store_explicit(&c->misses_dropped,
+                              atomic_load_explicit(&c->misses_dropped, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        return -EAGAIN;
+    }
+    atomic_store_explicit(&c->misses_queued,
+                          atomic_load_explicit(&c->misses_queued, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return 0;
+}
+
+size_t rfx_action_cache_take_misses(struct rfx_action_cache *c, struct rfx_cache_miss *out,
+                                    size_t n)
+{
+    if (!c || !out)
+        return 0;
+    size_t k = 0;
+    while (k < n && ck_ring_dequeue_spmc_rfx_miss(&c->misses, c->miss_buf, &out[k]))
+        k++;
+    return k;
+}
+
+static uint32_t table_slots(size_t n)
+{
+    uint32_t s = 16;
+    while (s < 2 * n)
+        s <<= 1;
+    return s;
+}
+
+static void fill(struct rfx_cache_entry *t, uint32_t mask, const struct rfx_cache_entry *src,
+                 size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        uint64_t i = slot_of(src[k].key, mask);
+        while (t[i].key != 0 && t[i].key != src[k].key)
+            i = (i + 1) & mask;
+        t[i] = src[k]; /* a duplicate key overwrites: the last wins */
+    }
+}
+
+int64_t rfx_action_cache_publish(struct rfx_action_cache *c, const struct rfx_cache_entry *l1,
+                                 size_t n1, const struct rfx_cache_entry *l2, size_t n2)
+{
+    if (!c || (n1 && !l1) || (n2 && !l2))
+        return -EINVAL;
+    if (n1 > c->cfg.max_entries || n2 > c->cfg.max_entries)
+        return -ENOSPC;
+    for (size_t k = 0; k < n1; k++)
+        if (l1[k].key == 0)
+            return -EINVAL;
+    for (size_t k = 0; k < n2; k++)
+        if (l2[k].key == 0)
+            return -EINVAL;
+    uint32_t s1 = table_slots(n1), s2 = table_slots(n2);
+    size_t bytes = sizeof(struct rfx_snapshot) + ((size_t)s1 + s2) * sizeof(struct rfx_cache_entry);
+    struct rfx_snapshot *s = calloc(1, bytes);
+    if (!s)
+        return -ENOMEM;
+    s->l1 = (struct rfx_cache_entry *)(s + 1);
+    s->l2 = s->l1 + s1;
+    s->l1_mask = s1 - 1;
+    s->l2_mask = s2 - 1;
+    fill(s->l1, s->l1_mask, l1, n1);
+    fill(s->l2, s->l2_mask, l2, n2);
+    for (uint32_t i = 0; i < s1; i++)
+        s->n1 += s->l1[i].key != 0;
+    for (uint32_t i = 0; i < s2; i++)
+        s->n2 += s->l2[i].key != 0;
+
+    pthread_mutex_lock(&c->writer);
+    struct rfx_snapshot *old = c->current; /* writers are serialised: a plain read */
+    s->generation = old ? old->generation + 1 : 1;
+    s->checksum = rfx_snapshot_checksum(s);
+    snap_store(c, s);
+    atomic_fetch_add_explicit(&c->publications, 1, memory_order_relaxed);
+    /* Every reader has passed a quiescent state after this: none holds old. */
+    urcu_qsbr_synchronize_rcu();
+    GRACE_WRITER_SEES();
+    pthread_mutex_unlock(&c->writer);
+    free(old);
+    return (int64_t)s->generation;
+}
+
+static struct rfx_cache_entry *copy_table(const struct rfx_cache_entry *t, uint32_t mask, size_t n)
+{
+    struct rfx_cache_entry *out = malloc((n ? n : 1) * sizeof *out);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (uint64_t i = 0; i <= mask; i++)
+        if (t[i].key != 0)
+            out[k++] = t[i];
+    return out;
+}
+
+int rfx_action_cache_entries(struct rfx_action_cache *c, struct rfx_cache_entry **l1, size_t *n1,
+                             struct rfx_cache_entry **l2, size_t *n2)
+{
+    if (!c || !l1 || !n1 || !l2 || !n2)
+        return -EINVAL;
+    pthread_mutex_lock(&c->writer);
+    struct rfx_snapshot *s = c->current;
+    size_t a = s ? s->n1 : 0, b = s ? s->n2 : 0;
+    struct rfx_cache_entry *x = s ? copy_table(s->l1, s->l1_mask, a) : malloc(sizeof *x);
+    struct rfx_cache_entry *y = s ? copy_table(s->l2, s->l2_mask, b) : malloc(sizeof *y);
+    pthread_mutex_unlock(&c->writer);
+    if (!x || !y) {
+        free(x);
+        free(y);
+        return -ENOMEM;
+    }
+    *l1 = x;
+    *n1 = a;
+    *l2 = y;
+    *n2 = b;
+    return 0;
+}
+
+void rfx_action_cache_stats(const struct rfx_action_cache *c, struct rfx_action_cache_stats *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return;
+    struct rfx_action_cache *m = (struct rfx_action_cache *)c;
+    pthread_mutex_lock(&m->writer);
+    if (m->current) {
+        out->generation = m->current->generation;
+        out->l1_entries = m->current->n1;
+        out->l2_entries = m->current->n2;
+    }
+    pthread_mutex_unlock(&m->writer);
+    out->publications = atomic_load_explicit(&c->publications, memory_order_relaxed);
+    out->misses_queued = atomic_load_explicit(&c->misses_queued, memory_order_relaxed);
+    out->misses_dropped = atomic_load_explicit(&c->misses_dropped, memory_order_relaxed);
+}

@@ -1,0 +1,22 @@
+/* The action cache's snapshot layout, for tests and the torture test. */
+#ifndef REFLEX_ACTION_CACHE_IMPL_H
+#define REFLEX_ACTION_CACHE_IMPL_H
+
+#include <reflex/action_cache.h>
+
+struct rfx_snapshot {
+    uint64_t generation;
+    uint64_t checksum; /* rfx_snapshot_checksum at publication */
+    uint64_t n1, n2;   /* entries */
+    uint32_t l1_mask, l2_mask;
+    struct rfx_cache_entry *l1, *l2; /* point into this allocation */
+};
+
+/* Reader: the current snapshot (NULL before the first publication). Valid
+ * until the calling reader's next quiescent state. */
+const struct rfx_snapshot *rfx_action_cache_snapshot(struct rfx_action_cache *c);
+
+/* FNV-1a over the generation and every slot of both tables. */
+uint64_t rfx_snapshot_checksum(const struct rfx_snapshot *s);
+
+#endif

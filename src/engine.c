@@ -1,0 +1,968 @@
+/*
+ * The engine: threads hosting fused stages, SPSC rings of frame pointers
+ * between them, the frame pool, start, drain and stop.
+ *
+ * Thread i hosts stages [first, first + n) and runs, per burst: pop from its
+ * input ring (the source instead takes free frames from the pool when the
+ * next frame is due), run its stages in order, push to its output ring. The
+ * last thread hosts telemetry, which counts every frame and returns it to
+ * the pool. A frame a ring refuses (drop-newest) or evicts (drop-oldest) is
+ * marked with its reason and sent to the last thread over the producer's
+ * drop ring, which is sized to hold the whole pool and so never refuses.
+ *
+ * Waiting: a thread with no input waits on its own waitpoint; producers wake
+ * it after a push (no system call unless it parked). The telemetry thread,
+ * when it hosts nothing critical, is woken only when its ring is half full
+ * and otherwise drains on its own timer, so critical threads make no system
+ * call for it. In rate mode an idle critical thread parks until `lead_us`
+ * before the next scheduled frame, then spins: it is awake when the frame
+ * arrives, without burning the core between frames.
+ *
+ * Drain: the source stops capturing on stop, duration or frame count; each
+ * later thread exits once its upstream thread has exited and its inputs are
+ * empty, so every captured frame reaches telemetry (in flight = 0).
+ */
+#include "engine_impl.h"
+
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+int64_t rfx_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static const char *const drop_names[RFX_DROP_REASONS] = {
+    "none", "ring_full", "evicted", "pool_exhausted", "stage", "stale", "circuit_open",
+};
+
+const char *rfx_drop_reason_name(enum rfx_drop_reason r)
+{
+    return (unsigned)r < RFX_DROP_REASONS ? drop_names[r] : "unknown";
+}
+
+const char *rfx_level_name(enum rfx_level l)
+{
+    static const char *const n[] = {"NONE", "MINIMAL", "MODERATE", "SEVERE", "CRITICAL"};
+    return (unsigned)l <= RFX_LEVEL_CRITICAL ? n[l] : "unknown";
+}
+
+bool rfx_thread_allocated(uint64_t *out)
+{
+    uint64_t *p = NULL;
+    size_t sz = sizeof p;
+    if (mallctl("thread.allocatedp", &p, &sz, NULL, 0) != 0 || !p)
+        return false;
+    *out = *p;
+    return true;
+}
+
+/* Does malloc in this process go through jemalloc's counters? */
+static bool alloc_tracking_works(void)
+{
+    uint64_t a, b;
+    if (!rfx_thread_allocated(&a))
+        return false;
+    void *volatile p = malloc(4096);
+    bool ok = rfx_thread_allocated(&b) && b > a;
+    free(p);
+    return ok;
+}
+
+/* ---- config defaults and layout ---- */
+
+static void set_budget(struct rfx_engine_config *c, const char *stage, double p99_ms)
+{
+    struct rfx_budget *b = &c->budgets[c->n_budgets++];
+    snprintf(b->stage, sizeof b->stage, "%s", stage);
+    /* Seed 000 gives one figure per stage: it is the p99 budget; p95 and p50
+     * default to a half and a quarter of it. */
+    b->p99_ns = (int64_t)(p99_ms * 1e6);
+    b->p95_ns = b->p99_ns / 2;
+    b->p50_ns = b->p99_ns / 4;
+}
+
+void rfx_engine_config_default(struct rfx_engine_config *c)
+{
+    if (!c)
+        return;
+    memset(c, 0, sizeof *c);
+    c->frame_hz = 60;
+    c->payload_bytes = 256;
+    c->pool_frames = 1024;
+    c->burst = 32;
+    c->lead_us = 200;
+    snprintf(c->out_dir, sizeof c->out_dir, "reflex-out");
+    c->ring_capacity = 256;
+    c->ring_policy = RFX_RING_BLOCK;
+    set_budget(c, "capture", 1.0);
+    set_budget(c, "pattern", 2.0);
+    set_budget(c, "decide", 1.0);
+    set_budget(c, "execute", 1.0);
+    set_budget(c, "telemetry", 0.5);
+    /* End to end: the 16.7 ms frame less its 20 % margin at p99; the 5 ms
+     * critical path at p95. */
+    struct rfx_budget *b = &c->budgets[c->n_budgets++];
+    snprintf(b->stage, sizeof b->stage, "e2e");
+    b->p99_ns = 13360000;
+    b->p95_ns = 5000000;
+    b->p50_ns = 2500000;
+    c->strategic_workers = 1;
+    for (int i = 0; i < RFX_MAX_WORKERS; i++)
+        c->strategic_cores[i] = -1;
+    c->strategic_hz = 2;
+    c->strategic_min_hz = 0.5;
+    c->strategic_max_hz = 4;
+    c->cache_l1_slots = 65536;
+    c->cache_l2_slots = 65536;
+    c->miss_queue = 1024;
+    c->interval_s = 1.0;
+    c->drain_us = 2000;
+    snprintf(c->source_kind, sizeof c->source_kind, "demo");
+    snprintf(c->sink_kind, sizeof c->sink_kind, "demo");
+    c->seed = 1;
+    c->udp_port_in = 47000;
+    c->udp_port_out = 47001;
+}
+
+int rfx_engine_config_check(const struct rfx_engine_config *cfg, char *msg, size_t msglen)
+{
+    if (!cfg)
+        return -EINVAL;
+    return rfx_config_validate(cfg, NULL, NULL, NULL, msg, msglen);
+}
+
+static void add_thread(struct rfx_engine_config *c, const char *name, const char *const *stages,
+                       int first, int n, int core, enum rfx_wait_kind wait)
+{
+    struct rfx_thread_config *t = &c->threads[c->n_threads++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    for (int i = 0; i < n; i++)
+        snprintf(t->stages[i], sizeof t->stages[i], "%s", stages[first + i]);
+    t->n_stages = n;
+    t->core = core;
+    rfx_wait_config_default(&t->wait);
+    t->wait.kind = wait;
+    t->priority.kind = RFX_PRIO_NORMAL;
+}
+
+int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *stages,
+                              int n_stages, int cpus, char *msg, size_t msglen)
+{
+    if (!cfg || !stages || n_stages < 2 || n_stages > RFX_MAX_STAGES) {
+        if (msg)
+            snprintf(msg, msglen, "layout: need 2..%d stages", RFX_MAX_STAGES);
+        return -EINVAL;
+    }
+    if (cfg->n_threads > 0)
+        return 0;
+    if (cpus <= 0)
+        cpus = rfx_cpu_online_count();
+    int k = n_stages - 1; /* critical stages; telemetry is last */
+    /* Critical threads: one per stage up to the cores we can give them,
+     * keeping a core for telemetry and the strategic workers from 3 CPUs
+     * and core 0 for the system from 5. */
+    int base = cpus >= 5 ? 1 : 0;
+    int groups = cpus <= 2 ? cpus : cpus - 1 - base;
+    if (groups > k)
+        groups = k;
+    if (groups < 1)
+        groups = 1;
+    int first = 0;
+    for (int g = 0; g < groups; g++) {
+        int n = k / groups + (g < k % groups ? 1 : 0);
+        char name[RFX_NAME_MAX];
+        snprintf(name, sizeof name, "rt%d", g);
+        add_thread(cfg, name, stages, first, n, base + g, RFX_WAIT_HYBRID);
+        first += n;
+    }
+    /* Telemetry: its own core from 3 CPUs (hybrid wait there); with fewer it
+     * shares and never spins (park, drained on a timer). */
+    int tcore = cpus >= 3 ? base + groups : -1;
+    add_thread(cfg, "telemetry", stages, k, 1, tcore, cpus >= 3 ? RFX_WAIT_HYBRID : RFX_WAIT_PARK);
+    int w = 0;
+    for (int c = base + groups; c < cpus && w < RFX_MAX_WORKERS; c++)
+        cfg->strategic_cores[w++] = c;
+    for (; w < RFX_MAX_WORKERS; w++)
+        cfg->strategic_cores[w] = cpus >= 3 ? tcore : -1;
+    return 0;
+}
+
+void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
+{
+    fprintf(f, "engine: frame_hz=%g payload_bytes=%u pool_frames=%u burst=%u lead_us=%u\n",
+            c->frame_hz, c->payload_bytes, c->pool_frames, c->burst, c->lead_us);
+    fprintf(f, "rings: capacity=%u overflow=%s\n", c->ring_capacity,
+            rfx_ring_policy_name(c->ring_policy));
+    fprintf(f, "threads:\n");
+    for (int i = 0; i < c->n_threads; i++) {
+        const struct rfx_thread_config *t = &c->threads[i];
+        char core[16];
+        if (t->core < 0)
+            snprintf(core, sizeof core, "unpinned");
+        else
+            snprintf(core, sizeof core, "core %d", t->core);
+        fprintf(f, "  rfx-%-12s %-9s wait=%s", t->name, core, rfx_wait_kind_name(t->wait.kind));
+        if (t->wait.kind == RFX_WAIT_HYBRID)
+            fprintf(f, " spin_us=%u", t->wait.spin_ns / 1000);
+        fprintf(f, " priority=%s",
+                t->priority.kind == RFX_PRIO_FIFO   ? "fifo"
+                : t->priority.kind == RFX_PRIO_NICE ? "nice"
+                                                    : "normal");
+        if (t->priority.kind != RFX_PRIO_NORMAL)
+            fprintf(f, ":%d", t->priority.value);
+        fprintf(f, " stages:");
+        for (int s = 0; s < t->n_stages; s++)
+            fprintf(f, " %s", t->stages[s]);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "strategic: workers=%d hz=%g [%g, %g] cores:", c->strategic_workers, c->strategic_hz,
+            c->strategic_min_hz, c->strategic_max_hz);
+    for (int i = 0; i < c->strategic_workers && i < RFX_MAX_WORKERS; i++) {
+        if (c->strategic_cores[i] < 0)
+            fprintf(f, " unpinned");
+        else
+            fprintf(f, " %d", c->strategic_cores[i]);
+    }
+    fprintf(f, "\nbudgets (p50/p95/p99 us):\n");
+    for (int i = 0; i < c->n_budgets; i++)
+        fprintf(f, "  %-12s %g / %g / %g\n", c->budgets[i].stage, c->budgets[i].p50_ns / 1e3,
+                c->budgets[i].p95_ns / 1e3, c->budgets[i].p99_ns / 1e3);
+}
+
+/* ---- create / destroy ---- */
+
+int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **out)
+{
+    char msg[256];
+    if (!cfg || !out || rfx_engine_config_check(cfg, msg, sizeof msg) != 0)
+        return -EINVAL;
+    struct rfx_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    e->cfg = *cfg;
+    e->frame_bytes = ((sizeof(struct rfx_frame) + 63) & ~(size_t)63) +
+                     (((size_t)cfg->payload_bytes + 63) & ~(size_t)63);
+    int rc = -ENOMEM;
+    if (posix_memalign((void **)&e->pool_mem, 64, e->frame_bytes * cfg->pool_frames) != 0)
+        goto fail;
+    memset(e->pool_mem, 0, e->frame_bytes * cfg->pool_frames);
+    /* Twice the frames: a block ring's consumer publishes its releases in
+     * batches (up to a quarter of the ring late), and the source may stop
+     * with some unpublished; the producer must still fit every frame. */
+    if ((rc = rfx_spsc_ring_create(2 * cfg->pool_frames, sizeof(void *), RFX_RING_BLOCK,
+                                   &e->pool)) != 0)
+        goto fail;
+    for (uint32_t i = 0; i < cfg->pool_frames; i++) {
+        struct rfx_frame *f = (struct rfx_frame *)(void *)(e->pool_mem + i * e->frame_bytes);
+        f->payload_size = cfg->payload_bytes;
+        f->payload = (unsigned char *)f + ((sizeof(struct rfx_frame) + 63) & ~(size_t)63);
+        rfx_spsc_ring_push(e->pool, &f);
+    }
+    struct rfx_action_cache_config cc;
+    rfx_action_cache_config_default(&cc);
+    cc.max_entries =
+        cfg->cache_l1_slots > cfg->cache_l2_slots ? cfg->cache_l1_slots : cfg->cache_l2_slots;
+    cc.miss_queue = cfg->miss_queue;
+    if ((rc = rfx_action_cache_create(&cc, &e->cache)) != 0)
+        goto fail;
+    atomic_init(&e->stop, 0);
+    atomic_init(&e->level, RFX_LEVEL_NONE);
+    atomic_init(&e->ready, 0);
+    atomic_init(&e->go, 0);
+    atomic_init(&e->next_sched_ns, 0);
+    atomic_init(&e->paused, 0);
+    atomic_init(&e->captured, 0);
+    atomic_init(&e->executed, 0);
+    for (int i = 0; i < RFX_DROP_REASONS; i++)
+        atomic_init(&e->dropped[i], 0);
+    e->alloc_tracking = alloc_tracking_works();
+    *out = e;
+    return 0;
+fail:
+    rfx_engine_destroy(e);
+    return rc;
+}
+
+void rfx_engine_destroy(struct rfx_engine *e)
+{
+    if (!e)
+        return;
+    if (e->started && !e->waited) {
+        rfx_engine_stop(e);
+        rfx_engine_wait(e);
+    }
+    rfx_strategic_destroy(e->strat);
+    rfx_telemetry_destroy(e->tel);
+    for (int i = 0; i < e->n_threads; i++) {
+        rfx_spsc_ring_destroy(e->threads[i].out);
+        rfx_spsc_ring_destroy(e->threads[i].drop);
+    }
+    rfx_spsc_ring_destroy(e->pool);
+    rfx_action_cache_destroy(e->cache);
+    free(e->pool_mem);
+    free(e->summary_extra);
+    free(e);
+}
+
+int rfx_engine_add_stage(struct rfx_engine *e, const char *name, const struct rfx_stage_ops *ops,
+                         void *ctx)
+{
+    if (!e || !name || !*name || !ops || !ops->process || e->started)
+        return -EINVAL;
+    if (strlen(name) >= RFX_NAME_MAX || strcmp(name, RFX_TELEMETRY_STAGE) == 0 ||
+        strcmp(name, "e2e") == 0)
+        return -EINVAL;
+    if (e->n_stages >= RFX_MAX_STAGES - 1)
+        return -ENOSPC;
+    for (int i = 0; i < e->n_stages; i++)
+        if (strcmp(e->stages[i].name, name) == 0)
+            return -EEXIST;
+    struct rfx_stage_slot *s = &e->stages[e->n_stages++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->ops = ops;
+    s->ctx = ctx;
+    return 0;
+}
+
+struct rfx_action_cache *rfx_engine_cache(struct rfx_engine *e)
+{
+    return e ? e->cache : NULL;
+}
+
+int rfx_engine_set_planner(struct rfx_engine *e, const struct rfx_planner_ops *ops, void *ctx)
+{
+    if (!e || !ops || !ops->plan || e->started)
+        return -EINVAL;
+    e->planner = ops;
+    e->planner_ctx = ctx;
+    return 0;
+}
+
+bool rfx_engine_paused(const struct rfx_engine *e)
+{
+    return e && atomic_load_explicit(&((struct rfx_engine *)e)->paused, memory_order_acquire);
+}
+
+enum rfx_level rfx_engine_level(const struct rfx_engine *e)
+{
+    return e ? (enum rfx_level)atomic_load_explicit(&((struct rfx_engine *)e)->level,
+                                                    memory_order_relaxed)
+             : RFX_LEVEL_NONE;
+}
+
+int rfx_engine_set_summary_extra(struct rfx_engine *e, const char *json)
+{
+    if (!e || !json)
+        return -EINVAL;
+    char *copy = strdup(json);
+    if (!copy)
+        return -ENOMEM;
+    free(e->summary_extra);
+    e->summary_extra = copy;
+    return 0;
+}
+
+void rfx_engine_counts(const struct rfx_engine *e, struct rfx_engine_counts *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    if (!e)
+        return;
+    struct rfx_engine *m = (struct rfx_engine *)e;
+    uint64_t dropped = 0;
+    for (int i = 0; i < RFX_DROP_REASONS; i++) {
+        out->dropped[i] = atomic_load_explicit(&m->dropped[i], memory_order_acquire);
+        dropped += out->dropped[i];
+    }
+    out->executed = atomic_load_explicit(&m->executed, memory_order_acquire);
+    /* captured last: it only grows, so in_flight is never negative. */
+    out->captured = atomic_load_explicit(&m->captured, memory_order_acquire);
+    uint64_t done = out->executed + dropped;
+    out->in_flight = out->captured > done ? out->captured - done : 0;
+}
+
+bool rfx_engine_running(const struct rfx_engine *e)
+{
+    if (!e || !e->started)
+        return false;
+    for (int i = 0; i < e->n_threads; i++)
+        if (!atomic_load_explicit(&((struct rfx_engine *)e)->threads[i].done, memory_order_acquire))
+            return true;
+    return false;
+}
+
+int64_t rfx_engine_print_report(struct rfx_engine *e, FILE *f)
+{
+    if (!e || !e->waited || !e->tel || !f)
+        return -EINVAL;
+    return rfx_telemetry_print_report(e->tel, f);
+}
+
+void rfx_engine_stop(struct rfx_engine *e)
+{
+    if (e)
+        atomic_store_explicit(&e->stop, 1, memory_order_release);
+}
+
+/* ---- the threads ---- */
+
+static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
+{
+    struct rfx_engine *e = t->e;
+    struct rfx_frame *live[RFX_BURST_MAX * 2];
+    struct rfx_stage_env env = {
+        .engine = e,
+        .level = (enum rfx_level)atomic_load_explicit(&e->level, memory_order_relaxed),
+    };
+    for (int k = 0; k < t->n_stages; k++) {
+        int si = t->first_stage + k;
+        const struct rfx_stage_slot *s = &e->stages[si];
+        size_t m = 0;
+        if (s->ops->sees_dropped) {
+            memcpy(live, frames, n * sizeof *frames);
+            m = n;
+        } else {
+            for (size_t i = 0; i < n; i++)
+                if (frames[i]->drop_reason == RFX_DROP_NONE)
+                    live[m++] = frames[i];
+        }
+        if (m == 0)
+            continue;
+        int64_t t0 = rfx_now_ns();
+        for (size_t i = 0; i < m; i++)
+            live[i]->enter_ns[si] = t0;
+        env.stage_index = si;
+        env.now_ns = t0;
+        s->ops->process(s->ctx, live, m, &env);
+        int64_t t1 = rfx_now_ns();
+        for (size_t i = 0; i < m; i++)
+            live[i]->exit_ns[si] = t1;
+    }
+}
+
+struct wait_arg {
+    struct rfx_xthread *t;
+};
+
+static bool inputs_ready(struct rfx_xthread *t)
+{
+    struct rfx_engine *e = t->e;
+    if (t->in && rfx_spsc_ring_occupancy(t->in) > 0)
+        return true;
+    if (t->hosts_telemetry)
+        for (int i = 0; i < e->n_threads - 1; i++)
+            if (rfx_spsc_ring_occupancy(e->threads[i].drop) > 0)
+                return true;
+    return false;
+}
+
+static bool upstream_done(struct rfx_xthread *t)
+{
+    struct rfx_engine *e = t->e;
+    if (t->hosts_telemetry) {
+        for (int i = 0; i < e->n_threads - 1; i++)
+            if (!atomic_load_explicit(&e->threads[i].done, memory_order_acquire))
+                return false;
+        return true;
+    }
+    return atomic_load_explicit(&e->threads[t->idx - 1].done, memory_order_acquire);
+}
+
+static bool wake_cond(void *arg)
+{
+    struct rfx_xthread *t = arg;
+    return inputs_ready(t) || upstream_done(t);
+}
+
+/* Wake the consumer of a ring this thread just pushed into. */
+static void wake_consumer(struct rfx_xthread *consumer, struct rfx_spsc_ring *r)
+{
+    if (consumer->critical || rfx_spsc_ring_occupancy(r) * 2 >= rfx_spsc_ring_capacity(r))
+        rfx_wake(&consumer->data_wp);
+}
+
+static void idle_wait(struct rfx_xthread *t)
+{
+    struct rfx_engine *e = t->e;
+    uint64_t parks = rfx_waitpoint_park_calls(&t->data_wp);
+    if (t->critical)
+        rfx_cache_reader_offline();
+    if (!t->critical) {
+        /* Telemetry alone: park, drained on its timer. */
+        rfx_wait(&t->data_wp, &t->cfg.wait, wake_cond, t, (int64_t)e->cfg.drain_us * 1000);
+    } else if (e->cfg.frame_hz > 0 && t->cfg.wait.kind == RFX_WAIT_HYBRID) {
+        int64_t due = atomic_load_explicit(&e->next_sched_ns, memory_order_relaxed);
+        int64_t wake_at = due - (int64_t)e->cfg.lead_us * 1000;
+        int64_t now = rfx_now_ns();
+        int rc = 0;
+        if (wake_at > now) {
+            struct rfx_wait_config park = {.kind = RFX_WAIT_PARK};
+            rc = rfx_wait(&t->data_wp, &park, wake_cond, t, wake_at - now);
+        }
+        if (rc == -ETIMEDOUT || wake_at <= now) {
+            struct rfx_wait_config spin = t->cfg.wait;
+            spin.spin_ns += e->cfg.lead_us * 2000u;
+            rfx_wait(&t->data_wp, &spin, wake_cond, t, 100000000);
+        }
+    } else {
+        rfx_wait(&t->data_wp, &t->cfg.wait, wake_cond, t, 100000000);
+    }
+    if (t->critical)
+        rfx_cache_reader_online();
+    t->parks += rfx_waitpoint_park_calls(&t->data_wp) - parks;
+}
+
+static bool space_cond(void *arg)
+{
+    struct rfx_xthread *t = arg;
+    return rfx_spsc_ring_occupancy(t->out) < rfx_spsc_ring_capacity(t->out);
+}
+
+/* Send dropped frames to the telemetry thread (never refuses: sized for the pool). */
+static void send_dropped(struct rfx_xthread *t, struct rfx_frame **f, size_t n)
+{
+    struct rfx_engine *e = t->e;
+    size_t done = 0;
+    while (done < n) {
+        size_t k, dn, ev;
+        k = rfx_ring_push_burst(t->drop, f + done, n - done, NULL, &ev, &dn);
+        done += k;
+        if (done < n)
+            rfx_cpu_relax();
+    }
+    wake_consumer(&e->threads[e->n_threads - 1], t->drop);
+}
+
+static void forward(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
+{
+    struct rfx_engine *e = t->e;
+    if (n == 0)
+        return;
+    if (t->hosts_telemetry) {
+        size_t done = 0;
+        while (done < n) { /* the pool ring holds every frame: never full for long */
+            size_t k, dn, ev;
+            k = rfx_ring_push_burst(e->pool, frames + done, n - done, NULL, &ev, &dn);
+            done += k;
+        }
+        return;
+    }
+    struct rfx_xthread *next = &e->threads[t->idx + 1];
+    struct rfx_frame *evicted[RFX_BURST_MAX * 2];
+    size_t done = 0;
+    while (done < n) {
+        size_t n_ev = 0, n_dr = 0;
+        size_t k = rfx_ring_push_burst(t->out, frames + done, n - done, evicted, &n_ev, &n_dr);
+        if (n_ev) {
+            for (size_t i = 0; i < n_ev; i++)
+                rfx_frame_drop(evicted[i], RFX_DROP_EVICTED);
+            send_dropped(t, evicted, n_ev);
+        }
+        if (n_dr) {
+            struct rfx_frame **d = frames + done + (k - n_dr);
+            for (size_t i = 0; i < n_dr; i++)
+                rfx_frame_drop(d[i], RFX_DROP_RING_FULL);
+            send_dropped(t, d, n_dr);
+        }
+        done += k;
+        if (k)
+            wake_consumer(next, t->out);
+        if (done < n) {
+            /* Block policy and full: wait for the consumer to make room. */
+            struct rfx_wait_config w = t->cfg.wait;
+            if (t->critical)
+                rfx_cache_reader_offline();
+            rfx_wait(&next->space_wp, &w, space_cond, t, 1000000);
+            if (t->critical)
+                rfx_cache_reader_online();
+        }
+    }
+}
+
+/* Sleep until `due` less the lead, then spin to it. False if stopped. */
+static bool wait_until(struct rfx_engine *e, int64_t due)
+{
+    int64_t lead = (int64_t)e->cfg.lead_us * 1000;
+    for (;;) {
+        if (atomic_load_explicit(&e->stop, memory_order_acquire))
+            return false;
+        int64_t now = rfx_now_ns();
+        if (now >= due)
+            return true;
+        if (due - now > lead) {
+            int64_t until = due - lead;
+            if (until - now > 5000000)
+                until = now + 5000000; /* re-check stop every 5 ms */
+            struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        } else {
+            rfx_cpu_relax();
+        }
+    }
+}
+
+static void source_loop(struct rfx_xthread *t)
+{
+    struct rfx_engine *e = t->e;
+    const struct rfx_engine_config *c = &e->cfg;
+    struct rfx_frame *frames[RFX_BURST_MAX];
+    struct rfx_frame *spare[RFX_BURST_MAX];
+    size_t n_spare = 0;
+    int64_t period = c->frame_hz > 0 ? (int64_t)llround(1e9 / c->frame_hz) : 0;
+    int64_t t0 = e->start_ns;
+    int64_t end = c->duration_s > 0 ? t0 + (int64_t)llround(c->duration_s * 1e9) : INT64_MAX;
+    uint64_t tick = 0, seq = 0;
+    for (;;) {
+        if (atomic_load_explicit(&e->stop, memory_order_acquire))
+            break;
+        if (c->max_frames && seq >= c->max_frames)
+            break;
+        size_t want;
+        int64_t sched;
+        if (period) {
+            sched = t0 + (int64_t)tick * period;
+            if (sched >= end)
+                break;
+            atomic_store_explicit(&e->next_sched_ns, sched, memory_order_relaxed);
+            if (!wait_until(e, sched))
+                break;
+            while (atomic_load_explicit(&e->paused, memory_order_acquire) &&
+                   !atomic_load_explicit(&e->stop, memory_order_acquire))
+                rfx_cpu_relax(); /* pause-based planning holds the game */
+            tick++;
+            want = 1;
+        } else {
+            sched = rfx_now_ns();
+            if (sched >= end)
+                break;
+            want = c->burst;
+            if (c->max_frames && c->max_frames - seq < want)
+                want = (size_t)(c->max_frames - seq);
+        }
+        size_t n = 0;
+        while (n < want && n_spare > 0)
+            frames[n++] = spare[--n_spare];
+        if (n < want)
+            n += rfx_ring_pop_burst(e->pool, frames + n, want - n);
+        if (n < want && period) {
+            /* Due and no free frame: the frame is lost, and counted. */
+            rfx_count(&e->captured, want - n);
+            rfx_count(&e->dropped[RFX_DROP_POOL_EXHAUSTED], want - n);
+            seq += want - n;
+        }
+        if (n == 0) {
+            if (!period)
+                rfx_cpu_relax(); /* max rate: the pipeline is full; wait for frames */
+            continue;
+        }
+        int64_t now = rfx_now_ns();
+        int level = atomic_load_explicit(&e->level, memory_order_relaxed);
+        for (size_t i = 0; i < n; i++) {
+            struct rfx_frame *f = frames[i];
+            f->seq = seq + i;
+            f->scheduled_ns = period ? sched : now;
+            f->capture_ns = now;
+            f->context_key = f->pattern_key = f->cache_generation = 0;
+            f->context_class = RFX_CLASS_ROUTINE;
+            f->level = (uint32_t)level;
+            f->action = 0;
+            f->flags = 0;
+            f->drop_reason = RFX_DROP_NONE;
+            f->cache_result = RFX_CACHE_NONE;
+            f->woke_mask = 0;
+        }
+        run_stages(t, frames, n);
+        /* Capture may find no input for some slots: recycle them unseen. */
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (frames[i]->flags & RFX_FRAME_EMPTY)
+                spare[n_spare++] = frames[i];
+            else {
+                frames[i]->seq = seq++;
+                frames[kept++] = frames[i];
+            }
+        }
+        if (kept == 0)
+            continue;
+        if (e->first_frame_ns == 0)
+            e->first_frame_ns = rfx_now_ns();
+        rfx_count(&e->captured, kept);
+        forward(t, frames, kept);
+        if (t->critical)
+            rfx_cache_quiescent();
+    }
+    /* Frames held back are returned by the last thread's pool only; the
+     * spare ones never left this thread, so nothing is in flight here. */
+    for (size_t i = 0; i < n_spare; i++)
+        (void)spare[i];
+}
+
+static void consumer_loop(struct rfx_xthread *t)
+{
+    struct rfx_engine *e = t->e;
+    struct rfx_frame *frames[RFX_BURST_MAX * 2];
+    size_t burst = e->cfg.burst;
+    struct rfx_xthread *prev = t->idx > 0 ? &e->threads[t->idx - 1] : NULL;
+    uint64_t parks_seen = 0;
+    for (;;) {
+        size_t n = 0;
+        if (t->in)
+            n = rfx_ring_pop_burst(t->in, frames, burst);
+        if (t->hosts_telemetry)
+            for (int i = 0; i < e->n_threads - 1 && n < burst * 2; i++)
+                n += rfx_ring_pop_burst(e->threads[i].drop, frames + n,
+                                        burst * 2 - n > burst ? burst : burst * 2 - n);
+        if (t->hosts_telemetry)
+            rfx_telemetry_tick(e->tel, rfx_now_ns());
+        if (n == 0) {
+            if (upstream_done(t) && !inputs_ready(t))
+                break;
+            idle_wait(t);
+            continue;
+        }
+        if (prev && e->cfg.ring_policy == RFX_RING_BLOCK)
+            rfx_wake(&t->space_wp);
+        if (t->parks != parks_seen) {
+            parks_seen = t->parks;
+            frames[0]->woke_mask |= (uint16_t)(1u << t->first_stage);
+        }
+        run_stages(t, frames, n);
+        forward(t, frames, n);
+        if (t->critical)
+            rfx_cache_quiescent();
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    struct rfx_xthread *t = arg;
+    struct rfx_engine *e = t->e;
+    char msg[160];
+    rfx_thread_name_self(t->cfg.name);
+    if (t->cfg.core >= 0 && rfx_thread_pin_self(t->cfg.core, msg, sizeof msg) != 0) {
+        t->init_rc = -ENODEV;
+        snprintf(t->init_msg, sizeof t->init_msg, "thread %s: %s", t->cfg.name, msg);
+    }
+    if (t->init_rc == 0) {
+        int rc = rfx_thread_priority_self(&t->cfg.priority, msg, sizeof msg);
+        if (rc == 1)
+            fprintf(stderr, "reflex: warning: thread %s: %s\n", t->cfg.name, msg);
+        else if (rc < 0) {
+            t->init_rc = rc;
+            snprintf(t->init_msg, sizeof t->init_msg, "thread %s: %s", t->cfg.name, msg);
+        }
+    }
+    if (t->critical) {
+        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* timed waits wake on time */
+        rfx_cache_reader_register();
+    }
+    int inited = 0;
+    for (; t->init_rc == 0 && inited < t->n_stages; inited++) {
+        const struct rfx_stage_slot *s = &e->stages[t->first_stage + inited];
+        struct rfx_stage_env env = {.engine = e,
+                                    .stage_index = t->first_stage + inited,
+                                    .level = RFX_LEVEL_NONE,
+                                    .now_ns = rfx_now_ns()};
+        if (s->ops->init && s->ops->init(s->ctx, &env) != 0) {
+            t->init_rc = -EIO;
+            snprintf(t->init_msg, sizeof t->init_msg, "stage %s: init failed", s->name);
+            break;
+        }
+    }
+    atomic_fetch_add_explicit(&e->ready, 1, memory_order_acq_rel);
+    int go;
+    while ((go = atomic_load_explicit(&e->go, memory_order_acquire)) == 0) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
+    if (go > 0) {
+        if (t->critical)
+            rfx_cache_reader_online();
+        t->alloc_known = e->alloc_tracking && rfx_thread_allocated(&t->alloc_start);
+        if (t->idx == 0)
+            source_loop(t);
+        else
+            consumer_loop(t);
+        if (t->alloc_known)
+            rfx_thread_allocated(&t->alloc_end);
+    }
+    for (int k = inited - 1; k >= 0; k--) {
+        const struct rfx_stage_slot *s = &e->stages[t->first_stage + k];
+        struct rfx_stage_env env = {.engine = e,
+                                    .stage_index = t->first_stage + k,
+                                    .level = rfx_engine_level(e),
+                                    .now_ns = rfx_now_ns()};
+        if (s->ops->fini)
+            s->ops->fini(s->ctx, &env);
+    }
+    struct timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    t->cpu_s = (double)cpu.tv_sec + cpu.tv_nsec * 1e-9;
+    if (t->critical)
+        rfx_cache_reader_unregister();
+    atomic_store_explicit(&t->done, 1, memory_order_release);
+    /* Tell whoever drains after us. */
+    if (t->idx + 1 < e->n_threads) {
+        rfx_wake(&e->threads[t->idx + 1].data_wp);
+        rfx_wake(&e->threads[e->n_threads - 1].data_wp);
+    }
+    return NULL;
+}
+
+static int map_stages(struct rfx_engine *e, char *msg, size_t msglen)
+{
+    const struct rfx_engine_config *c = &e->cfg;
+    int next = 0;
+    for (int ti = 0; ti < c->n_threads; ti++) {
+        const struct rfx_thread_config *tc = &c->threads[ti];
+        struct rfx_xthread *t = &e->threads[ti];
+        memset(t, 0, sizeof *t);
+        t->e = e;
+        t->idx = ti;
+        t->cfg = *tc;
+        t->first_stage = next;
+        t->n_stages = tc->n_stages;
+        for (int k = 0; k < tc->n_stages; k++, next++) {
+            if (next >= e->n_stages || strcmp(e->stages[next].name, tc->stages[k]) != 0) {
+                snprintf(msg, msglen,
+                         "thread %s: stage '%s' is not stage %d of the pipeline (%s); threads "
+                         "must host the stages in pipeline order",
+                         tc->name, tc->stages[k], next + 1,
+                         next < e->n_stages ? e->stages[next].name : "none left");
+                return -EINVAL;
+            }
+            e->stages[next].thread = ti;
+            if (strcmp(tc->stages[k], RFX_TELEMETRY_STAGE) != 0)
+                t->critical = true;
+        }
+    }
+    if (next != e->n_stages) {
+        snprintf(msg, msglen, "stage '%s' is on no thread", e->stages[next].name);
+        return -EINVAL;
+    }
+    e->n_threads = c->n_threads;
+    e->threads[e->n_threads - 1].hosts_telemetry = true;
+    return 0;
+}
+
+int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
+{
+    char dummy[8];
+    if (!msg) {
+        msg = dummy;
+        msglen = sizeof dummy;
+    }
+    msg[0] = 0;
+    if (!e || e->started) {
+        snprintf(msg, msglen, "engine missing or already started");
+        return -EINVAL;
+    }
+    if (e->n_stages < 1) {
+        snprintf(msg, msglen, "no stages registered");
+        return -EINVAL;
+    }
+    int rc = rfx_telemetry_create(e, &e->tel, msg, msglen);
+    if (rc)
+        return rc;
+    struct rfx_stage_slot *ts = &e->stages[e->n_stages++];
+    snprintf(ts->name, sizeof ts->name, RFX_TELEMETRY_STAGE);
+    ts->ops = &rfx_telemetry_ops;
+    ts->ctx = e->tel;
+    const char *names[RFX_MAX_STAGES];
+    for (int i = 0; i < e->n_stages; i++)
+        names[i] = e->stages[i].name;
+    if ((rc = rfx_engine_layout_resolve(&e->cfg, names, e->n_stages, 0, msg, msglen)) != 0)
+        return rc;
+    if ((rc = rfx_config_validate(&e->cfg, NULL, NULL, NULL, msg, msglen)) != 0)
+        return rc;
+    if ((rc = map_stages(e, msg, msglen)) != 0)
+        return rc;
+    for (int i = 0; i < e->n_threads; i++) {
+        struct rfx_xthread *t = &e->threads[i];
+        rfx_waitpoint_init(&t->data_wp);
+        rfx_waitpoint_init(&t->space_wp);
+        atomic_init(&t->done, 0);
+        if (i + 1 < e->n_threads) {
+            if ((rc = rfx_spsc_ring_create(e->cfg.ring_capacity, sizeof(void *), e->cfg.ring_policy,
+                                           &t->out)) != 0 ||
+                (rc = rfx_spsc_ring_create(2 * e->cfg.pool_frames, sizeof(void *), RFX_RING_BLOCK,
+                                           &t->drop)) != 0) {
+                snprintf(msg, msglen, "ring allocation failed");
+                return rc;
+            }
+            e->threads[i + 1].in = t->out;
+        }
+    }
+    if ((rc = rfx_strategic_create(e, &e->strat, msg, msglen)) != 0)
+        return rc;
+    if (e->cfg.lock_memory && rfx_memory_lock(msg, msglen) != 0)
+        fprintf(stderr, "reflex: warning: %s\n", msg);
+    e->started = true;
+    for (int i = 0; i < e->n_threads; i++) {
+        if (pthread_create(&e->threads[i].tid, NULL, thread_main, &e->threads[i]) != 0) {
+            atomic_store(&e->go, -1);
+            snprintf(msg, msglen, "cannot create thread %s", e->threads[i].cfg.name);
+            for (int j = 0; j < i; j++)
+                pthread_join(e->threads[j].tid, NULL);
+            e->waited = true;
+            return -EAGAIN;
+        }
+        e->threads[i].started = true;
+    }
+    while (atomic_load_explicit(&e->ready, memory_order_acquire) < e->n_threads) {
+        struct timespec pause = {0, 100000};
+        nanosleep(&pause, NULL);
+    }
+    for (int i = 0; i < e->n_threads; i++) {
+        if (e->threads[i].init_rc != 0) {
+            snprintf(msg, msglen, "%s", e->threads[i].init_msg);
+            atomic_store(&e->go, -1);
+            for (int j = 0; j < e->n_threads; j++)
+                pthread_join(e->threads[j].tid, NULL);
+            e->waited = true;
+            return e->threads[i].init_rc;
+        }
+    }
+    if ((rc = rfx_strategic_start(e->strat, msg, msglen)) != 0) {
+        atomic_store(&e->go, -1);
+        for (int j = 0; j < e->n_threads; j++)
+            pthread_join(e->threads[j].tid, NULL);
+        e->waited = true;
+        return rc;
+    }
+    e->start_ns = rfx_now_ns();
+    atomic_store_explicit(&e->go, 1, memory_order_release);
+    return 0;
+}
+
+int rfx_engine_wait(struct rfx_engine *e)
+{
+    if (!e || !e->started)
+        return -EINVAL;
+    if (e->waited)
+        return 0;
+    for (int i = 0; i < e->n_threads; i++)
+        pthread_join(e->threads[i].tid, NULL);
+    e->end_ns = rfx_now_ns();
+    rfx_strategic_stop(e->strat);
+    e->waited = true;
+    return 0;
+}
+
+int rfx_engine_write_bundle(struct rfx_engine *e, char *msg, size_t msglen)
+{
+    if (!e || !e->waited || !e->tel)
+        return -EINVAL;
+    return rfx_telemetry_write_bundle(e->tel, e->cfg.out_dir, msg, msglen);
+}

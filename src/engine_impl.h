@@ -1,0 +1,124 @@
+/* The engine's internals, shared by src/ and the built-in telemetry stage. */
+#ifndef REFLEX_ENGINE_IMPL_H
+#define REFLEX_ENGINE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <reflex/action_cache.h>
+#include <reflex/engine.h>
+#include <reflex/planner.h>
+
+#include "spsc_ring_impl.h"
+
+#define RFX_TELEMETRY_STAGE "telemetry"
+#define RFX_BURST_MAX       64
+
+struct rfx_telemetry;
+struct rfx_strategic;
+
+struct rfx_stage_slot {
+    char name[RFX_NAME_MAX];
+    const struct rfx_stage_ops *ops;
+    void *ctx;
+    int thread; /* index of the hosting thread */
+};
+
+struct rfx_xthread {
+    struct rfx_engine *e;
+    int idx;
+    struct rfx_thread_config cfg;
+    int first_stage, n_stages;
+    bool critical;                 /* hosts a stage other than telemetry */
+    bool hosts_telemetry;          /* the last thread */
+    struct rfx_spsc_ring *in;      /* from the previous thread; NULL for the source */
+    struct rfx_spsc_ring *out;     /* to the next thread; NULL for the last */
+    struct rfx_spsc_ring *drop;    /* dropped frames to the last thread; NULL for the last */
+    struct rfx_waitpoint data_wp;  /* producers wake this thread */
+    struct rfx_waitpoint space_wp; /* this thread wakes its producer (block rings) */
+    _Atomic int done;
+    pthread_t tid;
+    bool started;
+    int init_rc;
+    char init_msg[400];
+    /* measured on the thread itself */
+    double cpu_s;
+    uint64_t alloc_start, alloc_end;
+    bool alloc_known;
+    uint64_t parks;
+};
+
+struct rfx_engine {
+    struct rfx_engine_config cfg;
+    struct rfx_stage_slot stages[RFX_MAX_STAGES];
+    int n_stages;
+    struct rfx_xthread threads[RFX_MAX_THREADS];
+    int n_threads;
+    /* the pool */
+    unsigned char *pool_mem;
+    size_t frame_bytes;
+    struct rfx_spsc_ring *pool; /* free frames: last thread -> source */
+    struct rfx_action_cache *cache;
+    struct rfx_telemetry *tel;
+    struct rfx_strategic *strat;
+    const struct rfx_planner_ops *planner;
+    void *planner_ctx;
+    _Atomic int stop;
+    _Atomic int level;
+    _Atomic int ready;             /* threads that finished init */
+    _Atomic int go;                /* 1: run; -1: abort start */
+    _Atomic int64_t next_sched_ns; /* source's next due time (rate mode) */
+    _Atomic int paused;            /* pause-based planning: source holds while set */
+    /* accounting: captured by the source, the rest by the telemetry thread */
+    _Atomic uint64_t captured;
+    _Atomic uint64_t executed;
+    _Atomic uint64_t dropped[RFX_DROP_REASONS];
+    int64_t start_ns, end_ns, first_frame_ns;
+    bool alloc_tracking;
+    bool started, waited;
+    char *summary_extra;
+};
+
+/* Single-writer counter bump: relaxed load and store, no locked instruction. */
+static inline void rfx_count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Config validation shared by rfx_engine_config_check and the file loader:
+ * line_of(key) names the config line of "section.key" (0 when unknown). */
+typedef int (*rfx_line_of)(void *arg, const char *section, const char *key);
+int rfx_config_validate(const struct rfx_engine_config *cfg, const char *file, rfx_line_of line_of,
+                        void *arg, char *msg, size_t msglen);
+
+/* The built-in telemetry stage (stages/telemetry.c). */
+int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char *msg,
+                         size_t msglen);
+void rfx_telemetry_destroy(struct rfx_telemetry *t);
+extern const struct rfx_stage_ops rfx_telemetry_ops;
+/* On the telemetry thread, each loop: close the interval when due. */
+void rfx_telemetry_tick(struct rfx_telemetry *t, int64_t now);
+int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *msg, size_t msglen);
+int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f);
+/* Telemetry's figure for the strategic controller and the summary. */
+double rfx_telemetry_hit_rate_last(const struct rfx_telemetry *t);
+
+/* Strategic workers (src/strategic.c). */
+int rfx_strategic_create(struct rfx_engine *e, struct rfx_strategic **out, char *msg,
+                         size_t msglen);
+int rfx_strategic_start(struct rfx_strategic *s, char *msg, size_t msglen);
+void rfx_strategic_stop(struct rfx_strategic *s);
+void rfx_strategic_destroy(struct rfx_strategic *s);
+/* Each telemetry interval: adapt the frequency from frame-time pressure. */
+void rfx_strategic_adapt(struct rfx_strategic *s, int64_t e2e_p95_ns, double e2e_mean_ns);
+double rfx_strategic_hz(const struct rfx_strategic *s);
+int rfx_strategic_workers(const struct rfx_strategic *s);
+uint64_t rfx_strategic_plans(const struct rfx_strategic *s);
+
+/* jemalloc: this thread's allocated-bytes counter (false when malloc is not jemalloc's). */
+bool rfx_thread_allocated(uint64_t *out);
+
+#endif

@@ -1,0 +1,284 @@
+/*
+ * Strategic workers: N threads off the critical cores that run the planner on
+ * batches of cache misses (and on context changes, and at their tick when
+ * there are none), merge what it produced into the next snapshot and publish
+ * it. Their allocations come from a dedicated jemalloc arena: each worker
+ * binds itself to it ("thread.arena"), so the planner's and the snapshots'
+ * memory never touches the critical threads' arenas.
+ *
+ * Frequency: default 2 Hz within [min_hz, max_hz] ([0.5, 4]), adapted once
+ * per telemetry interval by seed 000's rule: end-to-end p95 above 90 % of the
+ * frame period -> x0.8; mean below half of it -> x1.1.
+ */
+#include "engine_impl.h"
+
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MISS_BATCH 256
+
+struct rfx_plan {
+    struct rfx_cache_entry *l1, *l2;
+    size_t n1, n2, cap1, cap2;
+};
+
+struct worker {
+    struct rfx_strategic *s;
+    int idx;
+    pthread_t tid;
+    bool started;
+};
+
+struct rfx_strategic {
+    struct rfx_engine *e;
+    int n;
+    struct worker w[RFX_MAX_WORKERS];
+    unsigned arena;
+    bool have_arena;
+    pthread_mutex_t merge; /* one copy-merge-publish at a time */
+    pthread_mutex_t lock;  /* guards the wake-up condition */
+    pthread_cond_t cond;
+    bool stopping;
+    uint64_t kicks;
+    _Atomic uint64_t hz_milli; /* current frequency in mHz */
+    _Atomic uint64_t plans, plan_errors;
+};
+
+int rfx_plan_add(struct rfx_plan *p, int level, const struct rfx_cache_entry *entry)
+{
+    if (!p || !entry || entry->key == 0 || (level != 1 && level != 2))
+        return -EINVAL;
+    struct rfx_cache_entry **t = level == 1 ? &p->l1 : &p->l2;
+    size_t *n = level == 1 ? &p->n1 : &p->n2, *cap = level == 1 ? &p->cap1 : &p->cap2;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        struct rfx_cache_entry *g = realloc(*t, nc * sizeof *g);
+        if (!g)
+            return -ENOMEM;
+        *t = g;
+        *cap = nc;
+    }
+    (*t)[(*n)++] = *entry;
+    return 0;
+}
+
+double rfx_strategic_hz(const struct rfx_strategic *s)
+{
+    return s ? atomic_load_explicit(&((struct rfx_strategic *)s)->hz_milli, memory_order_relaxed) /
+                   1000.0
+             : 0;
+}
+
+int rfx_strategic_workers(const struct rfx_strategic *s)
+{
+    return s ? s->n : 0;
+}
+
+uint64_t rfx_strategic_plans(const struct rfx_strategic *s)
+{
+    return s ? atomic_load_explicit(&((struct rfx_strategic *)s)->plans, memory_order_relaxed) : 0;
+}
+
+void rfx_strategic_adapt(struct rfx_strategic *s, int64_t p95_ns, double mean_ns)
+{
+    if (!s)
+        return;
+    const struct rfx_engine_config *c = &s->e->cfg;
+    double frame_ns = c->frame_hz > 0 ? 1e9 / c->frame_hz : 16.7e6;
+    double hz = rfx_strategic_hz(s);
+    if ((double)p95_ns > 0.9 * frame_ns)
+        hz *= 0.8;
+    else if (mean_ns < 0.5 * frame_ns)
+        hz *= 1.1;
+    if (hz < c->strategic_min_hz)
+        hz = c->strategic_min_hz;
+    if (hz > c->strategic_max_hz)
+        hz = c->strategic_max_hz;
+    atomic_store_explicit(&s->hz_milli, (uint64_t)llround(hz * 1000), memory_order_relaxed);
+}
+
+void rfx_engine_context_change(struct rfx_engine *e)
+{
+    if (!e || !e->strat)
+        return;
+    struct rfx_strategic *s = e->strat;
+    /* Off the critical path only: a trylock never blocks the caller; a
+     * missed kick just means the planners run at their next tick. */
+    if (pthread_mutex_trylock(&s->lock) == 0) {
+        s->kicks++;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+static int dedupe(struct rfx_cache_miss *m, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < k && !dup; j++)
+            dup = m[j].context_key == m[i].context_key;
+        if (!dup)
+            m[k++] = m[i];
+    }
+    return (int)k;
+}
+
+/* Merge the plan's entries over the current snapshot's and publish. */
+static void publish(struct rfx_strategic *s, struct rfx_plan *p)
+{
+    struct rfx_engine *e = s->e;
+    if (p->n1 == 0 && p->n2 == 0)
+        return;
+    pthread_mutex_lock(&s->merge);
+    struct rfx_cache_entry *l1 = NULL, *l2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    if (rfx_action_cache_entries(e->cache, &l1, &n1, &l2, &n2) == 0) {
+        struct rfx_cache_entry *a = realloc(l1, (n1 + p->n1 + 1) * sizeof *a);
+        struct rfx_cache_entry *b = a ? realloc(l2, (n2 + p->n2 + 1) * sizeof *b) : NULL;
+        if (a)
+            l1 = a;
+        if (b)
+            l2 = b;
+        if (a && b) {
+            memcpy(l1 + n1, p->l1, p->n1 * sizeof *l1);
+            memcpy(l2 + n2, p->l2, p->n2 * sizeof *l2);
+            n1 += p->n1;
+            n2 += p->n2;
+            /* Over capacity: keep the newest (they come last). */
+            size_t max1 = e->cfg.cache_l1_slots / 2, max2 = e->cfg.cache_l2_slots / 2;
+            size_t off1 = n1 > max1 ? n1 - max1 : 0, off2 = n2 > max2 ? n2 - max2 : 0;
+            rfx_action_cache_publish(e->cache, l1 + off1, n1 - off1, l2 + off2, n2 - off2);
+        }
+    }
+    free(l1);
+    free(l2);
+    pthread_mutex_unlock(&s->merge);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct rfx_strategic *s = w->s;
+    struct rfx_engine *e = s->e;
+    char name[RFX_NAME_MAX], msg[160];
+    snprintf(name, sizeof name, "plan%d", w->idx);
+    rfx_thread_name_self(name);
+    int core = e->cfg.strategic_cores[w->idx];
+    if (core >= 0 && rfx_thread_pin_self(core, msg, sizeof msg) != 0)
+        fprintf(stderr, "reflex: warning: strategic worker %d: %s (left unpinned)\n", w->idx, msg);
+    if (s->have_arena)
+        mallctl("thread.arena", NULL, NULL, &s->arena, sizeof s->arena);
+    struct rfx_cache_miss *batch = malloc(MISS_BATCH * sizeof *batch);
+    struct rfx_plan plan = {0};
+    uint64_t kicks_seen = 0;
+    for (;;) {
+        /* Sleep one period (stagger workers), or until kicked or stopped. */
+        double hz = rfx_strategic_hz(s);
+        int64_t period = (int64_t)(1e9 / (hz > 0 ? hz : 1));
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t until = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + period;
+        ts.tv_sec = until / 1000000000;
+        ts.tv_nsec = until % 1000000000;
+        pthread_mutex_lock(&s->lock);
+        while (!s->stopping && s->kicks == kicks_seen)
+            if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) != 0)
+                break;
+        bool stop = s->stopping;
+        kicks_seen = s->kicks;
+        pthread_mutex_unlock(&s->lock);
+        if (stop)
+            break;
+        if (!batch || !e->planner)
+            continue;
+        int level = rfx_engine_level(e);
+        if (level >= RFX_LEVEL_SEVERE)
+            continue; /* cache only: no planning */
+        size_t n = rfx_action_cache_take_misses(e->cache, batch, MISS_BATCH);
+        n = (size_t)dedupe(batch, n);
+        plan.n1 = plan.n2 = 0;
+        if (e->cfg.pause_planning)
+            atomic_store_explicit(&e->paused, 1, memory_order_release);
+        int rc = e->planner->plan(e->planner_ctx, batch, n, &plan);
+        if (e->cfg.pause_planning)
+            atomic_store_explicit(&e->paused, 0, memory_order_release);
+        atomic_fetch_add_explicit(&s->plans, 1, memory_order_relaxed);
+        if (rc < 0) {
+            atomic_fetch_add_explicit(&s->plan_errors, 1, memory_order_relaxed);
+            continue;
+        }
+        publish(s, &plan);
+    }
+    free(plan.l1);
+    free(plan.l2);
+    free(batch);
+    return NULL;
+}
+
+int rfx_strategic_create(struct rfx_engine *e, struct rfx_strategic **out, char *msg, size_t msglen)
+{
+    struct rfx_strategic *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(msg, msglen, "strategic: out of memory");
+        return -ENOMEM;
+    }
+    s->e = e;
+    s->n = e->cfg.strategic_workers;
+    size_t sz = sizeof s->arena;
+    s->have_arena = mallctl("arenas.create", &s->arena, &sz, NULL, 0) == 0;
+    pthread_mutex_init(&s->merge, NULL);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    atomic_init(&s->hz_milli, (uint64_t)llround(e->cfg.strategic_hz * 1000));
+    atomic_init(&s->plans, 0);
+    atomic_init(&s->plan_errors, 0);
+    *out = s;
+    return 0;
+}
+
+int rfx_strategic_start(struct rfx_strategic *s, char *msg, size_t msglen)
+{
+    for (int i = 0; i < s->n; i++) {
+        s->w[i].s = s;
+        s->w[i].idx = i;
+        if (pthread_create(&s->w[i].tid, NULL, worker_main, &s->w[i]) != 0) {
+            snprintf(msg, msglen, "cannot create strategic worker %d", i);
+            rfx_strategic_stop(s);
+            return -EAGAIN;
+        }
+        s->w[i].started = true;
+    }
+    return 0;
+}
+
+void rfx_strategic_stop(struct rfx_strategic *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < s->n; i++) {
+        if (s->w[i].started)
+            pthread_join(s->w[i].tid, NULL);
+        s->w[i].started = false;
+    }
+}
+
+void rfx_strategic_destroy(struct rfx_strategic *s)
+{
+    if (!s)
+        return;
+    rfx_strategic_stop(s);
+    pthread_mutex_destroy(&s->merge);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}

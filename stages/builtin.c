@@ -1,0 +1,326 @@
+/*
+ * The built-in stage sets (see builtin.h): demo game, synthetic, UDP.
+ */
+#include "builtin.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "udp.h"
+
+const char *const rfx_builtin_stages[5] = {"capture", "pattern", "decide", "execute", "telemetry"};
+
+struct rfx_builtin {
+    struct rfx_engine *e;
+    const struct rfx_engine_config *cfg;
+    bool demo, synthetic, udp_in, udp_out;
+    /* demo: the game lives with capture; execute hands actions back */
+    struct rfx_demo_game game;
+    _Atomic uint64_t mailbox; /* (seq + 1) << 8 | action, written by execute */
+    uint64_t applied_seq;     /* capture's: last action applied */
+    uint64_t late_actions;    /* frames captured with no new action */
+    uint64_t actions;
+    uint64_t plan_calls, planned;
+    /* synthetic */
+    uint32_t work_ns[4];
+    struct rfx_udp *udp;
+    struct rfx_stage_ops cap_ops, exe_ops; /* capture/execute: demo, synthetic or UDP */
+};
+
+static void busy(uint32_t ns)
+{
+    if (!ns)
+        return;
+    int64_t end = rfx_now_ns() + ns;
+    while (rfx_now_ns() < end)
+        ;
+}
+
+static struct rfx_demo_state *state_of(struct rfx_frame *f)
+{
+    return (struct rfx_demo_state *)(void *)f->payload;
+}
+
+/* ---- demo ---- */
+
+static void demo_capture(void *ctx, struct rfx_frame **fr, size_t n,
+                         const struct rfx_stage_env *env)
+{
+    struct rfx_builtin *b = ctx;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t m = atomic_load_explicit(&b->mailbox, memory_order_acquire);
+        int action = RFX_ACT_STAY;
+        if ((m >> 8) > b->applied_seq) {
+            b->applied_seq = m >> 8;
+            action = (int)(m & 0xff);
+        } else if (b->game.s.tick > 0) {
+            b->late_actions++;
+        }
+        rfx_demo_game_step(&b->game, action);
+        memcpy(fr[i]->payload, &b->game.s, sizeof b->game.s);
+    }
+    (void)env;
+}
+
+static void demo_pattern(void *ctx, struct rfx_frame **fr, size_t n,
+                         const struct rfx_stage_env *env)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct rfx_demo_state *s = state_of(fr[i]);
+        fr[i]->context_key = rfx_demo_context_key(s);
+        fr[i]->pattern_key = rfx_demo_pattern_key(s);
+        fr[i]->context_class = (uint32_t)rfx_demo_context_class(s);
+    }
+    (void)ctx;
+    (void)env;
+}
+
+static void demo_decide(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
+{
+    struct rfx_builtin *b = ctx;
+    struct rfx_action_cache *c = rfx_engine_cache(b->e);
+    for (size_t i = 0; i < n; i++) {
+        struct rfx_frame *f = fr[i];
+        const struct rfx_demo_state *s = state_of(f);
+        uint32_t action = RFX_ACT_STAY;
+        enum rfx_cache_result r = RFX_CACHE_MISS;
+        if (env->level < RFX_LEVEL_CRITICAL)
+            r = rfx_action_cache_lookup(c, f->context_key, f->pattern_key, &action,
+                                        &f->cache_generation);
+        if (r == RFX_CACHE_MISS) {
+            action = (uint32_t)rfx_demo_fallback(s);
+            if (env->level < RFX_LEVEL_SEVERE) {
+                struct rfx_cache_miss m = {.context_key = f->context_key,
+                                           .pattern_key = f->pattern_key,
+                                           .seq = f->seq,
+                                           .context_class = f->context_class,
+                                           .user_len = 32};
+                memcpy(m.user, &s->rows[2], 28); /* the 14 bottom rows */
+                m.user[28] = s->x;
+                m.user[29] = s->phase;
+                rfx_action_cache_queue_miss(c, &m);
+            }
+        }
+        f->cache_result = (uint8_t)r;
+        f->action = action;
+    }
+}
+
+static void demo_execute(void *ctx, struct rfx_frame **fr, size_t n,
+                         const struct rfx_stage_env *env)
+{
+    struct rfx_builtin *b = ctx;
+    for (size_t i = 0; i < n; i++)
+        atomic_store_explicit(&b->mailbox, (fr[i]->seq + 1) << 8 | (fr[i]->action & 0xff),
+                              memory_order_release);
+    b->actions += n;
+    (void)env;
+}
+
+static int demo_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct rfx_plan *out)
+{
+    struct rfx_builtin *b = ctx;
+    int64_t now = rfx_now_ns();
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].user_len < 30)
+            continue;
+        struct rfx_demo_state s = {0};
+        memcpy(&s.rows[2], m[i].user, 28);
+        s.x = m[i].user[28];
+        s.phase = m[i].user[29];
+        uint32_t a = (uint32_t)rfx_demo_plan(&s);
+        struct rfx_cache_entry e1 = {.key = m[i].context_key, .action = a, .created_ns = now};
+        struct rfx_cache_entry e2 = {.key = m[i].pattern_key, .action = a, .created_ns = now};
+        int rc = rfx_plan_add(out, 1, &e1);
+        if (rc == 0)
+            rc = rfx_plan_add(out, 2, &e2);
+        if (rc)
+            return rc;
+        b->planned++;
+    }
+    b->plan_calls++;
+    return 0;
+}
+
+/* ---- synthetic ---- */
+
+static void syn_capture(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
+{
+    struct rfx_builtin *b = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (fr[i]->payload_size >= 8)
+            memcpy(fr[i]->payload, &fr[i]->seq, 8);
+        busy(b->work_ns[0]);
+    }
+    (void)env;
+}
+
+static void syn_pattern(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
+{
+    struct rfx_builtin *b = ctx;
+    for (size_t i = 0; i < n; i++) {
+        fr[i]->context_key = 1ull << 63 | (fr[i]->seq & 1023);
+        fr[i]->pattern_key = 1ull << 62 | (fr[i]->seq & 63);
+        busy(b->work_ns[1]);
+    }
+    (void)env;
+}
+
+static void syn_decide(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
+{
+    struct rfx_builtin *b = ctx;
+    struct rfx_action_cache *c = rfx_engine_cache(b->e);
+    for (size_t i = 0; i < n; i++) {
+        struct rfx_frame *f = fr[i];
+        uint32_t action = 0;
+        enum rfx_cache_result r = rfx_action_cache_lookup(c, f->context_key, f->pattern_key,
+                                                          &action, &f->cache_generation);
+        if (r == RFX_CACHE_MISS) {
+            struct rfx_cache_miss m = {
+                .context_key = f->context_key, .pattern_key = f->pattern_key, .seq = f->seq};
+            rfx_action_cache_queue_miss(c, &m);
+        }
+        f->cache_result = (uint8_t)r;
+        f->action = action;
+        busy(b->work_ns[2]);
+    }
+    (void)env;
+}
+
+static void syn_execute(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
+{
+    struct rfx_builtin *b = ctx;
+    for (size_t i = 0; i < n; i++)
+        busy(b->work_ns[3]);
+    b->actions += n;
+    (void)env;
+}
+
+/* Keeps the strategic workers busy: each call burns 20 ms, then answers. */
+static int syn_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct rfx_plan *out)
+{
+    struct rfx_builtin *b = ctx;
+    busy(20000000);
+    int64_t now = rfx_now_ns();
+    for (size_t i = 0; i < n; i++) {
+        struct rfx_cache_entry e1 = {.key = m[i].context_key, .action = 1, .created_ns = now};
+        int rc = rfx_plan_add(out, 1, &e1);
+        if (rc)
+            return rc;
+    }
+    b->plan_calls++;
+    b->planned += n;
+    return 0;
+}
+
+static const struct rfx_stage_ops demo_ops[4] = {
+    {.process = demo_capture},
+    {.process = demo_pattern},
+    {.process = demo_decide},
+    {.process = demo_execute},
+};
+static const struct rfx_stage_ops syn_ops[4] = {
+    {.process = syn_capture},
+    {.process = syn_pattern},
+    {.process = syn_decide},
+    {.process = syn_execute},
+};
+static const struct rfx_planner_ops demo_planner = {.plan = demo_plan};
+static const struct rfx_planner_ops syn_planner = {.plan = syn_plan};
+
+int rfx_builtin_setup(struct rfx_engine *e, const struct rfx_engine_config *cfg,
+                      struct rfx_builtin **out, char *msg, size_t msglen)
+{
+    struct rfx_builtin *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(msg, msglen, "out of memory");
+        return -ENOMEM;
+    }
+    b->e = e;
+    b->cfg = cfg;
+    atomic_init(&b->mailbox, 0);
+    for (int i = 0; i < 4; i++)
+        b->work_ns[i] = cfg->work_ns[i];
+    b->synthetic = !strcmp(cfg->source_kind, "synthetic");
+    b->udp_in = !strcmp(cfg->source_kind, "udp");
+    b->udp_out = !strcmp(cfg->sink_kind, "udp");
+    b->demo = !b->synthetic;
+    if ((b->udp_in || b->udp_out) && b->synthetic) {
+        snprintf(msg, msglen, "[sink] kind = udp needs [source] kind = udp or demo");
+        free(b);
+        return -EINVAL;
+    }
+    if (b->demo && cfg->payload_bytes < sizeof(struct rfx_demo_state)) {
+        snprintf(msg, msglen, "engine.payload_bytes: the demo game needs at least %zu bytes",
+                 sizeof(struct rfx_demo_state));
+        free(b);
+        return -EINVAL;
+    }
+    rfx_demo_game_init(&b->game, cfg->seed);
+    const struct rfx_stage_ops *ops = b->synthetic ? syn_ops : demo_ops;
+    int rc = 0;
+    if (b->udp_in || b->udp_out) {
+        rc = rfx_udp_create(cfg, b->udp_in, b->udp_out, &b->udp, msg, msglen);
+        if (rc) {
+            free(b);
+            return rc;
+        }
+    }
+    b->cap_ops = b->udp_in ? rfx_udp_capture_ops : ops[0];
+    b->exe_ops = b->udp_out ? rfx_udp_execute_ops : ops[3];
+    void *cap_ctx = b->udp_in ? (void *)b->udp : b, *exe_ctx = b->udp_out ? (void *)b->udp : b;
+    if ((rc = rfx_engine_add_stage(e, "capture", &b->cap_ops, cap_ctx)) ||
+        (rc = rfx_engine_add_stage(e, "pattern", &ops[1], b)) ||
+        (rc = rfx_engine_add_stage(e, "decide", &ops[2], b)) ||
+        (rc = rfx_engine_add_stage(e, "execute", &b->exe_ops, exe_ctx))) {
+        snprintf(msg, msglen, "registering the built-in stages failed (%d)", rc);
+        rfx_builtin_destroy(b);
+        return rc;
+    }
+    if ((rc = rfx_engine_set_planner(e, b->synthetic ? &syn_planner : &demo_planner, b)) != 0) {
+        snprintf(msg, msglen, "setting the planner failed (%d)", rc);
+        rfx_builtin_destroy(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+void rfx_builtin_report(struct rfx_builtin *b, struct rfx_engine *e, FILE *out)
+{
+    char json[512];
+    if (b->demo && !b->udp_in) {
+        const struct rfx_demo_game *g = &b->game;
+        int64_t score = (int64_t)g->dodged - 5 * (int64_t)g->hits;
+        snprintf(json, sizeof json,
+                 "\"demo\": {\"score\": %" PRId64 ", \"dodged\": %" PRIu64 ", \"hits\": %" PRIu64
+                 ", \"moves\": %" PRIu64 ", \"ticks\": %u, \"late_actions\": %" PRIu64
+                 ", \"planner_calls\": %" PRIu64 ", \"planned\": %" PRIu64 ", \"seed\": %" PRIu64
+                 "}",
+                 score, g->dodged, g->hits, g->moves, g->s.tick, b->late_actions, b->plan_calls,
+                 b->planned, b->cfg->seed);
+        rfx_engine_set_summary_extra(e, json);
+        if (out)
+            fprintf(out,
+                    "demo: score %" PRId64 " (%" PRIu64 " hazards dodged, %" PRIu64
+                    " hits, 5 points each), %u ticks, %" PRIu64 " planned states\n",
+                    score, g->dodged, g->hits, g->s.tick, b->planned);
+    } else if (b->udp) {
+        rfx_udp_report(b->udp, json, sizeof json);
+        rfx_engine_set_summary_extra(e, json);
+        if (out)
+            fprintf(out, "%s\n", json);
+    }
+}
+
+void rfx_builtin_destroy(struct rfx_builtin *b)
+{
+    if (!b)
+        return;
+    rfx_udp_destroy(b->udp);
+    free(b);
+}

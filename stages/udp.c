@@ -109,9 +109,10 @@ static void udp_capture(void *ctx, struct rfx_frame **fr, size_t n, const struct
     struct rfx_udp *u = ctx;
     unsigned char buf[65536];
     size_t got = 0;
+    for (size_t i = 0; i < n; i++)
+        fr[i]->flags |= RFX_FRAME_EMPTY; /* until a datagram fills it */
     for (size_t i = 0; i < n; i++) {
         struct rfx_frame *f = fr[i];
-        f->flags |= RFX_FRAME_EMPTY;
         if (u->ended)
             continue;
         ssize_t k = recv(u->fd_in, buf, sizeof buf, 0);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The two commands of README.md, and the perf build.
-#   tools/run.sh demo    install what is missing, build, run the main job
+#   tools/run.sh demo [ARGS]  install what is missing, build (release), run 'reflex demo ARGS'
 #   tools/run.sh test    install what is missing, build, run every test suite
 #                        (plain build, then ASan+UBSan and TSan builds)
 #   tools/run.sh bench   install what is missing (DPDK too), build, run the benchmarks
@@ -74,10 +74,15 @@ test)
     python3 tools/test_summary.py build build-asan build-tsan
     exit $status
     ;;
-bench | demo)
+demo)
     install_missing
     configure build-perf -Dbuildtype=release -Dwerror=true
-    # Until 'reflex demo' exists, the main job is the benchmark suite.
+    shift
+    exec build-perf/tools/reflex demo "$@"
+    ;;
+bench)
+    install_missing
+    configure build-perf -Dbuildtype=release -Dwerror=true
     meson test -C build-perf --benchmark --print-errorlogs --verbose --num-processes 1 |
         grep -E '^SUMMARY|^ *[0-9]+/[0-9]+ |^Ok:|^Fail:' || true
     ;;

@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""reflex check on every bad config: exit 2 and the expected message, which
+names the file and line ("FILE:LINE: section.key: ..."); on the good config:
+exit 0 and the resolved layout."""
+import os
+import subprocess
+import sys
+
+reflex, confdir = sys.argv[1], sys.argv[2]
+failures = 0
+bad_dir = os.path.join(confdir, "bad")
+files = sorted(f for f in os.listdir(bad_dir) if f.endswith(".ini"))
+for name in files:
+    path = os.path.join(bad_dir, name)
+    with open(path) as f:
+        first = f.readline()
+    assert first.startswith("# expect: "), f"{name}: no '# expect:' line"
+    expect = first[len("# expect: "):].rstrip("\n")
+    want = f"{path}:{expect}" if expect[:1].isdigit() else expect
+    p = subprocess.run([reflex, "check", path], capture_output=True, text=True)
+    ok = p.returncode == 2 and want in p.stderr and (f"{path}:" in p.stderr)
+    if not ok:
+        failures += 1
+        print(f"FAIL {name}: exit {p.returncode}, stderr: {p.stderr.strip()!r}; wanted {want!r}")
+    else:
+        print(f"ok   {name}: {p.stderr.strip()}")
+
+good = os.path.join(confdir, "good.ini")
+p = subprocess.run([reflex, "check", good], capture_output=True, text=True)
+layout_ok = (p.returncode == 0 and "rfx-rt0" in p.stdout and "core 0" in p.stdout
+             and "stages: capture pattern" in p.stdout and "rfx-telemetry" in p.stdout)
+if not layout_ok:
+    failures += 1
+    print(f"FAIL good.ini: exit {p.returncode}\n{p.stdout}{p.stderr}")
+else:
+    print("ok   good.ini:\n" + p.stdout)
+print(f"{len(files)} bad configs and 1 good: {failures} failed")
+sys.exit(1 if failures else 0)

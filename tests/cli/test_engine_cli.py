@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""End to end through the reflex binary: the demo's bundle, SIGINT drain,
+drop accounting, 'reflex run' errors, and the UDP source/sink driven by a
+separate process (this one) playing the demo game over 127.0.0.1."""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+reflex = sys.argv[1]
+work = tempfile.mkdtemp(prefix="rfx-cli-")
+failures = 0
+
+
+def check(ok, what, detail=""):
+    global failures
+    if ok:
+        print(f"ok   {what}")
+    else:
+        failures += 1
+        print(f"FAIL {what} {detail}")
+
+
+def load_summary(d):
+    with open(os.path.join(d, "summary.json")) as f:
+        return json.load(f)
+
+
+def check_bundle(d, label, stages=("capture", "pattern", "decide", "execute")):
+    s = load_summary(d)
+    for key in ("reflex_version", "duration_s", "frame_hz", "frames", "stages", "e2e", "cache",
+                "strategic", "degradation", "alerts", "threads"):
+        check(key in s, f"{label}: summary.json has '{key}'")
+    fr = s["frames"]
+    dropped = sum(fr["dropped"].values())
+    check(fr["captured"] == fr["executed"] + dropped + fr["in_flight"] and fr["in_flight"] == 0,
+          f"{label}: captured {fr['captured']} = executed {fr['executed']} + dropped {dropped}"
+          f" + in flight {fr['in_flight']}, in flight 0")
+    for st in stages:
+        check(st in s["stages"] and s["stages"][st]["count"] > 0, f"{label}: stage {st} recorded")
+        for k in ("p50_ns", "p95_ns", "p99_ns", "p999_ns", "max_ns", "budget_p99_ns", "violations"):
+            check(k in s["stages"][st], f"{label}: stages.{st}.{k}")
+        check(os.path.getsize(os.path.join(d, st + ".hgrm")) > 0, f"{label}: {st}.hgrm written")
+    check(os.path.getsize(os.path.join(d, "e2e.hgrm")) > 0, f"{label}: e2e.hgrm written")
+    crit = [t for t in s["threads"] if t["critical"]]
+    check(s.get("allocation_tracking") is True, f"{label}: jemalloc allocation counters active")
+    check(crit and all(t["allocated_bytes_after_start"] == 0 for t in crit),
+          f"{label}: 0 bytes allocated on critical threads after start",
+          str([(t["name"], t["allocated_bytes_after_start"]) for t in crit]))
+    p = subprocess.run([reflex, "hist", os.path.join(d, "latency.hlog"), "--tag", "e2e"],
+                       capture_output=True, text=True)
+    check(p.returncode == 0 and "#[Mean" in p.stdout, f"{label}: latency.hlog e2e decodes")
+    return s
+
+
+# 1. The demo: bundle complete, identity, zero allocations, the cache learns.
+d = os.path.join(work, "demo")
+t0 = time.time()
+p = subprocess.run([reflex, "demo", "--duration", "12", "--out", d, "--quiet"],
+                   capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, "demo exits 0", p.stderr)
+check("demo: score" in p.stdout and "e2e" in p.stdout and "cache: hit rate" in p.stdout,
+      "demo prints score, the stage table and the cache hit rate", p.stdout)
+s = check_bundle(d, "demo")
+hr = [x for x in s["cache"]["hit_rate_by_interval"] if x is not None]
+third = max(1, len(hr) // 3)
+first, last = sum(hr[:third]) / third, sum(hr[-third:]) / third
+check(len(hr) >= 10 and last > first,
+      f"demo: hit rate in the last third ({last:.3f}) > the first third ({first:.3f})", str(hr))
+check(s["cache"]["publications"] >= 3, f"demo: {s['cache']['publications']} snapshots published")
+check("score" in s.get("demo", {}), "demo: summary.json has demo.score")
+
+# 2. SIGINT drains in-flight frames and leaves a valid bundle.
+d = os.path.join(work, "sigint")
+proc = subprocess.Popen([reflex, "demo", "--duration", "600", "--out", d, "--quiet"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+time.sleep(3)
+proc.send_signal(signal.SIGINT)
+try:
+    out, err = proc.communicate(timeout=20)
+    check(proc.returncode == 0, "SIGINT: exit 0", err)
+    s = check_bundle(d, "sigint")
+    check(s["duration_s"] < 10, f"SIGINT: stopped after {s['duration_s']:.1f} s")
+except subprocess.TimeoutExpired:
+    proc.kill()
+    check(False, "SIGINT: reflex did not stop within 20 s")
+
+# 3. Drops are counted by reason: a drop-newest ring too small for the load.
+d = os.path.join(work, "drops")
+cfg = os.path.join(work, "drops.ini")
+with open(cfg, "w") as f:
+    f.write("[engine]\nframe_hz = 0\nmax_frames = 200000\npool_frames = 4096\n"
+            "[ring]\ncapacity = 8\noverflow = drop-newest\n"
+            "[source]\nkind = synthetic\nwork_ns = 0, 0, 0, 2000\n[sink]\nkind = null\n")
+p = subprocess.run([reflex, "run", cfg, "--out", d, "--quiet"], capture_output=True, text=True,
+                   timeout=120)
+check(p.returncode == 0, "synthetic run with drops exits 0", p.stderr)
+s = check_bundle(d, "drops")
+check(s["frames"]["dropped"]["ring_full"] > 0 and s["frames"]["captured"] == 200000,
+      f"drops: {s['frames']['dropped']['ring_full']} ring_full drops of 200000 frames counted")
+
+# 4. reflex run: usage and config errors exit 2.
+p = subprocess.run([reflex, "run"], capture_output=True, text=True)
+check(p.returncode == 2 and "missing CONFIG" in p.stderr, "run without CONFIG: exit 2")
+p = subprocess.run([reflex, "run", os.path.join(work, "nope.ini")], capture_output=True, text=True)
+check(p.returncode == 2 and "nope.ini: No such file" in p.stderr, "run with a missing file: exit 2")
+p = subprocess.run([reflex, "demo", "--set", "engine.burst=0"], capture_output=True, text=True)
+check(p.returncode == 2 and "--set engine.burst" in p.stderr, "demo --set with a bad value: exit 2",
+      p.stderr)
+p = subprocess.run([reflex, "demo", "--duration", "-3"], capture_output=True, text=True)
+check(p.returncode == 2, "demo --duration -3: exit 2")
+
+# 5. UDP: this process plays the game; reflex decides over 127.0.0.1.
+d = os.path.join(work, "udp")
+port_in, port_out = 47310 + os.getpid() % 500, 47900 + os.getpid() % 500
+cfg = os.path.join(work, "udp.ini")
+with open(cfg, "w") as f:
+    f.write(f"[engine]\nframe_hz = 0\nduration_s = 60\n[source]\nkind = udp\nport = {port_in}\n"
+            f"[sink]\nkind = udp\nport = {port_out}\n")
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rx.bind(("127.0.0.1", port_out))
+rx.settimeout(2.0)
+proc = subprocess.Popen([reflex, "run", cfg, "--out", d, "--quiet"], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
+time.sleep(1.0)
+tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+N = 200
+got = {}
+for seq in range(N):
+    rows = [0] * 16
+    rows[15] = 1 << 6  # a hazard right above the bot at x = 6
+    body = struct.pack("<16HIBB2x", *rows, seq, 6, 0)
+    tx.sendto(struct.pack("<IHHQ", 0x53584652, 1, 16, seq) + body, ("127.0.0.1", port_in))
+    try:
+        data = rx.recv(64)
+        magic, ver, ln, rseq, action, how, level, _, gen = struct.unpack("<IHHQIBBHQ", data)
+        if magic == 0x41584652:
+            got[rseq] = action
+    except socket.timeout:
+        pass
+tx.sendto(struct.pack("<IHHQ", 0x45584652, 1, 16, 0), ("127.0.0.1", port_in))
+try:
+    out, err = proc.communicate(timeout=20)
+    check(proc.returncode == 0, "udp: reflex exits 0 after the end datagram", err)
+    check(len(got) == N, f"udp: {len(got)} of {N} states answered with an action")
+    check(all(a in (1, 2) for a in got.values()),
+          "udp: every answer moves out from under the hazard", str(set(got.values())))
+    s = load_summary(d)
+    check(s["udp"]["states_received"] == N and s["frames"]["executed"] == N,
+          f"udp: summary counts {s['udp']['states_received']} states, "
+          f"{s['frames']['executed']} executed")
+except subprocess.TimeoutExpired:
+    proc.kill()
+    check(False, "udp: reflex did not stop after the end datagram")
+
+print(f"{failures} failed")
+sys.exit(1 if failures else 0)

@@ -295,9 +295,12 @@ int64_t rfx_action_cache_publish(struct rfx_action_cache *c, const struct rfx_ca
     /* Every reader has passed a quiescent state after this: none holds old. */
     urcu_qsbr_synchronize_rcu();
     GRACE_WRITER_SEES();
+    /* Read before unlocking: once the next writer has the lock, s is its
+     * "old" and may be freed. */
+    int64_t gen = (int64_t)s->generation;
     pthread_mutex_unlock(&c->writer);
     free(old);
-    return (int64_t)s->generation;
+    return gen;
 }
 
 static struct rfx_cache_entry *copy_table(const struct rfx_cache_entry *t, uint32_t mask, size_t n)

@@ -146,8 +146,10 @@ static void publish(struct rfx_strategic *s, struct rfx_plan *p)
         if (b)
             l2 = b;
         if (a && b) {
-            memcpy(l1 + n1, p->l1, p->n1 * sizeof *l1);
-            memcpy(l2 + n2, p->l2, p->n2 * sizeof *l2);
+            if (p->n1)
+                memcpy(l1 + n1, p->l1, p->n1 * sizeof *l1);
+            if (p->n2)
+                memcpy(l2 + n2, p->l2, p->n2 * sizeof *l2);
             n1 += p->n1;
             n2 += p->n2;
             /* Over capacity: keep the newest (they come last). */

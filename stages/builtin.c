@@ -24,7 +24,7 @@ struct rfx_builtin {
     uint64_t applied_seq;     /* capture's: last action applied */
     uint64_t late_actions;    /* frames captured with no new action */
     uint64_t actions;
-    uint64_t plan_calls, planned;
+    _Atomic uint64_t plan_calls, planned; /* several planners may run at once */
     /* synthetic */
     uint32_t work_ns[4];
     struct rfx_udp *udp;
@@ -140,9 +140,9 @@ static int demo_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct
             rc = rfx_plan_add(out, 2, &e2);
         if (rc)
             return rc;
-        b->planned++;
+        atomic_fetch_add_explicit(&b->planned, 1, memory_order_relaxed);
     }
-    b->plan_calls++;
+    atomic_fetch_add_explicit(&b->plan_calls, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -212,8 +212,8 @@ static int syn_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct 
         if (rc)
             return rc;
     }
-    b->plan_calls++;
-    b->planned += n;
+    atomic_fetch_add_explicit(&b->plan_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->planned, n, memory_order_relaxed);
     return 0;
 }
 
@@ -243,6 +243,8 @@ int rfx_builtin_setup(struct rfx_engine *e, const struct rfx_engine_config *cfg,
     b->e = e;
     b->cfg = cfg;
     atomic_init(&b->mailbox, 0);
+    atomic_init(&b->plan_calls, 0);
+    atomic_init(&b->planned, 0);
     for (int i = 0; i < 4; i++)
         b->work_ns[i] = cfg->work_ns[i];
     b->synthetic = !strcmp(cfg->source_kind, "synthetic");
@@ -301,14 +303,15 @@ void rfx_builtin_report(struct rfx_builtin *b, struct rfx_engine *e, FILE *out)
                  ", \"moves\": %" PRIu64 ", \"ticks\": %u, \"late_actions\": %" PRIu64
                  ", \"planner_calls\": %" PRIu64 ", \"planned\": %" PRIu64 ", \"seed\": %" PRIu64
                  "}",
-                 score, g->dodged, g->hits, g->moves, g->s.tick, b->late_actions, b->plan_calls,
-                 b->planned, b->cfg->seed);
+                 score, g->dodged, g->hits, g->moves, g->s.tick, b->late_actions,
+                 (uint64_t)atomic_load(&b->plan_calls), (uint64_t)atomic_load(&b->planned),
+                 b->cfg->seed);
         rfx_engine_set_summary_extra(e, json);
         if (out)
             fprintf(out,
                     "demo: score %" PRId64 " (%" PRIu64 " hazards dodged, %" PRIu64
                     " hits, 5 points each), %u ticks, %" PRIu64 " planned states\n",
-                    score, g->dodged, g->hits, g->s.tick, b->planned);
+                    score, g->dodged, g->hits, g->s.tick, (uint64_t)atomic_load(&b->planned));
     } else if (b->udp) {
         rfx_udp_report(b->udp, json, sizeof json);
         rfx_engine_set_summary_extra(e, json);

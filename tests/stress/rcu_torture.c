@@ -1,0 +1,145 @@
+/*
+ * RCU torture for the action cache: reader threads (registered, QSBR) check
+ * every snapshot they see while writer threads publish as fast as they can.
+ *
+ *   integrity  the snapshot's checksum matches its contents (a freed or
+ *              half-built snapshot would not; ASan reports any read of freed
+ *              memory), and every L1 entry's action is the one its writer
+ *              derived from its key;
+ *   freshness  a writer stores the generation it published after its
+ *              publication returned (a grace period later); a reader that
+ *              loads that figure before looking must see a snapshot at
+ *              least that new: no stale read beyond one grace period;
+ *   order      generations a reader sees never go backwards.
+ *
+ * usage: rcu_torture [--long] [--seconds S]
+ *   default 3 s (1 s with RFX_STRESS_REDUCED); --long or RFX_STRESS_LONG=1: 60 s.
+ */
+#include "action_cache_impl.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define READERS 2
+#define WRITERS 2
+#define ENTRIES 64
+
+static struct rfx_action_cache *cache;
+static _Atomic int stop;
+static _Atomic uint64_t min_gen; /* a generation every reader must already see */
+static _Atomic uint64_t reads, checks_failed, stale, backwards, publications;
+
+static uint32_t action_for(uint64_t key)
+{
+    return (uint32_t)(key * 2654435761u >> 7);
+}
+
+static void *writer(void *arg)
+{
+    uint64_t salt = (uint64_t)(uintptr_t)arg;
+    struct rfx_cache_entry e[ENTRIES];
+    while (!atomic_load(&stop)) {
+        uint64_t base = (salt << 40) | ((uint64_t)rand() << 8);
+        for (int i = 0; i < ENTRIES; i++) {
+            uint64_t key = base + (uint64_t)i + 1;
+            e[i] = (struct rfx_cache_entry){.key = key, .action = action_for(key)};
+        }
+        int64_t g = rfx_action_cache_publish(cache, e, ENTRIES, e, ENTRIES / 2);
+        if (g <= 0) {
+            fprintf(stderr, "rcu_torture: publish failed: %lld\n", (long long)g);
+            atomic_fetch_add(&checks_failed, 1);
+            break;
+        }
+        /* Published a grace period ago: every reader's next look sees >= g. */
+        uint64_t cur = atomic_load(&min_gen);
+        while ((uint64_t)g > cur && !atomic_compare_exchange_weak(&min_gen, &cur, (uint64_t)g))
+            ;
+        atomic_fetch_add(&publications, 1);
+    }
+    return NULL;
+}
+
+static void *reader(void *arg)
+{
+    (void)arg;
+    rfx_cache_reader_register();
+    uint64_t last = 0, n = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        uint64_t must = atomic_load_explicit(&min_gen, memory_order_acquire);
+        const struct rfx_snapshot *s = rfx_action_cache_snapshot(cache);
+        if (s) {
+            if (s->generation < must)
+                atomic_fetch_add(&stale, 1);
+            if (s->generation < last)
+                atomic_fetch_add(&backwards, 1);
+            last = s->generation;
+            bool ok = s->checksum == rfx_snapshot_checksum(s) && s->n1 == ENTRIES;
+            for (uint32_t i = 0; ok && i <= s->l1_mask; i++)
+                if (s->l1[i].key && s->l1[i].action != action_for(s->l1[i].key))
+                    ok = false;
+            uint32_t a;
+            uint64_t g;
+            /* The lookup path on a key of this snapshot. */
+            for (uint32_t i = 0; ok && i <= s->l1_mask; i++)
+                if (s->l1[i].key) {
+                    ok =
+                        rfx_action_cache_lookup(cache, s->l1[i].key, 0, &a, &g) != RFX_CACHE_NONE &&
+                        g >= s->generation;
+                    break;
+                }
+            if (!ok)
+                atomic_fetch_add(&checks_failed, 1);
+        }
+        n++;
+        rfx_cache_quiescent();
+    }
+    atomic_fetch_add(&reads, n);
+    rfx_cache_reader_offline();
+    rfx_cache_reader_unregister();
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = getenv("RFX_STRESS_REDUCED") ? 1 : 3;
+    if (getenv("RFX_STRESS_LONG"))
+        seconds = 60;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--long"))
+            seconds = 60;
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: rcu_torture [--long] [--seconds S]\n");
+            return 2;
+        }
+    }
+    struct rfx_action_cache_config cfg = {.max_entries = ENTRIES, .miss_queue = 16};
+    if (rfx_action_cache_create(&cfg, &cache) != 0)
+        return 1;
+    pthread_t r[READERS], w[WRITERS];
+    for (int i = 0; i < READERS; i++)
+        pthread_create(&r[i], NULL, reader, NULL);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_create(&w[i], NULL, writer, (void *)(uintptr_t)(i + 1));
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
+    nanosleep(&ts, NULL);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < WRITERS; i++)
+        pthread_join(w[i], NULL);
+    for (int i = 0; i < READERS; i++)
+        pthread_join(r[i], NULL);
+    rfx_action_cache_destroy(cache);
+    unsigned long long p = atomic_load(&publications), rd = atomic_load(&reads);
+    unsigned long long bad = atomic_load(&checks_failed), st = atomic_load(&stale),
+                       bk = atomic_load(&backwards);
+    printf("rcu_torture: %.0f s, %d readers, %d writers: %llu publications, %llu reads; "
+           "%llu integrity failures, %llu stale beyond a grace period, %llu backwards\n",
+           seconds, READERS, WRITERS, p, rd, bad, st, bk);
+    return (bad || st || bk || p == 0 || rd == 0) ? 1 : 0;
+}

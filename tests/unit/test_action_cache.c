@@ -1,0 +1,150 @@
+/* The action cache on one thread: build, lookup, generations, misses. */
+#include "action_cache_impl.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+
+static struct rfx_action_cache *make(uint32_t max, uint32_t q)
+{
+    struct rfx_action_cache_config cfg = {.max_entries = max, .miss_queue = q};
+    struct rfx_action_cache *c = NULL;
+    cr_assert_eq(rfx_action_cache_create(&cfg, &c), 0);
+    return c;
+}
+
+Test(action_cache, create_rejects_bad_arguments)
+{
+    struct rfx_action_cache *c = NULL;
+    struct rfx_action_cache_config cfg;
+    rfx_action_cache_config_default(&cfg);
+    cr_expect_eq(rfx_action_cache_create(NULL, &c), -EINVAL);
+    cr_expect_eq(rfx_action_cache_create(&cfg, NULL), -EINVAL);
+    cfg.miss_queue = 1000;
+    cr_expect_eq(rfx_action_cache_create(&cfg, &c), -EINVAL);
+    cfg.miss_queue = 2;
+    cr_expect_eq(rfx_action_cache_create(&cfg, &c), -EINVAL);
+    rfx_action_cache_config_default(&cfg);
+    cfg.max_entries = 0;
+    cr_expect_eq(rfx_action_cache_create(&cfg, &c), -EINVAL);
+    cr_expect_null(c);
+    rfx_action_cache_destroy(NULL);
+}
+
+Test(action_cache, miss_before_the_first_snapshot)
+{
+    struct rfx_action_cache *c = make(64, 16);
+    uint32_t a = 77;
+    uint64_t gen = 99;
+    cr_expect_eq(rfx_action_cache_lookup(c, 5, 6, &a, &gen), RFX_CACHE_MISS);
+    cr_expect_eq(gen, 0);
+    cr_expect_eq(a, 77, "a miss leaves the action alone");
+    rfx_action_cache_destroy(c);
+}
+
+Test(action_cache, l1_then_l2_then_miss)
+{
+    struct rfx_action_cache *c = make(64, 16);
+    struct rfx_cache_entry l1[] = {{.key = 10, .action = 1}, {.key = 11, .action = 2}};
+    struct rfx_cache_entry l2[] = {{.key = 20, .action = 3}};
+    cr_assert_eq(rfx_action_cache_publish(c, l1, 2, l2, 1), 1);
+    uint32_t a = 0;
+    uint64_t gen = 0;
+    cr_expect_eq(rfx_action_cache_lookup(c, 10, 20, &a, &gen), RFX_CACHE_L1);
+    cr_expect_eq(a, 1);
+    cr_expect_eq(gen, 1);
+    cr_expect_eq(rfx_action_cache_lookup(c, 12, 20, &a, &gen), RFX_CACHE_L2);
+    cr_expect_eq(a, 3);
+    cr_expect_eq(rfx_action_cache_lookup(c, 12, 21, &a, &gen), RFX_CACHE_MISS);
+    cr_expect_eq(rfx_action_cache_lookup(c, 0, 0, &a, &gen), RFX_CACHE_MISS);
+    rfx_action_cache_destroy(c);
+}
+
+Test(action_cache, each_publication_is_a_new_generation_and_replaces_the_whole)
+{
+    struct rfx_action_cache *c = make(64, 16);
+    struct rfx_cache_entry a1[] = {{.key = 1, .action = 1}};
+    struct rfx_cache_entry a2[] = {{.key = 2, .action = 2}};
+    cr_assert_eq(rfx_action_cache_publish(c, a1, 1, NULL, 0), 1);
+    cr_assert_eq(rfx_action_cache_publish(c, a2, 1, NULL, 0), 2);
+    uint32_t a;
+    uint64_t gen;
+    cr_expect_eq(rfx_action_cache_lookup(c, 1, 0, &a, &gen), RFX_CACHE_MISS);
+    cr_expect_eq(rfx_action_cache_lookup(c, 2, 0, &a, &gen), RFX_CACHE_L1);
+    cr_expect_eq(gen, 2);
+    struct rfx_action_cache_stats st;
+    rfx_action_cache_stats(c, &st);
+    cr_expect_eq(st.generation, 2);
+    cr_expect_eq(st.publications, 2);
+    cr_expect_eq(st.l1_entries, 1);
+    cr_expect_eq(st.l2_entries, 0);
+    rfx_action_cache_destroy(c);
+}
+
+Test(action_cache, duplicate_keys_last_wins_and_bad_input_is_refused)
+{
+    struct rfx_action_cache *c = make(4, 16);
+    struct rfx_cache_entry d[] = {{.key = 7, .action = 1}, {.key = 7, .action = 9}};
+    cr_assert_eq(rfx_action_cache_publish(c, d, 2, NULL, 0), 1);
+    uint32_t a;
+    cr_expect_eq(rfx_action_cache_lookup(c, 7, 0, &a, NULL), RFX_CACHE_L1);
+    cr_expect_eq(a, 9);
+    struct rfx_cache_entry zero[] = {{.key = 0, .action = 1}};
+    cr_expect_eq(rfx_action_cache_publish(c, zero, 1, NULL, 0), -EINVAL);
+    cr_expect_eq(rfx_action_cache_publish(c, NULL, 1, NULL, 0), -EINVAL);
+    struct rfx_cache_entry many[5] = {{.key = 1}, {.key = 2}, {.key = 3}, {.key = 4}, {.key = 5}};
+    cr_expect_eq(rfx_action_cache_publish(c, many, 5, NULL, 0), -ENOSPC);
+    cr_expect_eq(rfx_action_cache_publish(NULL, many, 1, NULL, 0), -EINVAL);
+    rfx_action_cache_destroy(c);
+}
+
+Test(action_cache, large_tables_find_every_key)
+{
+    enum { N = 20000 };
+    struct rfx_action_cache *c = make(N, 16);
+    struct rfx_cache_entry *e = calloc(N, sizeof *e);
+    for (uint32_t i = 0; i < N; i++)
+        e[i] = (struct rfx_cache_entry){.key = (uint64_t)i * 1000003 + 1, .action = i};
+    cr_assert_eq(rfx_action_cache_publish(c, e, N, e, N), 1);
+    for (uint32_t i = 0; i < N; i++) {
+        uint32_t a = ~0u;
+        cr_assert_eq(rfx_action_cache_lookup(c, e[i].key, 0, &a, NULL), RFX_CACHE_L1);
+        cr_assert_eq(a, i);
+    }
+    const struct rfx_snapshot *s = rfx_action_cache_snapshot(c);
+    cr_expect_eq(s->checksum, rfx_snapshot_checksum(s));
+    cr_expect_leq(N * 2, s->l1_mask + 1, "load factor at most one half");
+    struct rfx_cache_entry *x, *y;
+    size_t nx, ny;
+    cr_assert_eq(rfx_action_cache_entries(c, &x, &nx, &y, &ny), 0);
+    cr_expect_eq(nx, N);
+    cr_expect_eq(ny, N);
+    free(x);
+    free(y);
+    free(e);
+    rfx_action_cache_destroy(c);
+}
+
+Test(action_cache, miss_queue_is_fifo_bounded_and_counts_overflow)
+{
+    struct rfx_action_cache *c = make(16, 8); /* ck_ring holds capacity - 1 */
+    struct rfx_cache_miss m = {0};
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        m.context_key = (uint64_t)i + 1;
+        if (rfx_action_cache_queue_miss(c, &m) == 0)
+            ok++;
+    }
+    cr_expect_eq(ok, 7);
+    struct rfx_action_cache_stats st;
+    rfx_action_cache_stats(c, &st);
+    cr_expect_eq(st.misses_queued, 7);
+    cr_expect_eq(st.misses_dropped, 13);
+    struct rfx_cache_miss out[16];
+    cr_assert_eq(rfx_action_cache_take_misses(c, out, 16), 7);
+    for (int i = 0; i < 7; i++)
+        cr_expect_eq(out[i].context_key, (uint64_t)i + 1);
+    cr_expect_eq(rfx_action_cache_take_misses(c, out, 16), 0);
+    cr_expect_eq(rfx_action_cache_queue_miss(NULL, &m), -EINVAL);
+    rfx_action_cache_destroy(c);
+}

@@ -1,0 +1,172 @@
+/* Layout resolution for 1, 2, 4 and 16 CPUs; config defaults, files, --set. */
+#include "engine_impl.h"
+
+#include <reflex/config.h>
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const stages[] = {"capture", "pattern", "decide", "execute", "telemetry"};
+
+static void resolve(struct rfx_engine_config *c, int cpus)
+{
+    char msg[256];
+    rfx_engine_config_default(c);
+    cr_assert_eq(rfx_engine_layout_resolve(c, stages, 5, cpus, msg, sizeof msg), 0, "%s", msg);
+}
+
+static bool critical(const struct rfx_thread_config *t)
+{
+    for (int i = 0; i < t->n_stages; i++)
+        if (strcmp(t->stages[i], "telemetry") != 0)
+            return true;
+    return false;
+}
+
+/* Every stage once, in order; telemetry alone on the last thread. */
+static void check_cover(const struct rfx_engine_config *c)
+{
+    int next = 0;
+    for (int i = 0; i < c->n_threads; i++)
+        for (int k = 0; k < c->threads[i].n_stages; k++)
+            cr_expect_str_eq(c->threads[i].stages[k], stages[next++]);
+    cr_expect_eq(next, 5);
+    const struct rfx_thread_config *t = &c->threads[c->n_threads - 1];
+    cr_expect_eq(t->n_stages, 1);
+    cr_expect_str_eq(t->stages[0], "telemetry");
+}
+
+Test(layout, one_cpu_fuses_the_critical_path)
+{
+    struct rfx_engine_config c;
+    resolve(&c, 1);
+    cr_expect_eq(c.n_threads, 2);
+    cr_expect_eq(c.threads[0].n_stages, 4);
+    cr_expect_eq(c.threads[0].core, 0);
+    cr_expect_eq(c.threads[1].core, -1);
+    cr_expect_eq(c.threads[1].wait.kind, RFX_WAIT_PARK, "telemetry never spins on a shared core");
+    check_cover(&c);
+}
+
+Test(layout, two_cpus_two_critical_threads_telemetry_parks)
+{
+    struct rfx_engine_config c;
+    resolve(&c, 2);
+    cr_expect_eq(c.n_threads, 3);
+    cr_expect_eq(c.threads[0].core, 0);
+    cr_expect_eq(c.threads[1].core, 1);
+    cr_expect_eq(c.threads[0].n_stages, 2);
+    cr_expect_eq(c.threads[1].n_stages, 2);
+    cr_expect_eq(c.threads[2].core, -1);
+    cr_expect_eq(c.threads[2].wait.kind, RFX_WAIT_PARK);
+    for (int w = 0; w < c.strategic_workers; w++)
+        cr_expect_eq(c.strategic_cores[w], -1, "no core to spare: strategic work is unpinned");
+    check_cover(&c);
+}
+
+Test(layout, four_cpus_keep_a_core_for_telemetry_and_planning)
+{
+    struct rfx_engine_config c;
+    resolve(&c, 4);
+    cr_expect_eq(c.n_threads, 4);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(c.threads[i].core, i);
+    cr_expect_eq(c.threads[3].core, 3);
+    for (int w = 0; w < c.strategic_workers; w++)
+        cr_expect_eq(c.strategic_cores[w], 3);
+    check_cover(&c);
+}
+
+Test(layout, sixteen_cpus_thread_per_stage_off_core_zero)
+{
+    struct rfx_engine_config c;
+    resolve(&c, 16);
+    cr_expect_eq(c.n_threads, 5);
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(c.threads[i].core, 1 + i);
+        cr_expect_eq(c.threads[i].n_stages, 1);
+    }
+    cr_expect_eq(c.threads[4].core, 5);
+    for (int w = 0; w < c.strategic_workers; w++) {
+        cr_expect_geq(c.strategic_cores[w], 5);
+        for (int i = 0; i < c.n_threads; i++)
+            if (critical(&c.threads[i]))
+                cr_expect_neq(c.strategic_cores[w], c.threads[i].core);
+    }
+    check_cover(&c);
+}
+
+Test(layout, a_given_layout_is_kept)
+{
+    struct rfx_engine_config c;
+    rfx_engine_config_default(&c);
+    c.n_threads = 1;
+    snprintf(c.threads[0].name, sizeof c.threads[0].name, "all");
+    cr_expect_eq(rfx_engine_layout_resolve(&c, stages, 5, 2, NULL, 0), 0);
+    cr_expect_eq(c.n_threads, 1);
+    cr_expect_eq(rfx_engine_layout_resolve(&c, stages, 1, 2, NULL, 0), -EINVAL);
+}
+
+static char *write_tmp(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/rfx-cfg-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+Test(config, file_values_then_set_overrides)
+{
+    char *p = write_tmp("[engine]\nframe_hz = 120\nburst = 8\n[ring]\noverflow = drop-oldest\n");
+    const char *sets[] = {"engine.burst=16", "strategic.workers=2"};
+    struct rfx_engine_config c;
+    char msg[256] = "";
+    cr_assert_eq(rfx_config_load(p, sets, 2, stages, 5, &c, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_float_eq(c.frame_hz, 120, 1e-9);
+    cr_expect_eq(c.burst, 16);
+    cr_expect_eq(c.strategic_workers, 2);
+    cr_expect_eq(c.ring_policy, RFX_RING_DROP_OLDEST);
+    cr_expect_gt(c.n_threads, 0, "the layout was resolved");
+    unlink(p);
+}
+
+Test(config, errors_name_file_line_and_key)
+{
+    char *p = write_tmp("[engine]\n\nframe_hz = 60\nburst = 99\n");
+    struct rfx_engine_config c;
+    char msg[256] = "", want[128];
+    cr_expect_eq(rfx_config_load(p, NULL, 0, stages, 5, &c, msg, sizeof msg), -EINVAL);
+    snprintf(want, sizeof want, "%s:4: engine.burst:", p);
+    cr_expect(strstr(msg, want) != NULL, "message: %s", msg);
+    const char *sets[] = {"engine.frame_hz=fast"};
+    cr_expect_eq(rfx_config_load(NULL, sets, 1, stages, 5, &c, msg, sizeof msg), -EINVAL);
+    cr_expect(strstr(msg, "--set engine.frame_hz:") != NULL, "message: %s", msg);
+    const char *bad[] = {"frame_hz=60"};
+    cr_expect_eq(rfx_config_load(NULL, bad, 1, stages, 5, &c, msg, sizeof msg), -EINVAL);
+    cr_expect(strstr(msg, "expected section.key=value") != NULL, "message: %s", msg);
+    cr_expect_eq(rfx_config_load("/nonexistent/x.ini", NULL, 0, stages, 5, &c, msg, sizeof msg),
+                 -ENOENT);
+    unlink(p);
+}
+
+Test(config, engine_create_checks_the_config)
+{
+    struct rfx_engine_config c;
+    rfx_engine_config_default(&c);
+    struct rfx_engine *e = NULL;
+    c.pool_frames = 1000;
+    cr_expect_eq(rfx_engine_create(&c, &e), -EINVAL);
+    cr_expect_null(e);
+    cr_expect_eq(rfx_engine_create(NULL, &e), -EINVAL);
+    rfx_engine_config_default(&c);
+    cr_assert_eq(rfx_engine_create(&c, &e), 0);
+    struct rfx_stage_ops ops = {0};
+    cr_expect_eq(rfx_engine_add_stage(e, "x", &ops, NULL), -EINVAL, "no process callback");
+    cr_expect_eq(rfx_engine_add_stage(e, "telemetry", &ops, NULL), -EINVAL);
+    rfx_engine_destroy(e);
+}

@@ -84,6 +84,13 @@ static void exe(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_
             for (int s = 0; s < si; s++)
                 work += f[i]->exit_ns[s] - f[i]->enter_ns[s];
             int64_t o = f[i]->enter_ns[si] - f[i]->scheduled_ns - work;
+            if (getenv("RFX_BENCH_TRACE") &&
+                o > (getenv("RFX_BENCH_TRACE_NS") ? atoll(getenv("RFX_BENCH_TRACE_NS")) : 200000))
+                fprintf(stderr, "frame %llu overhead %lld us: late %lld wait1 %lld wait2 %lld\n",
+                        (unsigned long long)f[i]->seq, (long long)o / 1000,
+                        (long long)(f[i]->capture_ns - f[i]->scheduled_ns) / 1000,
+                        (long long)(f[i]->enter_ns[1] - f[i]->exit_ns[0]) / 1000,
+                        (long long)(f[i]->enter_ns[2] - f[i]->exit_ns[1]) / 1000);
             rfx_hdr_record_fast(x->overhead, o > 0 ? o : 1);
         }
     }
@@ -214,12 +221,16 @@ static int latency(double hz, double seconds)
 {
     char rate[64];
     snprintf(rate, sizeof rate, "engine.frame_hz=%g", hz);
-    const char *sets[] = {rate, "strategic.workers=1", "strategic.hz=50", "strategic.min_hz=50",
-                          "strategic.max_hz=50"};
+    const char *sets[] = {rate,
+                          "strategic.workers=1",
+                          "strategic.hz=50",
+                          "strategic.min_hz=50",
+                          "strategic.max_hz=50",
+                          getenv("RFX_BENCH_SET") ? getenv("RFX_BENCH_SET") : "engine.burst=32"};
     struct ctx x = {0};
     rfx_hdr_create(1, 60000000000LL, 3, &x.overhead);
     struct outcome o;
-    if (run(sets, 5, seconds, &x, &o))
+    if (run(sets, 6, seconds, &x, &o))
         return 1;
     struct rfx_hdr *h = x.overhead;
     printf("SUMMARY bench=pipeline_latency rate_hz=%g overhead_p50_us=%.1f overhead_p99_us=%.1f "

@@ -168,32 +168,38 @@ int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *
     if (cpus <= 0)
         cpus = rfx_cpu_online_count();
     int k = n_stages - 1; /* critical stages; telemetry is last */
-    /* Critical threads: one per stage up to the cores we can give them,
-     * keeping a core for telemetry and the strategic workers from 3 CPUs
-     * and core 0 for the system from 5. */
+    /* Up to 2 CPUs: one critical thread per CPU, telemetry's recording fused
+     * into the last (its interval work runs on the unpinned reporter
+     * thread), so no third thread competes for the critical cores. From 3:
+     * one critical thread per stage up to the cores available, telemetry
+     * on its own core, and from 5 core 0 left to the system. */
     int base = cpus >= 5 ? 1 : 0;
     int groups = cpus <= 2 ? cpus : cpus - 1 - base;
     if (groups > k)
         groups = k;
     if (groups < 1)
         groups = 1;
+    bool fuse_telemetry = cpus <= 2;
     int first = 0;
     for (int g = 0; g < groups; g++) {
         int n = k / groups + (g < k % groups ? 1 : 0);
+        if (fuse_telemetry && g == groups - 1)
+            n++;
         char name[RFX_NAME_MAX];
         snprintf(name, sizeof name, "rt%d", g);
         add_thread(cfg, name, stages, first, n, base + g, RFX_WAIT_HYBRID);
         first += n;
     }
-    /* Telemetry: its own core from 3 CPUs (hybrid wait there); with fewer it
-     * shares and never spins (park, drained on a timer). */
-    int tcore = cpus >= 3 ? base + groups : -1;
-    add_thread(cfg, "telemetry", stages, k, 1, tcore, cpus >= 3 ? RFX_WAIT_HYBRID : RFX_WAIT_PARK);
+    int tcore = -1;
+    if (!fuse_telemetry) {
+        tcore = base + groups;
+        add_thread(cfg, "telemetry", stages, k, 1, tcore, RFX_WAIT_HYBRID);
+    }
     int w = 0;
     for (int c = base + groups; c < cpus && w < RFX_MAX_WORKERS; c++)
         cfg->strategic_cores[w++] = c;
     for (; w < RFX_MAX_WORKERS; w++)
-        cfg->strategic_cores[w] = cpus >= 3 ? tcore : -1;
+        cfg->strategic_cores[w] = tcore;
     return 0;
 }
 
@@ -492,6 +498,22 @@ static void wake_consumer(struct rfx_xthread *consumer, struct rfx_spsc_ring *r)
         rfx_wake(&consumer->data_wp);
 }
 
+/* How long before a scheduled frame an idle critical thread wakes to spin:
+ * lead_us, but at most a quarter of the frame period, so that between
+ * frames the critical cores go idle and off-path threads (reporter,
+ * planners, at SCHED_IDLE) run in those gaps rather than preempting a
+ * spinning critical thread for a scheduler tick. */
+static int64_t lead_ns(const struct rfx_engine *e)
+{
+    int64_t lead = (int64_t)e->cfg.lead_us * 1000;
+    if (e->cfg.frame_hz > 0) {
+        int64_t quarter = (int64_t)(1e9 / e->cfg.frame_hz / 4);
+        if (lead > quarter)
+            lead = quarter;
+    }
+    return lead;
+}
+
 static void idle_wait(struct rfx_xthread *t)
 {
     struct rfx_engine *e = t->e;
@@ -502,9 +524,14 @@ static void idle_wait(struct rfx_xthread *t)
         /* Telemetry alone: park, drained on its timer. */
         rfx_wait(&t->data_wp, &t->cfg.wait, wake_cond, t, (int64_t)e->cfg.drain_us * 1000);
     } else if (e->cfg.frame_hz > 0 && t->cfg.wait.kind == RFX_WAIT_HYBRID) {
-        int64_t due = atomic_load_explicit(&e->next_sched_ns, memory_order_relaxed);
-        int64_t wake_at = due - (int64_t)e->cfg.lead_us * 1000;
+        /* The next frame is due at the next point of the source's schedule
+         * (start + k periods) after now; next_sched_ns may still name the
+         * frame just handled, so compute it. */
         int64_t now = rfx_now_ns();
+        int64_t period = (int64_t)llround(1e9 / e->cfg.frame_hz);
+        int64_t k = (now - e->start_ns) / period + 1;
+        int64_t due = e->start_ns + k * period;
+        int64_t wake_at = due - lead_ns(e);
         int rc = 0;
         if (wake_at > now) {
             struct rfx_wait_config park = {.kind = RFX_WAIT_PARK};
@@ -512,7 +539,7 @@ static void idle_wait(struct rfx_xthread *t)
         }
         if (rc == -ETIMEDOUT || wake_at <= now) {
             struct rfx_wait_config spin = t->cfg.wait;
-            spin.spin_ns += e->cfg.lead_us * 2000u;
+            spin.spin_ns += (uint32_t)(2 * lead_ns(e));
             rfx_wait(&t->data_wp, &spin, wake_cond, t, 100000000);
         }
     } else {
@@ -593,7 +620,7 @@ static void forward(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
 /* Sleep until `due` less the lead, then spin to it. False if stopped. */
 static bool wait_until(struct rfx_engine *e, int64_t due)
 {
-    int64_t lead = (int64_t)e->cfg.lead_us * 1000;
+    int64_t lead = lead_ns(e);
     for (;;) {
         if (atomic_load_explicit(&e->stop, memory_order_acquire))
             return false;
@@ -723,8 +750,6 @@ static void consumer_loop(struct rfx_xthread *t)
             for (int i = 0; i < e->n_threads - 1 && n < burst * 2; i++)
                 n += rfx_ring_pop_burst(e->threads[i].drop, frames + n,
                                         burst * 2 - n > burst ? burst : burst * 2 - n);
-        if (t->hosts_telemetry)
-            rfx_telemetry_tick(e->tel, rfx_now_ns());
         if (n == 0) {
             if (upstream_done(t) && !inputs_ready(t))
                 break;
@@ -942,6 +967,13 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         return rc;
     }
     e->start_ns = rfx_now_ns();
+    if ((rc = rfx_telemetry_start(e->tel, e->start_ns, msg, msglen)) != 0) {
+        atomic_store(&e->go, -1);
+        for (int j = 0; j < e->n_threads; j++)
+            pthread_join(e->threads[j].tid, NULL);
+        e->waited = true;
+        return rc;
+    }
     atomic_store_explicit(&e->go, 1, memory_order_release);
     return 0;
 }
@@ -955,6 +987,7 @@ int rfx_engine_wait(struct rfx_engine *e)
     for (int i = 0; i < e->n_threads; i++)
         pthread_join(e->threads[i].tid, NULL);
     e->end_ns = rfx_now_ns();
+    rfx_telemetry_stop(e->tel);
     rfx_strategic_stop(e->strat);
     e->waited = true;
     return 0;

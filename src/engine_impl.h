@@ -99,8 +99,10 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
                          size_t msglen);
 void rfx_telemetry_destroy(struct rfx_telemetry *t);
 extern const struct rfx_stage_ops rfx_telemetry_ops;
-/* On the telemetry thread, each loop: close the interval when due. */
-void rfx_telemetry_tick(struct rfx_telemetry *t, int64_t now);
+/* Start the reporter thread (intervals from start_ns); stop it and close
+ * the last interval once the pipeline has stopped. */
+int rfx_telemetry_start(struct rfx_telemetry *t, int64_t start_ns, char *msg, size_t msglen);
+void rfx_telemetry_stop(struct rfx_telemetry *t);
 int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *msg, size_t msglen);
 int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f);
 /* Telemetry's figure for the strategic controller and the summary. */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #define MISS_BATCH 256
@@ -174,6 +175,13 @@ static void *worker_main(void *arg)
     int core = e->cfg.strategic_cores[w->idx];
     if (core >= 0 && rfx_thread_pin_self(core, msg, sizeof msg) != 0)
         fprintf(stderr, "reflex: warning: strategic worker %d: %s (left unpinned)\n", w->idx, msg);
+    /* Strategic work runs only on CPU time the critical threads leave: as a
+     * SCHED_IDLE thread the scheduler preempts it the moment a critical
+     * thread wakes on a shared core (a normal-priority planner computing
+     * for 20 ms would delay frames by milliseconds on a 2-CPU machine). */
+    struct sched_param idle = {.sched_priority = 0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0)
+        fprintf(stderr, "reflex: warning: strategic worker %d: SCHED_IDLE refused\n", w->idx);
     if (s->have_arena)
         mallctl("thread.arena", NULL, NULL, &s->arena, sizeof s->arena);
     struct rfx_cache_miss *batch = malloc(MISS_BATCH * sizeof *batch);

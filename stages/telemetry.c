@@ -3,15 +3,23 @@
  * it counts the outcome (executed, or dropped by reason), records per stage
  * service time, queue wait and wake-up lateness, and end-to-end latency from
  * the frame's *scheduled* capture time (so a late source shows in the tail:
- * coordinated omission), then the engine returns the frame to the pool.
+ * coordinated omission); then the engine returns the frame to the pool.
  *
- * Every interval (default 1 s) it closes the interval histograms: appends
- * them to latency.hlog, checks each stage's p50/p95/p99 budgets (a
- * violation is an interval in which a percentile exceeded its budget), adds
- * them to the whole-run histograms, and feeds the strategic frequency
- * controller. The degradation ladder will hang off the same hook.
+ * The stage only records, so it can share a critical thread: it writes into
+ * the active one of two histogram sets and never blocks, never allocates.
+ * A reporter thread off the critical path (rfx-report, nice 19) closes each
+ * interval (default 1 s): it swaps the sets, waits for the stage to leave
+ * the old one, appends it to latency.hlog, checks each stage's p50/p95/p99
+ * budgets (a violation is an interval in which a percentile exceeded its
+ * budget), folds it into the whole-run histograms and feeds the strategic
+ * frequency controller. The degradation ladder will hang off that hook.
  *
- * Everything here runs on the one thread that hosts telemetry.
+ * The swap is the interval recorder's protocol (src/hdr_recorder.c, pairs
+ * P1-P6 in docs/memory-ordering.md) applied to a whole set at once: the
+ * stage enters once per burst (epoch odd, P1; load the active set, P2),
+ * records, leaves (epoch even, P3); the reporter exchanges the active set
+ * (P4), reads the epoch (P5) and, if the stage was inside, waits for it to
+ * change (P6) before reading the old set.
  */
 #include "engine_impl.h"
 #include "hdr_histogram_impl.h"
@@ -21,9 +29,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -34,9 +44,16 @@
 
 enum { K_SERVICE, K_WAIT, K_LATE, K_KINDS };
 
+/* What the stage records during one interval. */
+struct tset {
+    struct rfx_hdr *h[RFX_MAX_STAGES][K_KINDS];
+    struct rfx_hdr *e2e;
+    uint64_t l1, l2, miss;
+    uint64_t over_p99[RFX_MAX_STAGES], e2e_over_p99;
+};
+
 struct tstage {
-    struct rfx_hdr *iv[K_KINDS];  /* this interval */
-    struct rfx_hdr *all[K_KINDS]; /* whole run */
+    struct rfx_hdr *all[K_KINDS]; /* whole run (reporter) */
     const struct rfx_budget *budget;
     uint64_t violations;      /* intervals with a percentile over budget */
     uint64_t viol_by_pct[3];  /* p50, p95, p99 */
@@ -45,25 +62,30 @@ struct tstage {
 
 struct rfx_telemetry {
     struct rfx_engine *e;
-    int n;    /* stages recorded: all but telemetry itself */
-    int self; /* telemetry's stage index */
-    struct tstage st[RFX_MAX_STAGES];
-    struct rfx_hdr *e2e_iv, *e2e_all;
+    int n; /* stages recorded: all but telemetry itself */
+    struct tset sets[2];
+    _Alignas(64) _Atomic(struct tset *) active; /* P2/P4 */
+    _Alignas(64) _Atomic uint64_t epoch;        /* P1/P3; odd while the stage records */
+    _Alignas(64) struct tstage st[RFX_MAX_STAGES];
+    struct rfx_hdr *e2e_all;
     const struct rfx_budget *e2e_budget;
     uint64_t e2e_violations, e2e_viol_by_pct[3], e2e_frames_over_p99;
-    /* interval bookkeeping */
-    int64_t iv_start_ns, iv_len_ns, next_ns;
+    uint64_t l1, l2, miss;
+    /* the reporter */
+    pthread_t reporter;
+    bool reporter_started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stopping;
+    int64_t iv_start_ns, iv_len_ns;
     double wall_offset_s; /* CLOCK_REALTIME - CLOCK_MONOTONIC, seconds */
     FILE *hlog_f;
     struct rfx_hlog_writer *hlog;
-    char hlog_buf[1 << 16];
-    uint64_t iv_l1, iv_l2, iv_miss;
-    uint64_t l1, l2, miss;
     int n_iv;
     double hit_rate[MAX_INTERVALS]; /* < 0: no lookups that interval */
     double hz[MAX_INTERVALS];
     int64_t e2e_p99[MAX_INTERVALS];
-    double last_hit_rate;
+    _Atomic uint64_t last_hit_milli; /* for other threads; UINT64_MAX: none */
     int hlog_errors;
 };
 
@@ -92,20 +114,40 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
+static void set_destroy(struct tset *s)
+{
+    for (int i = 0; i < RFX_MAX_STAGES; i++)
+        for (int k = 0; k < K_KINDS; k++)
+            rfx_hdr_destroy(s->h[i][k]);
+    rfx_hdr_destroy(s->e2e);
+}
+
+static void set_reset(struct tset *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < K_KINDS; k++)
+            rfx_hdr_reset(s->h[i][k]);
+    rfx_hdr_reset(s->e2e);
+    s->l1 = s->l2 = s->miss = s->e2e_over_p99 = 0;
+    memset(s->over_p99, 0, sizeof s->over_p99);
+}
+
 void rfx_telemetry_destroy(struct rfx_telemetry *t)
 {
     if (!t)
         return;
+    rfx_telemetry_stop(t);
+    for (int j = 0; j < 2; j++)
+        set_destroy(&t->sets[j]);
     for (int i = 0; i < RFX_MAX_STAGES; i++)
-        for (int k = 0; k < K_KINDS; k++) {
-            rfx_hdr_destroy(t->st[i].iv[k]);
+        for (int k = 0; k < K_KINDS; k++)
             rfx_hdr_destroy(t->st[i].all[k]);
-        }
-    rfx_hdr_destroy(t->e2e_iv);
     rfx_hdr_destroy(t->e2e_all);
     rfx_hlog_writer_destroy(t->hlog);
     if (t->hlog_f)
         fclose(t->hlog_f);
+    pthread_mutex_destroy(&t->lock);
+    pthread_cond_destroy(&t->cond);
     free(t);
 }
 
@@ -116,23 +158,25 @@ static int new_hist(struct rfx_hdr **h)
 
 int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char *msg, size_t msglen)
 {
-    struct rfx_telemetry *t = calloc(1, sizeof *t);
-    if (!t)
+    struct rfx_telemetry *t = NULL;
+    if (posix_memalign((void **)&t, 64, sizeof *t) != 0)
         return -ENOMEM;
+    memset(t, 0, sizeof *t);
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, NULL);
     t->e = e;
     t->n = e->n_stages; /* telemetry is appended after this */
-    t->self = e->n_stages;
     int rc = 0;
     for (int i = 0; i < t->n && rc == 0; i++) {
         for (int k = 0; k < K_KINDS && rc == 0; k++) {
-            rc = new_hist(&t->st[i].iv[k]);
-            if (rc == 0)
-                rc = new_hist(&t->st[i].all[k]);
+            rc = new_hist(&t->st[i].all[k]);
+            for (int j = 0; j < 2 && rc == 0; j++)
+                rc = new_hist(&t->sets[j].h[i][k]);
         }
         t->st[i].budget = find_budget(&e->cfg, e->stages[i].name);
     }
-    if (rc == 0)
-        rc = new_hist(&t->e2e_iv);
+    for (int j = 0; j < 2 && rc == 0; j++)
+        rc = new_hist(&t->sets[j].e2e);
     if (rc == 0)
         rc = new_hist(&t->e2e_all);
     if (rc) {
@@ -140,6 +184,9 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
         snprintf(msg, msglen, "telemetry: out of memory for histograms");
         return rc;
     }
+    atomic_init(&t->active, &t->sets[0]);
+    atomic_init(&t->epoch, 0);
+    atomic_init(&t->last_hit_milli, UINT64_MAX);
     t->e2e_budget = find_budget(&e->cfg, "e2e");
     t->iv_len_ns = (int64_t)llround(e->cfg.interval_s * 1e9);
     if ((rc = mkdir_p(e->cfg.out_dir)) != 0) {
@@ -156,12 +203,10 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
         rfx_telemetry_destroy(t);
         return rc;
     }
-    setvbuf(t->hlog_f, t->hlog_buf, _IOFBF, sizeof t->hlog_buf);
     struct timespec rt, mt;
     clock_gettime(CLOCK_REALTIME, &rt);
     clock_gettime(CLOCK_MONOTONIC, &mt);
     t->wall_offset_s = (double)(rt.tv_sec - mt.tv_sec) + (rt.tv_nsec - mt.tv_nsec) * 1e-9;
-    t->last_hit_rate = -1;
     *out = t;
     return 0;
 }
@@ -189,68 +234,134 @@ static void count_pct(const struct rfx_hdr *h, const struct rfx_budget *b, uint6
         (*viol)++;
 }
 
-/* Close the interval [iv_start, end): log, check, fold into the run. */
-static void close_interval(struct rfx_telemetry *t, int64_t end)
+/* Reporter: take the interval's set from the stage (P4-P6). */
+static struct tset *swap_sets(struct rfx_telemetry *t)
+{
+    struct tset *cur = atomic_load_explicit(&t->active, memory_order_relaxed);
+    struct tset *next = cur == &t->sets[0] ? &t->sets[1] : &t->sets[0];
+    struct tset *old = atomic_exchange_explicit(&t->active, next, memory_order_seq_cst); /* P4 */
+    uint64_t e = atomic_load_explicit(&t->epoch, memory_order_seq_cst);                  /* P5 */
+    if (e & 1)
+        while (atomic_load_explicit(&t->epoch, memory_order_acquire) == e) /* P6 */
+            sched_yield();
+    return old;
+}
+
+/* Reporter: the interval [iv_start, end) is in `s`: log, check, fold in, reset. */
+static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
 {
     struct rfx_engine *e = t->e;
     double start = wall_s(t, t->iv_start_ns), len = (end - t->iv_start_ns) * 1e-9;
     for (int i = 0; i < t->n; i++) {
-        struct tstage *s = &t->st[i];
+        struct tstage *st = &t->st[i];
         if (t->hlog &&
-            rfx_hlog_write(t->hlog, e->stages[i].name, start, len, s->iv[K_SERVICE], 1e6))
+            rfx_hlog_write(t->hlog, e->stages[i].name, start, len, s->h[i][K_SERVICE], 1e6))
             t->hlog_errors++;
-        count_pct(s->iv[K_SERVICE], s->budget, &s->violations, s->viol_by_pct);
-        for (int k = 0; k < K_KINDS; k++) {
-            rfx_hdr_add(s->all[k], s->iv[k]);
-            rfx_hdr_reset(s->iv[k]);
-        }
+        count_pct(s->h[i][K_SERVICE], st->budget, &st->violations, st->viol_by_pct);
+        for (int k = 0; k < K_KINDS; k++)
+            rfx_hdr_add(st->all[k], s->h[i][k]);
+        st->frames_over_p99 += s->over_p99[i];
     }
-    if (t->hlog && rfx_hlog_write(t->hlog, "e2e", start, len, t->e2e_iv, 1e6))
+    if (t->hlog && rfx_hlog_write(t->hlog, "e2e", start, len, s->e2e, 1e6))
         t->hlog_errors++;
     if (t->hlog_f)
         fflush(t->hlog_f);
-    count_pct(t->e2e_iv, t->e2e_budget, &t->e2e_violations, t->e2e_viol_by_pct);
-    int64_t p95 = rfx_hdr_value_at_percentile(t->e2e_iv, 95);
-    double mean = rfx_hdr_mean(t->e2e_iv);
-    bool had = rfx_hdr_total_count(t->e2e_iv) > 0;
-    uint64_t lookups = t->iv_l1 + t->iv_l2 + t->iv_miss;
-    double hr = lookups ? (double)(t->iv_l1 + t->iv_l2) / (double)lookups : -1;
+    count_pct(s->e2e, t->e2e_budget, &t->e2e_violations, t->e2e_viol_by_pct);
+    t->e2e_frames_over_p99 += s->e2e_over_p99;
+    bool had = rfx_hdr_total_count(s->e2e) > 0;
+    uint64_t lookups = s->l1 + s->l2 + s->miss;
+    double hr = lookups ? (double)(s->l1 + s->l2) / (double)lookups : -1;
     if (hr >= 0)
-        t->last_hit_rate = hr;
-    if (had && t->e->strat)
-        rfx_strategic_adapt(t->e->strat, p95, mean);
+        atomic_store_explicit(&t->last_hit_milli, (uint64_t)llround(hr * 1000),
+                              memory_order_relaxed);
+    if (had && e->strat)
+        rfx_strategic_adapt(e->strat, rfx_hdr_value_at_percentile(s->e2e, 95),
+                            rfx_hdr_mean(s->e2e));
     if (t->n_iv < MAX_INTERVALS) {
         t->hit_rate[t->n_iv] = hr;
-        t->hz[t->n_iv] = t->e->strat ? rfx_strategic_hz(t->e->strat) : 0;
-        t->e2e_p99[t->n_iv] = had ? rfx_hdr_value_at_percentile(t->e2e_iv, 99) : -1;
+        t->hz[t->n_iv] = e->strat ? rfx_strategic_hz(e->strat) : 0;
+        t->e2e_p99[t->n_iv] = had ? rfx_hdr_value_at_percentile(s->e2e, 99) : -1;
         t->n_iv++;
     }
-    rfx_hdr_add(t->e2e_all, t->e2e_iv);
-    rfx_hdr_reset(t->e2e_iv);
-    t->iv_l1 = t->iv_l2 = t->iv_miss = 0;
+    rfx_hdr_add(t->e2e_all, s->e2e);
+    t->l1 += s->l1;
+    t->l2 += s->l2;
+    t->miss += s->miss;
+    set_reset(s, t->n);
     t->iv_start_ns = end;
 }
 
-void rfx_telemetry_tick(struct rfx_telemetry *t, int64_t now)
+static void *reporter_main(void *arg)
 {
-    if (!t || t->next_ns == 0 || now < t->next_ns)
+    struct rfx_telemetry *t = arg;
+    rfx_thread_name_self("report");
+    /* Off the critical path: SCHED_IDLE, so a waking critical thread
+     * preempts it at once (nice 19 if SCHED_IDLE is refused). */
+    struct sched_param idle = {.sched_priority = 0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0)
+        setpriority(PRIO_PROCESS, 0, 19);
+    int64_t next = t->iv_start_ns + t->iv_len_ns;
+    pthread_mutex_lock(&t->lock);
+    while (!t->stopping) {
+        int64_t until = next + (int64_t)(t->wall_offset_s * 1e9); /* the cond waits on REALTIME */
+        struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+        pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+        if (t->stopping)
+            break;
+        int64_t now = rfx_now_ns();
+        if (now < next)
+            continue;
+        pthread_mutex_unlock(&t->lock);
+        close_interval(t, swap_sets(t), next);
+        next += t->iv_len_ns;
+        if (next <= now) /* fell behind (a stall): skip to the present */
+            next = now + t->iv_len_ns;
+        pthread_mutex_lock(&t->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+int rfx_telemetry_start(struct rfx_telemetry *t, int64_t start_ns, char *msg, size_t msglen)
+{
+    t->iv_start_ns = start_ns;
+    int rc = rfx_hlog_writer_create(t->hlog_f, wall_s(t, start_ns), &t->hlog);
+    if (rc) {
+        snprintf(msg, msglen, "latency.hlog: cannot write the header");
+        return rc;
+    }
+    if (pthread_create(&t->reporter, NULL, reporter_main, t) != 0) {
+        snprintf(msg, msglen, "cannot create the telemetry reporter thread");
+        return -EAGAIN;
+    }
+    t->reporter_started = true;
+    return 0;
+}
+
+void rfx_telemetry_stop(struct rfx_telemetry *t)
+{
+    if (!t || !t->reporter_started)
         return;
-    close_interval(t, t->next_ns);
-    t->next_ns += t->iv_len_ns;
-    if (t->next_ns <= now) /* fell behind (a stall): skip to the present */
-        t->next_ns = now + t->iv_len_ns;
+    pthread_mutex_lock(&t->lock);
+    t->stopping = true;
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+    pthread_join(t->reporter, NULL);
+    t->reporter_started = false;
+    /* The pipeline has stopped: the last, partial interval. */
+    int64_t now = rfx_now_ns();
+    if (now > t->iv_start_ns)
+        close_interval(t, swap_sets(t), now);
+    if (t->hlog_f)
+        fflush(t->hlog_f);
 }
 
 double rfx_telemetry_hit_rate_last(const struct rfx_telemetry *t)
 {
-    return t ? t->last_hit_rate : -1;
-}
-
-static int tel_init(void *ctx, const struct rfx_stage_env *env)
-{
-    struct rfx_telemetry *t = ctx;
-    int rc = rfx_hlog_writer_create(t->hlog_f, wall_s(t, env->now_ns), &t->hlog);
-    return rc;
+    uint64_t m =
+        t ? atomic_load_explicit(&((struct rfx_telemetry *)t)->last_hit_milli, memory_order_relaxed)
+          : UINT64_MAX;
+    return m == UINT64_MAX ? -1 : m / 1000.0;
 }
 
 static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
@@ -258,59 +369,44 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
 {
     struct rfx_telemetry *t = ctx;
     struct rfx_engine *e = t->e;
-    if (t->next_ns == 0) {
-        t->iv_start_ns = e->start_ns;
-        t->next_ns = e->start_ns + t->iv_len_ns;
-    }
     uint64_t executed = 0, dropped[RFX_DROP_REASONS] = {0};
+    uint64_t ep = atomic_load_explicit(&t->epoch, memory_order_relaxed);
+    atomic_store_explicit(&t->epoch, ep + 1, memory_order_seq_cst);            /* P1 */
+    struct tset *set = atomic_load_explicit(&t->active, memory_order_seq_cst); /* P2 */
     for (size_t i = 0; i < n; i++) {
         struct rfx_frame *f = frames[i];
         for (int s = 0; s < t->n; s++) {
             if (f->exit_ns[s] == 0)
                 continue; /* did not run there (dropped before) */
-            struct tstage *ts = &t->st[s];
             int64_t svc = f->exit_ns[s] - f->enter_ns[s];
             int64_t ready = s == 0 ? f->scheduled_ns : f->exit_ns[s - 1];
             int64_t wait = f->enter_ns[s] - ready;
-            rfx_hdr_record_fast(ts->iv[K_SERVICE], svc > 0 ? svc : 1);
-            rfx_hdr_record_fast(ts->iv[K_WAIT], wait > 0 ? wait : 1);
-            if (s == 0)
+            rfx_hdr_record_fast(set->h[s][K_SERVICE], svc > 0 ? svc : 1);
+            rfx_hdr_record_fast(set->h[s][K_WAIT], wait > 0 ? wait : 1);
+            if (s == 0) {
                 /* The source's wake-up lateness: capture began after its due time. */
-                rfx_hdr_record_fast(ts->iv[K_LATE], f->capture_ns - f->scheduled_ns > 0
-                                                        ? f->capture_ns - f->scheduled_ns
-                                                        : 1);
-            else if (f->woke_mask & (1u << s))
-                rfx_hdr_record_fast(ts->iv[K_LATE], wait > 0 ? wait : 1);
-            if (ts->budget && svc > ts->budget->p99_ns)
-                ts->frames_over_p99++;
+                int64_t late = f->capture_ns - f->scheduled_ns;
+                rfx_hdr_record_fast(set->h[s][K_LATE], late > 0 ? late : 1);
+            } else if (f->woke_mask & (1u << s)) {
+                rfx_hdr_record_fast(set->h[s][K_LATE], wait > 0 ? wait : 1);
+            }
+            if (t->st[s].budget && svc > t->st[s].budget->p99_ns)
+                set->over_p99[s]++;
         }
         if (f->drop_reason != RFX_DROP_NONE) {
             dropped[f->drop_reason < RFX_DROP_REASONS ? f->drop_reason : RFX_DROP_STAGE]++;
             continue;
         }
         executed++;
-        int64_t last = f->exit_ns[t->n - 1];
-        int64_t e2e = last - f->scheduled_ns;
-        rfx_hdr_record_fast(t->e2e_iv, e2e > 0 ? e2e : 1);
+        int64_t e2e = f->exit_ns[t->n - 1] - f->scheduled_ns;
+        rfx_hdr_record_fast(set->e2e, e2e > 0 ? e2e : 1);
         if (t->e2e_budget && e2e > t->e2e_budget->p99_ns)
-            t->e2e_frames_over_p99++;
-        switch (f->cache_result) {
-        case RFX_CACHE_L1:
-            t->iv_l1++;
-            t->l1++;
-            break;
-        case RFX_CACHE_L2:
-            t->iv_l2++;
-            t->l2++;
-            break;
-        case RFX_CACHE_MISS:
-            t->iv_miss++;
-            t->miss++;
-            break;
-        default:
-            break;
-        }
+            set->e2e_over_p99++;
+        set->l1 += f->cache_result == RFX_CACHE_L1;
+        set->l2 += f->cache_result == RFX_CACHE_L2;
+        set->miss += f->cache_result == RFX_CACHE_MISS;
     }
+    atomic_store_explicit(&t->epoch, ep + 2, memory_order_release); /* P3 */
     /* Publish the counts with release: rfx_engine_counts reads them acquire. */
     if (executed)
         atomic_store_explicit(&e->executed,
@@ -325,24 +421,8 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
     (void)env;
 }
 
-static void tel_fini(void *ctx, const struct rfx_stage_env *env)
-{
-    struct rfx_telemetry *t = ctx;
-    if (t->next_ns == 0) {
-        t->iv_start_ns = t->e->start_ns;
-        t->next_ns = t->iv_start_ns + t->iv_len_ns;
-    }
-    rfx_telemetry_tick(t, env->now_ns);
-    if (env->now_ns > t->iv_start_ns)
-        close_interval(t, env->now_ns); /* the last, partial interval */
-    if (t->hlog_f)
-        fflush(t->hlog_f);
-}
-
 const struct rfx_stage_ops rfx_telemetry_ops = {
-    .init = tel_init,
     .process = tel_process,
-    .fini = tel_fini,
     .sees_dropped = 1,
 };
 

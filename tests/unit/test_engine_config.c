@@ -25,7 +25,7 @@ static bool critical(const struct rfx_thread_config *t)
     return false;
 }
 
-/* Every stage once, in order; telemetry alone on the last thread. */
+/* Every stage once, in order; telemetry last. */
 static void check_cover(const struct rfx_engine_config *c)
 {
     int next = 0;
@@ -33,34 +33,28 @@ static void check_cover(const struct rfx_engine_config *c)
         for (int k = 0; k < c->threads[i].n_stages; k++)
             cr_expect_str_eq(c->threads[i].stages[k], stages[next++]);
     cr_expect_eq(next, 5);
-    const struct rfx_thread_config *t = &c->threads[c->n_threads - 1];
-    cr_expect_eq(t->n_stages, 1);
-    cr_expect_str_eq(t->stages[0], "telemetry");
 }
 
-Test(layout, one_cpu_fuses_the_critical_path)
+Test(layout, one_cpu_fuses_everything_on_one_thread)
 {
     struct rfx_engine_config c;
     resolve(&c, 1);
-    cr_expect_eq(c.n_threads, 2);
-    cr_expect_eq(c.threads[0].n_stages, 4);
+    cr_expect_eq(c.n_threads, 1);
+    cr_expect_eq(c.threads[0].n_stages, 5);
     cr_expect_eq(c.threads[0].core, 0);
-    cr_expect_eq(c.threads[1].core, -1);
-    cr_expect_eq(c.threads[1].wait.kind, RFX_WAIT_PARK, "telemetry never spins on a shared core");
     check_cover(&c);
 }
 
-Test(layout, two_cpus_two_critical_threads_telemetry_parks)
+Test(layout, two_cpus_two_critical_threads_and_no_third_spinner)
 {
     struct rfx_engine_config c;
     resolve(&c, 2);
-    cr_expect_eq(c.n_threads, 3);
+    cr_expect_eq(c.n_threads, 2, "telemetry records on the last critical thread");
     cr_expect_eq(c.threads[0].core, 0);
     cr_expect_eq(c.threads[1].core, 1);
     cr_expect_eq(c.threads[0].n_stages, 2);
-    cr_expect_eq(c.threads[1].n_stages, 2);
-    cr_expect_eq(c.threads[2].core, -1);
-    cr_expect_eq(c.threads[2].wait.kind, RFX_WAIT_PARK);
+    cr_expect_eq(c.threads[1].n_stages, 3);
+    cr_expect_str_eq(c.threads[1].stages[2], "telemetry");
     for (int w = 0; w < c.strategic_workers; w++)
         cr_expect_eq(c.strategic_cores[w], -1, "no core to spare: strategic work is unpinned");
     check_cover(&c);
@@ -74,6 +68,7 @@ Test(layout, four_cpus_keep_a_core_for_telemetry_and_planning)
     for (int i = 0; i < 3; i++)
         cr_expect_eq(c.threads[i].core, i);
     cr_expect_eq(c.threads[3].core, 3);
+    cr_expect_str_eq(c.threads[3].stages[0], "telemetry");
     for (int w = 0; w < c.strategic_workers; w++)
         cr_expect_eq(c.strategic_cores[w], 3);
     check_cover(&c);
@@ -89,6 +84,7 @@ Test(layout, sixteen_cpus_thread_per_stage_off_core_zero)
         cr_expect_eq(c.threads[i].n_stages, 1);
     }
     cr_expect_eq(c.threads[4].core, 5);
+    cr_expect_str_eq(c.threads[4].stages[0], "telemetry");
     for (int w = 0; w < c.strategic_workers; w++) {
         cr_expect_geq(c.strategic_cores[w], 5);
         for (int i = 0; i < c.n_threads; i++)

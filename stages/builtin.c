@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,10 @@ struct rfx_builtin {
     uint64_t late_actions;    /* frames captured with no new action */
     uint64_t actions;
     _Atomic uint64_t plan_calls, planned; /* several planners may run at once */
+    /* the planners' memory of recent misses, refined on periodic calls */
+    pthread_mutex_t recent_lock;
+    struct rfx_cache_miss recent[64];
+    int n_recent, next_recent;
     /* synthetic */
     uint32_t work_ns[4];
     struct rfx_udp *udp;
@@ -121,23 +126,56 @@ static void demo_execute(void *ctx, struct rfx_frame **fr, size_t n,
     (void)env;
 }
 
+static void miss_state(const struct rfx_cache_miss *m, struct rfx_demo_state *s)
+{
+    memset(s, 0, sizeof *s);
+    memcpy(&s->rows[2], m->user, 28);
+    s->x = m->user[28];
+    s->phase = m->user[29];
+}
+
+/*
+ * The demo planner. On misses: a 6-decision look-ahead for each state, an L1
+ * entry for its context key and an L2 entry for its pattern key. On periodic
+ * calls with no misses (deliberation while nothing is urgent): the last 64
+ * missed states again, two decisions deeper, replacing their entries.
+ */
 static int demo_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct rfx_plan *out)
 {
     struct rfx_builtin *b = ctx;
     int64_t now = rfx_now_ns();
+    struct rfx_cache_miss refine[64];
+    size_t n_refine = 0;
+    pthread_mutex_lock(&b->recent_lock);
     for (size_t i = 0; i < n; i++) {
         if (m[i].user_len < 30)
             continue;
-        struct rfx_demo_state s = {0};
-        memcpy(&s.rows[2], m[i].user, 28);
-        s.x = m[i].user[28];
-        s.phase = m[i].user[29];
-        uint32_t a = (uint32_t)rfx_demo_plan(&s);
-        struct rfx_cache_entry e1 = {.key = m[i].context_key, .action = a, .created_ns = now};
-        struct rfx_cache_entry e2 = {.key = m[i].pattern_key, .action = a, .created_ns = now};
+        b->recent[b->next_recent] = m[i];
+        b->next_recent = (b->next_recent + 1) % 64;
+        if (b->n_recent < 64)
+            b->n_recent++;
+    }
+    if (n == 0) {
+        n_refine = (size_t)b->n_recent;
+        memcpy(refine, b->recent, n_refine * sizeof refine[0]);
+    }
+    pthread_mutex_unlock(&b->recent_lock);
+    const struct rfx_cache_miss *todo = n ? m : refine;
+    size_t count = n ? n : n_refine;
+    int depth = n ? 6 : 8;
+    for (size_t i = 0; i < count; i++) {
+        if (todo[i].user_len < 30)
+            continue;
+        struct rfx_demo_state s;
+        miss_state(&todo[i], &s);
+        uint32_t a = (uint32_t)rfx_demo_plan_depth(&s, depth);
+        struct rfx_cache_entry e1 = {.key = todo[i].context_key, .action = a, .created_ns = now};
         int rc = rfx_plan_add(out, 1, &e1);
-        if (rc == 0)
+        if (rc == 0 && n) {
+            struct rfx_cache_entry e2 = {
+                .key = todo[i].pattern_key, .action = a, .created_ns = now};
             rc = rfx_plan_add(out, 2, &e2);
+        }
         if (rc)
             return rc;
         atomic_fetch_add_explicit(&b->planned, 1, memory_order_relaxed);
@@ -245,6 +283,7 @@ int rfx_builtin_setup(struct rfx_engine *e, const struct rfx_engine_config *cfg,
     atomic_init(&b->mailbox, 0);
     atomic_init(&b->plan_calls, 0);
     atomic_init(&b->planned, 0);
+    pthread_mutex_init(&b->recent_lock, NULL);
     for (int i = 0; i < 4; i++)
         b->work_ns[i] = cfg->work_ns[i];
     b->synthetic = !strcmp(cfg->source_kind, "synthetic");
@@ -325,5 +364,6 @@ void rfx_builtin_destroy(struct rfx_builtin *b)
     if (!b)
         return;
     rfx_udp_destroy(b->udp);
+    pthread_mutex_destroy(&b->recent_lock);
     free(b);
 }

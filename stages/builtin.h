@@ -58,7 +58,8 @@ void rfx_demo_game_step(struct rfx_demo_game *g, int action);
 uint64_t rfx_demo_context_key(const struct rfx_demo_state *s);
 uint64_t rfx_demo_pattern_key(const struct rfx_demo_state *s);
 int rfx_demo_context_class(const struct rfx_demo_state *s);
-int rfx_demo_plan(const struct rfx_demo_state *s);     /* look-ahead search: best action */
-int rfx_demo_fallback(const struct rfx_demo_state *s); /* the safe reflex */
+int rfx_demo_plan(const struct rfx_demo_state *s); /* look-ahead search: best action */
+int rfx_demo_plan_depth(const struct rfx_demo_state *s, int depth); /* decisions ahead, >= 1 */
+int rfx_demo_fallback(const struct rfx_demo_state *s);              /* the safe reflex */
 
 #endif

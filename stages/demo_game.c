@@ -126,7 +126,7 @@ int rfx_demo_fallback(const struct rfx_demo_state *s)
 /* ---- look-ahead: decisions every STEP frames, DEPTH decisions deep ---- */
 
 #define STEP  2
-#define DEPTH 6
+#define DEPTH 6 /* decisions looked ahead on a miss; refinement goes deeper */
 
 struct sim {
     uint16_t rows[RFX_DEMO_H];
@@ -175,6 +175,11 @@ static int search(const struct sim *m, int depth)
 
 int rfx_demo_plan(const struct rfx_demo_state *s)
 {
+    return rfx_demo_plan_depth(s, DEPTH);
+}
+
+int rfx_demo_plan_depth(const struct rfx_demo_state *s, int depth)
+{
     struct sim m;
     memcpy(m.rows, s->rows, sizeof m.rows);
     m.x = s->x;
@@ -185,7 +190,7 @@ int rfx_demo_plan(const struct rfx_demo_state *s)
         int cost = 0;
         for (int k = 0; k < STEP; k++)
             cost += sim_frame(&n, k == 0 ? a : RFX_ACT_STAY) * 1000;
-        cost += search(&n, DEPTH - 1);
+        cost += search(&n, depth - 1);
         if (cost < best) {
             best = cost;
             best_a = a;

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#define ENTRIES 4096
+static int ENTRIES = 4096; /* per run: 4096, then 256 */
 #define SLOTS   (2 * ENTRIES)
 
 static double seconds = 1.0;
@@ -35,7 +35,7 @@ static uint64_t *probe_keys;            /* what the reader looks up */
 
 /* The rwlock peer: the same flat table. */
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
-static struct rfx_cache_entry table[SLOTS];
+static struct rfx_cache_entry *table;
 
 static uint64_t slot_of(uint64_t key)
 {
@@ -44,7 +44,7 @@ static uint64_t slot_of(uint64_t key)
 
 static void table_build(uint64_t gen)
 {
-    memset(table, 0, sizeof table);
+    memset(table, 0, (size_t)SLOTS * sizeof *table);
     for (int i = 0; i < ENTRIES; i++) {
         uint64_t k = entries[i].key, s = slot_of(k);
         while (table[s].key)
@@ -151,6 +151,51 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+struct sized {
+    double rcu, rw, hit_rcu, hit_rw;
+    unsigned long long publications;
+};
+
+static struct sized measure(int n)
+{
+    ENTRIES = n;
+    entries = calloc((size_t)ENTRIES, sizeof *entries);
+    table = calloc((size_t)SLOTS, sizeof *table);
+    srand(7);
+    for (int i = 0; i < ENTRIES; i++)
+        entries[i] = (struct rfx_cache_entry){.key = ((uint64_t)rand() << 20) | (uint64_t)i | 1,
+                                              .action = (uint32_t)i};
+    for (int i = 0; i < NPROBE; i++)
+        probe_keys[i] = (i & 1) ? entries[rand() % ENTRIES].key : ((uint64_t)rand() << 21) + 2;
+    struct rfx_action_cache_config cfg = {.max_entries = (uint32_t)ENTRIES, .miss_queue = 16};
+    struct sized out = {0};
+    if (rfx_action_cache_create(&cfg, &cache) != 0)
+        exit(1);
+    rfx_action_cache_publish(cache, entries, (size_t)ENTRIES, entries, (size_t)ENTRIES / 4);
+    table_build(0);
+    double rcu[31], rw[31];
+    for (int r = 0; r < reps; r++) {
+        struct result a = run(1), b = run(0);
+        rcu[r] = a.lookups / a.secs / 1e6;
+        rw[r] = b.lookups / b.secs / 1e6;
+        out.hit_rcu = (double)a.hits / (double)a.lookups;
+        out.hit_rw = (double)b.hits / (double)b.lookups;
+        printf("%d entries, rep %d: rcu %.1f M lookups/s, rwlock %.1f M lookups/s\n", n, r, rcu[r],
+               rw[r]);
+    }
+    qsort(rcu, (size_t)reps, sizeof *rcu, cmp);
+    qsort(rw, (size_t)reps, sizeof *rw, cmp);
+    out.rcu = rcu[reps / 2];
+    out.rw = rw[reps / 2];
+    struct rfx_action_cache_stats st;
+    rfx_action_cache_stats(cache, &st);
+    out.publications = (unsigned long long)st.publications;
+    rfx_action_cache_destroy(cache);
+    free(entries);
+    free(table);
+    return out;
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -165,40 +210,13 @@ int main(int argc, char **argv)
     }
     if (reps < 1 || reps > 31)
         reps = 5;
-    entries = calloc(ENTRIES, sizeof *entries);
     probe_keys = calloc(NPROBE, sizeof *probe_keys);
-    srand(7);
-    for (int i = 0; i < ENTRIES; i++)
-        entries[i] = (struct rfx_cache_entry){.key = ((uint64_t)rand() << 20) | (uint64_t)i | 1,
-                                              .action = (uint32_t)i};
-    for (int i = 0; i < NPROBE; i++)
-        probe_keys[i] = (i & 1) ? entries[rand() % ENTRIES].key : ((uint64_t)rand() << 21) + 2;
-    struct rfx_action_cache_config cfg = {.max_entries = ENTRIES, .miss_queue = 16};
-    if (rfx_action_cache_create(&cfg, &cache) != 0)
-        return 1;
-    rfx_action_cache_publish(cache, entries, ENTRIES, entries, ENTRIES / 4);
-    table_build(0);
-    double rcu[31], rw[31];
-    double hit_rcu = 0, hit_rw = 0;
-    for (int r = 0; r < reps; r++) {
-        struct result a = run(1), b = run(0);
-        rcu[r] = a.lookups / a.secs / 1e6;
-        rw[r] = b.lookups / b.secs / 1e6;
-        hit_rcu = (double)a.hits / (double)a.lookups;
-        hit_rw = (double)b.hits / (double)b.lookups;
-        printf("rep %d: rcu %.1f M lookups/s, rwlock %.1f M lookups/s\n", r, rcu[r], rw[r]);
-    }
-    qsort(rcu, (size_t)reps, sizeof *rcu, cmp);
-    qsort(rw, (size_t)reps, sizeof *rw, cmp);
-    struct rfx_action_cache_stats st;
-    rfx_action_cache_stats(cache, &st);
+    struct sized big = measure(4096), small = measure(256);
     printf("SUMMARY bench=cache rcu_mlookups=%.1f rwlock_mlookups=%.1f ratio_vs_rwlock=%.2f "
-           "hit_fraction_rcu=%.3f hit_fraction_rwlock=%.3f publications=%llu writer_hz=100 "
-           "seconds=%g reps=%d\n",
-           rcu[reps / 2], rw[reps / 2], rcu[reps / 2] / rw[reps / 2], hit_rcu, hit_rw,
-           (unsigned long long)st.publications, seconds, reps);
-    rfx_action_cache_destroy(cache);
-    free(entries);
+           "rcu_mlookups_256=%.1f rwlock_mlookups_256=%.1f ratio_vs_rwlock_256=%.2f "
+           "hit_fraction=%.3f publications=%llu entries=4096 writer_hz=100 seconds=%g reps=%d\n",
+           big.rcu, big.rw, big.rcu / big.rw, small.rcu, small.rw, small.rcu / small.rw,
+           big.hit_rcu, big.publications, seconds, reps);
     free(probe_keys);
     return 0;
 }

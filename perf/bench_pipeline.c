@@ -15,6 +15,8 @@
  *             the frame's scheduled capture time to the moment execute
  *             begins, less the service time of the stages before it (so:
  *             source lateness, queue waits, wake-ups, ring transfers).
+ *             Beside it, the physical limit: a bare timer loop at the same
+ *             rate and length (timer_floor_*), nothing else running.
  *
  * usage: bench_pipeline throughput [--seconds S]
  *        bench_pipeline latency --rate HZ [--seconds S]
@@ -25,6 +27,8 @@
 #include <reflex/reflex.h>
 
 #include <inttypes.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +221,32 @@ static int throughput(double seconds)
     return 0;
 }
 
+/*
+ * The physical limit beside the pipeline: a thread pinned to core 1 that
+ * only sleeps until each due time (clock_nanosleep, timer slack 1 ns) at the
+ * same rate for the same time, nothing else running. Its wake-up lateness is
+ * what this machine gives any thread that does not spin between frames.
+ */
+static void timer_floor(double hz, double seconds, double *p99_us, double *p999_us)
+{
+    char msg[200];
+    rfx_thread_pin_self(1, msg, sizeof msg);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    struct rfx_hdr *h;
+    rfx_hdr_create(1, 60000000000LL, 3, &h);
+    int64_t period = (int64_t)(1e9 / hz), t = rfx_now_ns() + period;
+    int64_t n = (int64_t)(seconds * hz);
+    for (int64_t i = 0; i < n; i++, t += period) {
+        struct timespec ts = {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000};
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+        int64_t late = rfx_now_ns() - t;
+        rfx_hdr_record_fast(h, late > 0 ? late : 1);
+    }
+    *p99_us = rfx_hdr_value_at_percentile(h, 99) / 1e3;
+    *p999_us = rfx_hdr_value_at_percentile(h, 99.9) / 1e3;
+    rfx_hdr_destroy(h);
+}
+
 static int latency(double hz, double seconds)
 {
     char rate[64];
@@ -233,12 +263,14 @@ static int latency(double hz, double seconds)
     if (run(sets, 6, seconds, &x, &o))
         return 1;
     struct rfx_hdr *h = x.overhead;
+    double t99, t999;
+    timer_floor(hz, seconds, &t99, &t999);
     printf("SUMMARY bench=pipeline_latency rate_hz=%g overhead_p50_us=%.1f overhead_p99_us=%.1f "
            "overhead_p999_us=%.1f overhead_max_us=%.1f drops=%" PRIu64 " frames=%" PRIu64
-           " strategic=busy seconds=%g\n",
+           " timer_floor_p99_us=%.1f timer_floor_p999_us=%.1f strategic=busy seconds=%g\n",
            hz, rfx_hdr_value_at_percentile(h, 50) / 1e3, rfx_hdr_value_at_percentile(h, 99) / 1e3,
            rfx_hdr_value_at_percentile(h, 99.9) / 1e3, rfx_hdr_max(h) / 1e3, dropped(&o.counts),
-           o.counts.executed, seconds);
+           o.counts.executed, t99, t999, seconds);
     rfx_hdr_destroy(h);
     return 0;
 }

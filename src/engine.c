@@ -889,6 +889,8 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         msglen = sizeof dummy;
     }
     msg[0] = 0;
+    if (e)
+        e->start_call_ns = rfx_now_ns();
     if (!e || e->started) {
         snprintf(msg, msglen, "engine missing or already started");
         return -EINVAL;

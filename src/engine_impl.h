@@ -75,6 +75,7 @@ struct rfx_engine {
     _Atomic uint64_t captured;
     _Atomic uint64_t executed;
     _Atomic uint64_t dropped[RFX_DROP_REASONS];
+    int64_t start_call_ns; /* when rfx_engine_start was called */
     int64_t start_ns, end_ns, first_frame_ns;
     bool alloc_tracking;
     bool started, waited;

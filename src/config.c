@@ -35,6 +35,7 @@ struct loader {
     char err[512];
     bool failed;
     bool threads_given;
+    bool fast_given; /* fault.fast_work_us set explicitly */
 };
 
 static void fail(struct loader *L, const char *section, const char *key, const char *fmt, ...)
@@ -256,6 +257,21 @@ static void ring_key(struct loader *L, const char *key, const char *val)
 static void budget_key(struct loader *L, const char *key, const char *val)
 {
     struct rfx_engine_config *c = L->cfg;
+    static const char *const cls[3] = {"routine_p95_us", "emergency_p95_us", "deliberative_p95_us"};
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(key, cls[k])) {
+            double d;
+            if (!parse_double(val, 0, 6e8, &d))
+                fail(L, "budget", key, "'%s' is not a number of microseconds in [0, 6e8]", val);
+            else
+                c->class_p95_ns[k] = (int64_t)llround(d * 1000);
+            return;
+        }
+    if (!strcmp(key, "load_scaling")) {
+        if (!parse_bool(val, &c->load_scaling))
+            fail(L, "budget", key, "'%s' is not true or false", val);
+        return;
+    }
     double v[3];
     char items[4][RFX_NAME_MAX];
     int n = split_list(val, items, 4);
@@ -322,6 +338,57 @@ static void strategic_key(struct loader *L, const char *key, const char *val)
         return;
     }
     fail(L, "strategic", key, "unknown key");
+}
+
+static void degrade_key(struct loader *L, const char *key, const char *val)
+{
+    struct rfx_engine_config *c = L->cfg;
+    if (!strcmp(key, "enabled")) {
+        if (!parse_bool(val, &c->degrade_enabled))
+            fail(L, "degrade", key, "'%s' is not true or false", val);
+        return;
+    }
+    INT("degrade", "escalate_windows", 1, 100, false, c->escalate_windows)
+    NUM("degrade", "recover_s", 0.1, 3600, c->recover_s)
+    NUM("degrade", "headroom", 0, 0.9, c->headroom)
+    INT("degrade", "window_intervals", 1, 16, false, c->window_intervals)
+    fail(L, "degrade", key, "unknown key");
+}
+
+static void fault_key(struct loader *L, const char *key, const char *val)
+{
+    struct rfx_engine_config *c = L->cfg;
+    if (!strcmp(key, "stage")) {
+        if (!*val || strlen(val) >= RFX_NAME_MAX)
+            fail(L, "fault", key, "'%s' is not a stage name", val);
+        else
+            snprintf(c->fault_stage, sizeof c->fault_stage, "%s", val);
+        return;
+    }
+    if (!strcmp(key, "work_us")) {
+        long long x;
+        if (!parse_i64(val, 0, 10000000, &x))
+            fail(L, "fault", key, "'%s' is not an integer in [0, 10000000]", val);
+        else {
+            c->fault_work_us = (uint32_t)x;
+            if (!L->fast_given)
+                c->fault_fast_work_us = (uint32_t)(x / 100);
+        }
+        return;
+    }
+    if (!strcmp(key, "fast_work_us")) {
+        long long x;
+        if (!parse_i64(val, 0, 10000000, &x))
+            fail(L, "fault", key, "'%s' is not an integer in [0, 10000000]", val);
+        else {
+            c->fault_fast_work_us = (uint32_t)x;
+            L->fast_given = true;
+        }
+        return;
+    }
+    NUM("fault", "from_s", 0, 604800, c->fault_from_s)
+    NUM("fault", "to_s", 0, 1e9, c->fault_to_s)
+    fail(L, "fault", key, "unknown key");
 }
 
 static void cache_key(struct loader *L, const char *key, const char *val)
@@ -435,6 +502,10 @@ static void apply(struct loader *L, const char *section, const char *key, const 
         strategic_key(L, key, val);
     else if (!strcmp(section, "cache"))
         cache_key(L, key, val);
+    else if (!strcmp(section, "degrade"))
+        degrade_key(L, key, val);
+    else if (!strcmp(section, "fault"))
+        fault_key(L, key, val);
     else if (!strcmp(section, "telemetry"))
         telemetry_key(L, key, val);
     else if (!strcmp(section, "source"))
@@ -544,6 +615,17 @@ static int validate(const struct rfx_engine_config *c, const char *const *stages
                 VF("budget", x->stage, "no stage named '%s' in the pipeline", x->stage);
         }
     }
+    if (c->fault_work_us > 0 && !c->fault_stage[0])
+        VF("fault", "work_us", "needs fault.stage (which stage to overload)");
+    if (c->fault_stage[0] && stages) {
+        bool known = false;
+        for (int s = 0; s < n_stages; s++)
+            known = known || !strcmp(stages[s], c->fault_stage);
+        if (!known || !strcmp(c->fault_stage, RFX_TELEMETRY_STAGE))
+            VF("fault", "stage", "no critical stage named '%s' in the pipeline", c->fault_stage);
+    }
+    if (c->fault_to_s <= c->fault_from_s)
+        VF("fault", "to_s", "to_s %g must be after from_s %g", c->fault_to_s, c->fault_from_s);
     /* Threads: names, stages placed once each in pipeline order, cores. */
     int next = 0;
     for (int i = 0; i < c->n_threads; i++) {

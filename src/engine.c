@@ -124,6 +124,16 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->cache_l1_slots = 65536;
     c->cache_l2_slots = 65536;
     c->miss_queue = 1024;
+    c->class_p95_ns[RFX_CLASS_ROUTINE] = 200000000;
+    c->class_p95_ns[RFX_CLASS_EMERGENCY] = 50000000;
+    c->class_p95_ns[RFX_CLASS_DELIBERATIVE] = 1000000000;
+    c->load_scaling = true;
+    c->degrade_enabled = true;
+    c->escalate_windows = 2;
+    c->recover_s = 30;
+    c->headroom = 0.25;
+    c->window_intervals = 3;
+    c->fault_to_s = 1e9;
     c->interval_s = 1.0;
     c->drain_us = 2000;
     snprintf(c->source_kind, sizeof c->source_kind, "demo");
@@ -423,6 +433,35 @@ void rfx_engine_stop(struct rfx_engine *e)
 
 /* ---- the threads ---- */
 
+/* The frame budget: the frame period in rate mode, else the e2e p99 budget. */
+static int64_t frame_budget_ns(const struct rfx_engine *e)
+{
+    if (e->cfg.frame_hz > 0)
+        return (int64_t)(1e9 / e->cfg.frame_hz);
+    for (int i = 0; i < e->cfg.n_budgets; i++)
+        if (!strcmp(e->cfg.budgets[i].stage, "e2e"))
+            return e->cfg.budgets[i].p99_ns;
+    return INT64_MAX;
+}
+
+/* [fault] overload: busy work on the stage's full path (fast_work_us on its
+ * fast path, which stages take from MODERATE up), between from_s and to_s. */
+static void fault_work(const struct rfx_engine *e, int si, size_t m, enum rfx_level level,
+                       int64_t now)
+{
+    if (e->fault_stage != si || m == 0)
+        return;
+    double t = (now - e->start_ns) * 1e-9;
+    if (t < e->cfg.fault_from_s || t >= e->cfg.fault_to_s)
+        return;
+    int64_t per =
+        (int64_t)(level >= RFX_LEVEL_MODERATE ? e->cfg.fault_fast_work_us : e->cfg.fault_work_us) *
+        1000;
+    int64_t end = now + per * (int64_t)m;
+    while (rfx_now_ns() < end)
+        ;
+}
+
 static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
 {
     struct rfx_engine *e = t->e;
@@ -431,6 +470,13 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         .engine = e,
         .level = (enum rfx_level)atomic_load_explicit(&e->level, memory_order_relaxed),
     };
+    if (env.level == RFX_LEVEL_CRITICAL && t->critical) {
+        /* CRITICAL sheds frames older than the frame budget. */
+        int64_t now = rfx_now_ns(), limit = frame_budget_ns(e);
+        for (size_t i = 0; i < n; i++)
+            if (now - frames[i]->scheduled_ns > limit)
+                rfx_frame_drop(frames[i], RFX_DROP_STALE);
+    }
     for (int k = 0; k < t->n_stages; k++) {
         int si = t->first_stage + k;
         const struct rfx_stage_slot *s = &e->stages[si];
@@ -451,6 +497,7 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         env.stage_index = si;
         env.now_ns = t0;
         s->ops->process(s->ctx, live, m, &env);
+        fault_work(e, si, m, env.level, t0);
         int64_t t1 = rfx_now_ns();
         for (size_t i = 0; i < m; i++)
             live[i]->exit_ns[si] = t1;
@@ -915,6 +962,16 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         return rc;
     if ((rc = map_stages(e, msg, msglen)) != 0)
         return rc;
+    e->fault_stage = -1;
+    if (e->cfg.fault_stage[0] && e->cfg.fault_work_us > 0) {
+        for (int i = 0; i < e->n_stages; i++)
+            if (!strcmp(e->stages[i].name, e->cfg.fault_stage))
+                e->fault_stage = i;
+        if (e->fault_stage < 0) {
+            snprintf(msg, msglen, "fault.stage: no stage named '%s'", e->cfg.fault_stage);
+            return -EINVAL;
+        }
+    }
     for (int i = 0; i < e->n_threads; i++) {
         struct rfx_xthread *t = &e->threads[i];
         rfx_waitpoint_init(&t->data_wp);

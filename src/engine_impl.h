@@ -76,6 +76,7 @@ struct rfx_engine {
     _Atomic uint64_t executed;
     _Atomic uint64_t dropped[RFX_DROP_REASONS];
     int64_t start_call_ns; /* when rfx_engine_start was called */
+    int fault_stage;       /* [fault] stage index, -1: none */
     int64_t start_ns, end_ns, first_frame_ns;
     bool alloc_tracking;
     bool started, waited;

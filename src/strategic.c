@@ -92,6 +92,12 @@ void rfx_strategic_adapt(struct rfx_strategic *s, int64_t p95_ns, double mean_ns
     const struct rfx_engine_config *c = &s->e->cfg;
     double frame_ns = c->frame_hz > 0 ? 1e9 / c->frame_hz : 16.7e6;
     double hz = rfx_strategic_hz(s);
+    if (rfx_engine_level(s->e) >= RFX_LEVEL_MINIMAL) {
+        /* The ladder wins: from MINIMAL up, planning runs at its minimum. */
+        atomic_store_explicit(&s->hz_milli, (uint64_t)llround(c->strategic_min_hz * 1000),
+                              memory_order_relaxed);
+        return;
+    }
     if ((double)p95_ns > 0.9 * frame_ns)
         hz *= 0.8;
     else if (mean_ns < 0.5 * frame_ns)

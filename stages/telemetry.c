@@ -21,6 +21,7 @@
  * (P4), reads the epoch (P5) and, if the stage was inside, waits for it to
  * change (P6) before reading the old set.
  */
+#include "degrade.h"
 #include "engine_impl.h"
 #include "hdr_histogram_impl.h"
 
@@ -48,6 +49,7 @@ enum { K_SERVICE, K_WAIT, K_LATE, K_KINDS };
 struct tset {
     struct rfx_hdr *h[RFX_MAX_STAGES][K_KINDS];
     struct rfx_hdr *e2e;
+    struct rfx_hdr *cls[3]; /* e2e by context class */
     uint64_t l1, l2, miss;
     uint64_t over_p99[RFX_MAX_STAGES], e2e_over_p99;
 };
@@ -71,6 +73,12 @@ struct rfx_telemetry {
     const struct rfx_budget *e2e_budget;
     uint64_t e2e_violations, e2e_viol_by_pct[3], e2e_frames_over_p99;
     uint64_t l1, l2, miss;
+    /* budget windows: the last W intervals of each tag, merged (reporter) */
+    int w_len, w_next, w_fill;
+    struct rfx_hdr *win[16][RFX_MAX_STAGES + 4]; /* stages, e2e, 3 classes */
+    struct rfx_hdr *merged[RFX_MAX_STAGES + 4];
+    struct rfx_ladder ladder;
+    int level_by_iv[MAX_INTERVALS];
     /* the reporter */
     pthread_t reporter;
     bool reporter_started;
@@ -120,6 +128,8 @@ static void set_destroy(struct tset *s)
         for (int k = 0; k < K_KINDS; k++)
             rfx_hdr_destroy(s->h[i][k]);
     rfx_hdr_destroy(s->e2e);
+    for (int c = 0; c < 3; c++)
+        rfx_hdr_destroy(s->cls[c]);
 }
 
 static void set_reset(struct tset *s, int n)
@@ -128,6 +138,8 @@ static void set_reset(struct tset *s, int n)
         for (int k = 0; k < K_KINDS; k++)
             rfx_hdr_reset(s->h[i][k]);
     rfx_hdr_reset(s->e2e);
+    for (int c = 0; c < 3; c++)
+        rfx_hdr_reset(s->cls[c]);
     s->l1 = s->l2 = s->miss = s->e2e_over_p99 = 0;
     memset(s->over_p99, 0, sizeof s->over_p99);
 }
@@ -143,6 +155,11 @@ void rfx_telemetry_destroy(struct rfx_telemetry *t)
         for (int k = 0; k < K_KINDS; k++)
             rfx_hdr_destroy(t->st[i].all[k]);
     rfx_hdr_destroy(t->e2e_all);
+    for (int j = 0; j < 16; j++)
+        for (int k = 0; k < RFX_MAX_STAGES + 4; k++)
+            rfx_hdr_destroy(t->win[j][k]);
+    for (int k = 0; k < RFX_MAX_STAGES + 4; k++)
+        rfx_hdr_destroy(t->merged[k]);
     rfx_hlog_writer_destroy(t->hlog);
     if (t->hlog_f)
         fclose(t->hlog_f);
@@ -175,8 +192,24 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
         }
         t->st[i].budget = find_budget(&e->cfg, e->stages[i].name);
     }
-    for (int j = 0; j < 2 && rc == 0; j++)
+    for (int j = 0; j < 2 && rc == 0; j++) {
         rc = new_hist(&t->sets[j].e2e);
+        for (int c = 0; c < 3 && rc == 0; c++)
+            rc = new_hist(&t->sets[j].cls[c]);
+    }
+    t->w_len =
+        e->cfg.window_intervals > 0 && e->cfg.window_intervals <= 16 ? e->cfg.window_intervals : 3;
+    for (int j = 0; j < t->w_len && rc == 0; j++)
+        for (int k = 0; k < t->n + 4 && rc == 0; k++)
+            rc = new_hist(&t->win[j][k]);
+    for (int k = 0; k < t->n + 4 && rc == 0; k++)
+        rc = new_hist(&t->merged[k]);
+    struct rfx_ladder_config lc;
+    rfx_ladder_config_default(&lc);
+    lc.escalate_windows = e->cfg.escalate_windows;
+    lc.recover_s = e->cfg.recover_s;
+    lc.headroom = e->cfg.headroom;
+    rfx_ladder_init(&t->ladder, &lc);
     if (rc == 0)
         rc = new_hist(&t->e2e_all);
     if (rc) {
@@ -247,6 +280,61 @@ static struct tset *swap_sets(struct rfx_telemetry *t)
     return old;
 }
 
+/* Reporter: slide the budget window over this interval, evaluate it and
+ * step the ladder; a transition sets the level every stage sees. */
+static void evaluate(struct rfx_telemetry *t, const struct tset *s, int64_t end)
+{
+    struct rfx_engine *e = t->e;
+    int tags = t->n + 4;
+    struct rfx_hdr **slot = t->win[t->w_next];
+    for (int k = 0; k < tags; k++) {
+        const struct rfx_hdr *src = k < t->n    ? s->h[k][K_SERVICE]
+                                    : k == t->n ? s->e2e
+                                                : s->cls[k - t->n - 1];
+        rfx_hdr_reset(slot[k]);
+        rfx_hdr_add(slot[k], src);
+    }
+    t->w_next = (t->w_next + 1) % t->w_len;
+    if (t->w_fill < t->w_len)
+        t->w_fill++;
+    for (int k = 0; k < tags; k++) {
+        rfx_hdr_reset(t->merged[k]);
+        for (int j = 0; j < t->w_fill; j++)
+            rfx_hdr_add(t->merged[k], t->win[j][k]);
+    }
+    if (!e->cfg.degrade_enabled)
+        return;
+    struct rfx_budget_window w = {.n_stages = t->n,
+                                  .e2e = t->merged[t->n],
+                                  .e2e_budget = t->e2e_budget,
+                                  .frame_ns = e->cfg.frame_hz > 0 ? 1e9 / e->cfg.frame_hz : 0,
+                                  .window_s = t->w_fill * e->cfg.interval_s,
+                                  .load_scaling = e->cfg.load_scaling};
+    for (int i = 0; i < t->n; i++) {
+        w.stage_names[i] = e->stages[i].name;
+        w.stage[i] = t->merged[i];
+        w.stage_budget[i] = t->st[i].budget;
+    }
+    for (int c = 0; c < 3; c++) {
+        w.cls[c] = t->merged[t->n + 1 + c];
+        w.class_p95_ns[c] = e->cfg.class_p95_ns[c];
+    }
+    struct rfx_budget_verdict v;
+    rfx_budget_evaluate(&w, e->cfg.headroom, &v);
+    double ts = (end - e->start_ns) * 1e-9;
+    if (rfx_ladder_step(&t->ladder, ts, &v)) {
+        const struct rfx_transition *x = &t->ladder.transitions[t->ladder.n_transitions - 1];
+        atomic_store_explicit(&e->level, (int)x->to, memory_order_relaxed);
+        fprintf(stderr, "reflex: %6.1f s: level %s -> %s: %s\n", ts, rfx_level_name(x->from),
+                rfx_level_name(x->to), x->cause);
+        if (e->strat)
+            rfx_strategic_adapt(e->strat, 0, 0); /* the ladder wins at once */
+        /* Judge the new level on its own intervals only. */
+        t->w_fill = 0;
+        t->w_next = 0;
+    }
+}
+
 /* Reporter: the interval [iv_start, end) is in `s`: log, check, fold in, reset. */
 static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
 {
@@ -283,6 +371,9 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
         t->e2e_p99[t->n_iv] = had ? rfx_hdr_value_at_percentile(s->e2e, 99) : -1;
         t->n_iv++;
     }
+    evaluate(t, s, end);
+    if (t->n_iv > 0 && t->n_iv <= MAX_INTERVALS)
+        t->level_by_iv[t->n_iv - 1] = (int)t->ladder.level;
     rfx_hdr_add(t->e2e_all, s->e2e);
     t->l1 += s->l1;
     t->l2 += s->l2;
@@ -400,6 +491,8 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
         executed++;
         int64_t e2e = f->exit_ns[t->n - 1] - f->scheduled_ns;
         rfx_hdr_record_fast(set->e2e, e2e > 0 ? e2e : 1);
+        if (f->context_class < 3)
+            rfx_hdr_record_fast(set->cls[f->context_class], e2e > 0 ? e2e : 1);
         if (t->e2e_budget && e2e > t->e2e_budget->p99_ns)
             set->e2e_over_p99++;
         set->l1 += f->cache_result == RFX_CACHE_L1;
@@ -566,8 +659,26 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     for (int i = 0; i < t->n_iv; i++)
         fprintf(f, "%s%" PRId64, i ? ", " : "", t->e2e_p99[i]);
     fprintf(f, "],\n");
-    fprintf(f, "  \"degradation\": {\"level\": \"%s\", \"transitions\": []},\n",
-            rfx_level_name(rfx_engine_level(e)));
+    const struct rfx_ladder *L = &t->ladder;
+    fprintf(f,
+            "  \"degradation\": {\"enabled\": %s, \"level\": \"%s\", \"escalate_windows\": %d, "
+            "\"recover_s\": %g, \"headroom\": %g, \"window_intervals\": %d, "
+            "\"transitions_not_logged\": %llu, \"transitions\": [",
+            e->cfg.degrade_enabled ? "true" : "false", rfx_level_name(rfx_engine_level(e)),
+            L->cfg.escalate_windows, L->cfg.recover_s, L->cfg.headroom, t->w_len,
+            (unsigned long long)L->dropped_transitions);
+    for (int i = 0; i < L->n_transitions; i++) {
+        const struct rfx_transition *x = &L->transitions[i];
+        fprintf(f, "%s\n    {\"t_s\": %.3f, \"from\": \"%s\", \"to\": \"%s\", \"cause\": \"",
+                i ? "," : "", x->t_s, rfx_level_name(x->from), rfx_level_name(x->to));
+        for (const char *ch = x->cause; *ch; ch++)
+            fputc(*ch == '"' || *ch == '\\' ? '\'' : *ch, f);
+        fprintf(f, "\"}");
+    }
+    fprintf(f, "], \"level_by_interval\": [");
+    for (int i = 0; i < t->n_iv; i++)
+        fprintf(f, "%s\"%s\"", i ? ", " : "", rfx_level_name((enum rfx_level)t->level_by_iv[i]));
+    fprintf(f, "]},\n");
     fprintf(f, "  \"alerts\": [],\n");
     fprintf(f, "  \"allocation_tracking\": %s,\n", e->alloc_tracking ? "true" : "false");
     fprintf(f, "  \"threads\": [\n");

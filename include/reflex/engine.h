@@ -88,6 +88,21 @@ struct rfx_engine_config {
     /* [telemetry] */
     double interval_s; /* interval histograms and checks */
     uint32_t drain_us; /* telemetry thread wakes at least this often */
+    /* [budget] end to end per context class at p95 (routine, emergency,
+     * deliberative; 0 = none) and load scaling */
+    int64_t class_p95_ns[3];
+    bool load_scaling;
+    /* [degrade] */
+    bool degrade_enabled;
+    int escalate_windows;  /* consecutive violated windows to go up a level */
+    double recover_s;      /* sustained headroom to come down a level */
+    double headroom;       /* 0.25: figures at most 75 % of budget count as headroom */
+    int window_intervals;  /* intervals merged into one evaluation window */
+    /* [fault] (tests): extra work on one stage's full path between two times */
+    char fault_stage[RFX_NAME_MAX];
+    uint32_t fault_work_us;      /* extra work per frame on the full path */
+    uint32_t fault_fast_work_us; /* ... on the fast path (MODERATE and up); default work/100 */
+    double fault_from_s, fault_to_s;
     /* [source] / [sink] (interpreted by the tools' stage set-up) */
     char source_kind[RFX_NAME_MAX]; /* demo | synthetic | udp */
     char sink_kind[RFX_NAME_MAX];   /* demo | null | udp */

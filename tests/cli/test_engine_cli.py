@@ -158,5 +158,39 @@ except subprocess.TimeoutExpired:
     proc.kill()
     check(False, "udp: reflex did not stop after the end datagram")
 
+# 6. Degradation: a 60 s demo whose pattern stage is overloaded (25 ms a
+#    frame on its full path, over the 16.7 ms frame) from 10 s to 25 s.
+d = os.path.join(work, "degrade")
+p = subprocess.run([reflex, "demo", "--duration", "60", "--out", d, "--quiet",
+                    "--set", "fault.stage=pattern", "--set", "fault.work_us=25000",
+                    "--set", "fault.from_s=10", "--set", "fault.to_s=25",
+                    "--set", "degrade.recover_s=5"], capture_output=True, text=True, timeout=180)
+check(p.returncode == 0, "degrade: demo exits 0", p.stderr)
+s = load_summary(d)
+dg = s["degradation"]
+levels = dg["level_by_interval"]
+order = ["NONE", "MINIMAL", "MODERATE", "SEVERE", "CRITICAL"]
+idx = [order.index(x) for x in levels]
+first_mod = next((i for i, x in enumerate(idx) if x >= 2), None)
+check(first_mod is not None and 10 <= first_mod <= 20,
+      f"degrade: reached MODERATE or above at interval {first_mod}", str(levels))
+p99 = s["e2e_p99_ns_by_interval"]
+if first_mod is not None:
+    degraded = [p99[i] for i in range(first_mod + 2, len(p99)) if idx[i] >= 2]
+    check(degraded and max(degraded) < 16.7e6,
+          f"degrade: e2e p99 once degraded at most {max(degraded or [0]) / 1e6:.1f} ms "
+          f"(frame 16.7 ms)")
+check(dg["level"] == "NONE" and idx[-1] == 0, "degrade: back to NONE after the overload",
+      dg["level"])
+ups = [t for t in dg["transitions"] if order.index(t["to"]) > order.index(t["from"])]
+check(len(dg["transitions"]) <= 8 and all(t["cause"] for t in dg["transitions"]),
+      f"degrade: {len(dg['transitions'])} transitions ({len(ups)} up), each with its cause")
+fr = s["frames"]
+check(fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) and fr["in_flight"] == 0,
+      "degrade: accounting identity holds")
+print("degradation timeline:", levels)
+for t in dg["transitions"]:
+    print(f"  {t['t_s']:6.1f} s {t['from']} -> {t['to']}: {t['cause']}")
+
 print(f"{failures} failed")
 sys.exit(1 if failures else 0)

@@ -1,0 +1,133 @@
+/* The ladder's state machine, table-driven, and budget evaluation. */
+#include "degrade.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static struct rfx_budget_verdict V(bool violated, bool headroom) {
+    struct rfx_budget_verdict v = {.violated = violated, .headroom = headroom, .worst_ratio = 0.5};
+    snprintf(v.cause, sizeof v.cause, "%s", violated ? "e2e p99 over" : "fine");
+    return v;
+}
+
+/* One window per second: 'V' violated, 'h' headroom, '.' neither. */
+static void
+play(struct rfx_ladder *l, const char *windows, double t0, enum rfx_level *levels)
+{
+    for (int i = 0; windows[i]; i++) {
+        struct rfx_budget_verdict v = V(windows[i] == 'V', windows[i] == 'h');
+        rfx_ladder_step(l, t0 + i, &v);
+        levels[i] = l->level;
+    }
+}
+
+static struct rfx_ladder make(int esc, double rec)
+{
+    struct rfx_ladder_config c;
+    rfx_ladder_config_default(&c);
+    c.escalate_windows = esc;
+    c.recover_s = rec;
+    struct rfx_ladder l;
+    rfx_ladder_init(&l, &c);
+    return l;
+}
+
+Test(ladder, escalates_after_consecutive_violations_only)
+{
+    struct rfx_ladder l = make(2, 30);
+    enum rfx_level lv[16];
+    play(&l, "V.V.VhVh", 0, lv); /* never two in a row */
+    cr_expect_eq(l.level, RFX_LEVEL_NONE);
+    play(&l, "VV", 10, lv);
+    cr_expect_eq(lv[0], RFX_LEVEL_NONE, "one window is not enough");
+    cr_expect_eq(lv[1], RFX_LEVEL_MINIMAL, "the second consecutive one escalates");
+    play(&l, "VVVVVVVVVV", 20, lv);
+    cr_expect_eq(l.level, RFX_LEVEL_CRITICAL);
+    cr_expect_eq(l.n_transitions, 4, "one level per two windows, stopping at CRITICAL");
+    for (int i = 0; i < l.n_transitions; i++)
+        cr_expect_eq(l.transitions[i].to, l.transitions[i].from + 1);
+}
+
+Test(ladder, recovers_one_level_per_sustained_headroom)
+{
+    struct rfx_ladder l = make(1, 3);
+    enum rfx_level lv[32];
+    play(&l, "VV", 0, lv);
+    cr_assert_eq(l.level, RFX_LEVEL_MODERATE);
+    /* headroom from t=2: first window starts the clock; 3 s later one level down */
+    play(&l, "hhhh", 2, lv);
+    cr_expect_eq(lv[2], RFX_LEVEL_MODERATE, "2 s of headroom is not 3");
+    cr_expect_eq(lv[3], RFX_LEVEL_MINIMAL, "3 s of headroom: down one level");
+    play(&l, "hhh", 6, lv);
+    cr_expect_eq(lv[1], RFX_LEVEL_MINIMAL, "each level needs its own 3 s");
+    cr_expect_eq(lv[2], RFX_LEVEL_NONE);
+}
+
+Test(ladder, a_window_without_headroom_restarts_the_wait)
+{
+    struct rfx_ladder l = make(1, 3);
+    enum rfx_level lv[32];
+    play(&l, "V", 0, lv);
+    play(&l, "hh.hhh", 1, lv); /* the '.' at t=3 breaks it; headroom again from t=4 */
+    cr_expect_eq(lv[4], RFX_LEVEL_MINIMAL, "t=5: only 1 s since the break");
+    cr_expect_eq(lv[5], RFX_LEVEL_MINIMAL);
+    play(&l, "h", 7, lv);
+    cr_expect_eq(lv[0], RFX_LEVEL_NONE, "t=7: 3 s since t=4");
+}
+
+Test(ladder, a_relapse_doubles_the_recovery_time_so_it_does_not_flap)
+{
+    struct rfx_ladder l = make(1, 2);
+    enum rfx_level lv[64];
+    /* overload that returns whenever the bot relaxes: V, then headroom, then V ... */
+    play(&l, "VhhhVhhhVhhhVhhhVhhhVhhh", 0, lv);
+    int downs = 0;
+    for (int i = 0; i < l.n_transitions; i++)
+        downs += l.transitions[i].to < l.transitions[i].from;
+    cr_expect_leq(downs, 3, "backoff limits recoveries into a relapse (%d)", downs);
+    cr_expect_gt(l.backoff, 1);
+}
+
+Test(budget, evaluation_names_the_worst_figure_and_scales_by_load)
+{
+    struct rfx_hdr *stage, *e2e;
+    rfx_hdr_create(1, 60000000000LL, 3, &stage);
+    rfx_hdr_create(1, 60000000000LL, 3, &e2e);
+    for (int i = 0; i < 1000; i++) {
+        rfx_hdr_record(stage, 100000);                     /* 0.1 ms service */
+        rfx_hdr_record(e2e, i < 980 ? 1000000 : 20000000); /* p99 20 ms */
+    }
+    struct rfx_budget sb = {
+        .stage = "pattern", .p50_ns = 500000, .p95_ns = 1000000, .p99_ns = 2000000};
+    struct rfx_budget eb = {
+        .stage = "e2e", .p50_ns = 2500000, .p95_ns = 5000000, .p99_ns = 13360000};
+    struct rfx_budget_window w = {.n_stages = 1,
+                                  .stage_names = {"pattern"},
+                                  .stage = {stage},
+                                  .stage_budget = {&sb},
+                                  .e2e = e2e,
+                                  .e2e_budget = &eb,
+                                  .frame_ns = 16.7e6,
+                                  .window_s = 3,
+                                  .load_scaling = true};
+    struct rfx_budget_verdict v;
+    rfx_budget_evaluate(&w, 0.25, &v);
+    cr_expect(v.violated);
+    cr_expect_not(v.headroom);
+    cr_expect_eq(v.load, RFX_LOAD_LOW);
+    cr_expect(strstr(v.cause, "e2e p99") != NULL, "%s", v.cause);
+    rfx_hdr_reset(e2e);
+    rfx_hdr_record_n(e2e, 1000000, 1000);
+    rfx_budget_evaluate(&w, 0.25, &v);
+    cr_expect_not(v.violated);
+    cr_expect(v.headroom, "1 ms e2e and 0.1 ms service are far under budget: %s", v.cause);
+    /* A stage busy 15.5 of 16.7 ms: load critical, budgets x0.4. */
+    rfx_hdr_reset(stage);
+    rfx_hdr_record_n(stage, 15500000, 1000);
+    rfx_budget_evaluate(&w, 0.25, &v);
+    cr_expect_eq(v.load, RFX_LOAD_CRITICAL);
+    cr_expect_float_eq(v.scale, 0.4, 1e-9);
+    cr_expect(v.violated);
+    rfx_hdr_destroy(stage);
+    rfx_hdr_destroy(e2e);
+}

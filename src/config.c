@@ -387,8 +387,38 @@ static void fault_key(struct loader *L, const char *key, const char *val)
         return;
     }
     NUM("fault", "from_s", 0, 604800, c->fault_from_s)
+    INT("fault", "stall_ms", 0, 60000, false, c->stall_ms)
+    INT("fault", "stall_every", 1, 1 << 30, false, c->stall_every)
+    if (!strcmp(key, "stall_stage")) {
+        if (!*val || strlen(val) >= RFX_NAME_MAX)
+            fail(L, "fault", key, "'%s' is not a stage name", val);
+        else
+            snprintf(c->stall_stage, sizeof c->stall_stage, "%s", val);
+        return;
+    }
     NUM("fault", "to_s", 0, 1e9, c->fault_to_s)
     fail(L, "fault", key, "unknown key");
+}
+
+static void watchdog_key(struct loader *L, const char *key, const char *val)
+{
+    struct rfx_engine_config *c = L->cfg;
+    INT("watchdog", "stall_us", 0, 60000000, false, c->stall_us)
+    INT("watchdog", "every_us", 0, 10000000, false, c->watch_every_us)
+    fail(L, "watchdog", key, "unknown key");
+}
+
+static void alerts_key(struct loader *L, const char *key, const char *val)
+{
+    struct rfx_engine_config *c = L->cfg;
+    NUM("alerts", "rate_limit_s", 0, 3600, c->alert_rate_limit_s)
+    NUM("alerts", "p95_warning_ms", 0, 1e6, c->alert_p95_warning_ms)
+    NUM("alerts", "p95_critical_ms", 0, 1e6, c->alert_p95_critical_ms)
+    NUM("alerts", "error_rate_warning", 0, 1, c->alert_error_warning)
+    NUM("alerts", "error_rate_critical", 0, 1, c->alert_error_critical)
+    NUM("alerts", "hit_rate_warning", 0, 1, c->alert_hit_rate_warning)
+    NUM("alerts", "memory_growth", 0, 100, c->alert_memory_growth)
+    fail(L, "alerts", key, "unknown key");
 }
 
 static void cache_key(struct loader *L, const char *key, const char *val)
@@ -506,6 +536,10 @@ static void apply(struct loader *L, const char *section, const char *key, const 
         degrade_key(L, key, val);
     else if (!strcmp(section, "fault"))
         fault_key(L, key, val);
+    else if (!strcmp(section, "watchdog"))
+        watchdog_key(L, key, val);
+    else if (!strcmp(section, "alerts"))
+        alerts_key(L, key, val);
     else if (!strcmp(section, "telemetry"))
         telemetry_key(L, key, val);
     else if (!strcmp(section, "source"))
@@ -624,6 +658,22 @@ static int validate(const struct rfx_engine_config *c, const char *const *stages
         if (!known || !strcmp(c->fault_stage, RFX_TELEMETRY_STAGE))
             VF("fault", "stage", "no critical stage named '%s' in the pipeline", c->fault_stage);
     }
+    if (c->stall_stage[0] && stages) {
+        bool known = false;
+        for (int s = 0; s < n_stages; s++)
+            known = known || !strcmp(stages[s], c->stall_stage);
+        if (!known || !strcmp(c->stall_stage, RFX_TELEMETRY_STAGE))
+            VF("fault", "stall_stage", "no critical stage named '%s' in the pipeline",
+               c->stall_stage);
+    }
+    if (c->stall_ms > 0 && (!c->stall_stage[0] || c->stall_every == 0))
+        VF("fault", "stall_ms", "needs fault.stall_stage and fault.stall_every");
+    if (c->alert_p95_warning_ms > c->alert_p95_critical_ms)
+        VF("alerts", "p95_warning_ms", "%g must not exceed p95_critical_ms %g",
+           c->alert_p95_warning_ms, c->alert_p95_critical_ms);
+    if (c->alert_error_warning > c->alert_error_critical)
+        VF("alerts", "error_rate_warning", "%g must not exceed error_rate_critical %g",
+           c->alert_error_warning, c->alert_error_critical);
     if (c->fault_to_s <= c->fault_from_s)
         VF("fault", "to_s", "to_s %g must be after from_s %g", c->fault_to_s, c->fault_from_s);
     /* Threads: names, stages placed once each in pipeline order, cores. */

@@ -134,6 +134,13 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->headroom = 0.25;
     c->window_intervals = 3;
     c->fault_to_s = 1e9;
+    c->alert_rate_limit_s = 5;
+    c->alert_p95_warning_ms = 150; /* seed 001 */
+    c->alert_p95_critical_ms = 300;
+    c->alert_error_warning = 0.05;
+    c->alert_error_critical = 0.15;
+    c->alert_hit_rate_warning = 0.5;
+    c->alert_memory_growth = 0.5;
     c->interval_s = 1.0;
     c->drain_us = 2000;
     snprintf(c->source_kind, sizeof c->source_kind, "demo");
@@ -302,6 +309,8 @@ int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **o
     for (int i = 0; i < RFX_DROP_REASONS; i++)
         atomic_init(&e->dropped[i], 0);
     e->alloc_tracking = alloc_tracking_works();
+    rfx_alerts_init(&e->alerts, cfg->alert_rate_limit_s);
+    e->alerts_ready = true;
     *out = e;
     return 0;
 fail:
@@ -317,6 +326,7 @@ void rfx_engine_destroy(struct rfx_engine *e)
         rfx_engine_stop(e);
         rfx_engine_wait(e);
     }
+    rfx_watchdog_destroy(e->watchdog);
     rfx_strategic_destroy(e->strat);
     rfx_telemetry_destroy(e->tel);
     for (int i = 0; i < e->n_threads; i++) {
@@ -327,6 +337,8 @@ void rfx_engine_destroy(struct rfx_engine *e)
     rfx_action_cache_destroy(e->cache);
     free(e->pool_mem);
     free(e->summary_extra);
+    if (e->alerts_ready)
+        rfx_alerts_fini(&e->alerts);
     free(e);
 }
 
@@ -353,6 +365,15 @@ int rfx_engine_add_stage(struct rfx_engine *e, const char *name, const struct rf
 struct rfx_action_cache *rfx_engine_cache(struct rfx_engine *e)
 {
     return e ? e->cache : NULL;
+}
+
+int rfx_engine_set_alert_callback(struct rfx_engine *e, rfx_alert_fn fn, void *arg)
+{
+    if (!e || e->started)
+        return -EINVAL;
+    e->alerts.fn = fn;
+    e->alerts.arg = arg;
+    return 0;
 }
 
 int rfx_engine_set_planner(struct rfx_engine *e, const struct rfx_planner_ops *ops, void *ctx)
@@ -433,31 +454,26 @@ void rfx_engine_stop(struct rfx_engine *e)
 
 /* ---- the threads ---- */
 
-/* The frame budget: the frame period in rate mode, else the e2e p99 budget. */
-static int64_t frame_budget_ns(const struct rfx_engine *e)
-{
-    if (e->cfg.frame_hz > 0)
-        return (int64_t)(1e9 / e->cfg.frame_hz);
-    for (int i = 0; i < e->cfg.n_budgets; i++)
-        if (!strcmp(e->cfg.budgets[i].stage, "e2e"))
-            return e->cfg.budgets[i].p99_ns;
-    return INT64_MAX;
-}
-
 /* [fault] overload: busy work on the stage's full path (fast_work_us on its
  * fast path, which stages take from MODERATE up), between from_s and to_s. */
-static void fault_work(const struct rfx_engine *e, int si, size_t m, enum rfx_level level,
-                       int64_t now)
+static void fault_work(const struct rfx_engine *e, int si, struct rfx_frame **f, size_t m,
+                       enum rfx_level level, int64_t now)
 {
-    if (e->fault_stage != si || m == 0)
+    if (m == 0 || (e->fault_stage != si && e->stall_stage != si))
         return;
     double t = (now - e->start_ns) * 1e-9;
     if (t < e->cfg.fault_from_s || t >= e->cfg.fault_to_s)
         return;
-    int64_t per =
-        (int64_t)(level >= RFX_LEVEL_MODERATE ? e->cfg.fault_fast_work_us : e->cfg.fault_work_us) *
-        1000;
-    int64_t end = now + per * (int64_t)m;
+    int64_t per = 0, extra = 0;
+    if (e->fault_stage == si)
+        per = (int64_t)(level >= RFX_LEVEL_MODERATE ? e->cfg.fault_fast_work_us
+                                                    : e->cfg.fault_work_us) *
+              1000;
+    if (e->stall_stage == si && e->cfg.stall_every)
+        for (size_t i = 0; i < m; i++)
+            if (f[i]->seq % e->cfg.stall_every == 0)
+                extra += (int64_t)e->cfg.stall_ms * 1000000;
+    int64_t end = now + per * (int64_t)m + extra;
     while (rfx_now_ns() < end)
         ;
 }
@@ -472,7 +488,7 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
     };
     if (env.level == RFX_LEVEL_CRITICAL && t->critical) {
         /* CRITICAL sheds frames older than the frame budget. */
-        int64_t now = rfx_now_ns(), limit = frame_budget_ns(e);
+        int64_t now = rfx_now_ns(), limit = rfx_frame_budget_ns(e);
         for (size_t i = 0; i < n; i++)
             if (now - frames[i]->scheduled_ns > limit)
                 rfx_frame_drop(frames[i], RFX_DROP_STALE);
@@ -496,8 +512,13 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
             live[i]->enter_ns[si] = t0;
         env.stage_index = si;
         env.now_ns = t0;
+        /* Heartbeat for the watchdog: this call began at t0. */
+        atomic_store_explicit(&t->busy_stage, si, memory_order_relaxed);
+        atomic_store_explicit(&t->busy_seq, live[0]->seq, memory_order_relaxed);
+        atomic_store_explicit(&t->busy_since, t0, memory_order_release);
         s->ops->process(s->ctx, live, m, &env);
-        fault_work(e, si, m, env.level, t0);
+        fault_work(e, si, live, m, env.level, t0);
+        atomic_store_explicit(&t->busy_since, 0, memory_order_release);
         int64_t t1 = rfx_now_ns();
         for (size_t i = 0; i < m; i++)
             live[i]->exit_ns[si] = t1;
@@ -963,6 +984,16 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
     if ((rc = map_stages(e, msg, msglen)) != 0)
         return rc;
     e->fault_stage = -1;
+    e->stall_stage = -1;
+    if (e->cfg.stall_stage[0] && e->cfg.stall_ms > 0) {
+        for (int i = 0; i < e->n_stages; i++)
+            if (!strcmp(e->stages[i].name, e->cfg.stall_stage))
+                e->stall_stage = i;
+        if (e->stall_stage < 0) {
+            snprintf(msg, msglen, "fault.stall_stage: no stage named '%s'", e->cfg.stall_stage);
+            return -EINVAL;
+        }
+    }
     if (e->cfg.fault_stage[0] && e->cfg.fault_work_us > 0) {
         for (int i = 0; i < e->n_stages; i++)
             if (!strcmp(e->stages[i].name, e->cfg.fault_stage))
@@ -977,6 +1008,9 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         rfx_waitpoint_init(&t->data_wp);
         rfx_waitpoint_init(&t->space_wp);
         atomic_init(&t->done, 0);
+        atomic_init(&t->busy_since, 0);
+        atomic_init(&t->busy_stage, -1);
+        atomic_init(&t->busy_seq, 0);
         if (i + 1 < e->n_threads) {
             if ((rc = rfx_spsc_ring_create(e->cfg.ring_capacity, sizeof(void *), e->cfg.ring_policy,
                                            &t->out)) != 0 ||
@@ -1034,6 +1068,10 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         return rc;
     }
     atomic_store_explicit(&e->go, 1, memory_order_release);
+    if ((rc = rfx_watchdog_start(e, &e->watchdog, msg, msglen)) != 0) {
+        rfx_engine_stop(e);
+        return rc;
+    }
     return 0;
 }
 
@@ -1046,6 +1084,7 @@ int rfx_engine_wait(struct rfx_engine *e)
     for (int i = 0; i < e->n_threads; i++)
         pthread_join(e->threads[i].tid, NULL);
     e->end_ns = rfx_now_ns();
+    rfx_watchdog_stop(e->watchdog);
     rfx_telemetry_stop(e->tel);
     rfx_strategic_stop(e->strat);
     e->waited = true;

@@ -11,6 +11,7 @@
 #include <reflex/engine.h>
 #include <reflex/planner.h>
 
+#include "alerts.h"
 #include "spsc_ring_impl.h"
 
 #define RFX_TELEMETRY_STAGE "telemetry"
@@ -48,6 +49,10 @@ struct rfx_xthread {
     uint64_t alloc_start, alloc_end;
     bool alloc_known;
     uint64_t parks;
+    /* heartbeat for the watchdog: when the current stage call began (0: none) */
+    _Alignas(64) _Atomic int64_t busy_since;
+    _Atomic int busy_stage;
+    _Atomic uint64_t busy_seq;
 };
 
 struct rfx_engine {
@@ -77,6 +82,10 @@ struct rfx_engine {
     _Atomic uint64_t dropped[RFX_DROP_REASONS];
     int64_t start_call_ns; /* when rfx_engine_start was called */
     int fault_stage;       /* [fault] stage index, -1: none */
+    int stall_stage;       /* [fault] stall stage index, -1: none */
+    struct rfx_alerts alerts;
+    bool alerts_ready;
+    struct rfx_watchdog *watchdog;
     int64_t start_ns, end_ns, first_frame_ns;
     bool alloc_tracking;
     bool started, waited;
@@ -121,6 +130,16 @@ void rfx_strategic_adapt(struct rfx_strategic *s, int64_t e2e_p95_ns, double e2e
 double rfx_strategic_hz(const struct rfx_strategic *s);
 int rfx_strategic_workers(const struct rfx_strategic *s);
 uint64_t rfx_strategic_plans(const struct rfx_strategic *s);
+
+/* The watchdog (src/watchdog.c). */
+struct rfx_watchdog;
+int rfx_watchdog_start(struct rfx_engine *e, struct rfx_watchdog **out, char *msg, size_t msglen);
+void rfx_watchdog_stop(struct rfx_watchdog *w);
+void rfx_watchdog_destroy(struct rfx_watchdog *w);
+/* Stalls seen so far, and a description of the last (reporter). */
+uint64_t rfx_watchdog_stalls(struct rfx_watchdog *w, char *last, size_t len);
+void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f);
+int64_t rfx_frame_budget_ns(const struct rfx_engine *e);
 
 /* jemalloc: this thread's allocated-bytes counter (false when malloc is not jemalloc's). */
 bool rfx_thread_allocated(uint64_t *out);

@@ -28,6 +28,7 @@
 #include <reflex/version.h>
 
 #include <errno.h>
+#include <jemalloc/jemalloc.h>
 #include <inttypes.h>
 #include <math.h>
 #include <sched.h>
@@ -78,6 +79,9 @@ struct rfx_telemetry {
     struct rfx_hdr *win[16][RFX_MAX_STAGES + 4]; /* stages, e2e, 3 classes */
     struct rfx_hdr *merged[RFX_MAX_STAGES + 4];
     struct rfx_ladder ladder;
+    uint64_t stalls_seen;
+    uint64_t last_captured, last_dropped; /* for the drop-rate alert */
+    size_t resident0;                     /* jemalloc stats.resident at the first interval */
     int level_by_iv[MAX_INTERVALS];
     /* the reporter */
     pthread_t reporter;
@@ -280,6 +284,59 @@ static struct tset *swap_sets(struct rfx_telemetry *t)
     return old;
 }
 
+static size_t resident_bytes(void)
+{
+    uint64_t epoch = 1;
+    size_t sz = sizeof epoch, res = 0, rsz = sizeof res;
+    if (mallctl("epoch", &epoch, &sz, &epoch, sz) != 0 ||
+        mallctl("stats.resident", &res, &rsz, NULL, 0) != 0)
+        return 0;
+    return res;
+}
+
+/* Reporter: the alerts an interval can raise (seed 001's thresholds). */
+static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64_t end, double hr)
+{
+    struct rfx_engine *e = t->e;
+    const struct rfx_engine_config *c = &e->cfg;
+    double ts = (end - e->start_ns) * 1e-9;
+    if (rfx_hdr_total_count(s->e2e) > 0) {
+        double p95 = rfx_hdr_value_at_percentile(s->e2e, 95) / 1e6;
+        if (p95 >= c->alert_p95_warning_ms)
+            rfx_alert_raise(&e->alerts, ts, RFX_ALERT_BUDGET,
+                            p95 >= c->alert_p95_critical_ms ? RFX_SEV_CRITICAL : RFX_SEV_WARNING,
+                            "e2e",
+                            "end-to-end p95 %.1f ms over the interval (warning %g ms, "
+                            "critical %g ms)",
+                            p95, c->alert_p95_warning_ms, c->alert_p95_critical_ms);
+    }
+    struct rfx_engine_counts k;
+    rfx_engine_counts(e, &k);
+    uint64_t dropped = 0;
+    for (int r = 0; r < RFX_DROP_REASONS; r++)
+        dropped += k.dropped[r];
+    uint64_t dc = k.captured - t->last_captured, dd = dropped - t->last_dropped;
+    t->last_captured = k.captured;
+    t->last_dropped = dropped;
+    if (dc > 0 && (double)dd / (double)dc >= c->alert_error_warning)
+        rfx_alert_raise(&e->alerts, ts, RFX_ALERT_DROPS,
+                        (double)dd / (double)dc >= c->alert_error_critical ? RFX_SEV_CRITICAL
+                                                                           : RFX_SEV_WARNING,
+                        NULL, "%llu of %llu frames dropped in the interval (%.1f%%)",
+                        (unsigned long long)dd, (unsigned long long)dc, 100.0 * dd / dc);
+    if (hr >= 0 && s->l1 + s->l2 + s->miss >= 10 && hr < c->alert_hit_rate_warning)
+        rfx_alert_raise(&e->alerts, ts, RFX_ALERT_HIT_RATE, RFX_SEV_WARNING, "decide",
+                        "cache hit rate %.1f%% (threshold %.0f%%)", hr * 100,
+                        c->alert_hit_rate_warning * 100);
+    size_t res = resident_bytes();
+    if (t->resident0 == 0)
+        t->resident0 = res;
+    else if (res > (size_t)((double)t->resident0 * (1 + c->alert_memory_growth)))
+        rfx_alert_raise(&e->alerts, ts, RFX_ALERT_MEMORY, RFX_SEV_WARNING, NULL,
+                        "resident memory %.1f MB, up from %.1f MB at the first interval", res / 1e6,
+                        t->resident0 / 1e6);
+}
+
 /* Reporter: slide the budget window over this interval, evaluate it and
  * step the ladder; a transition sets the level every stage sees. */
 static void evaluate(struct rfx_telemetry *t, const struct tset *s, int64_t end)
@@ -322,11 +379,24 @@ static void evaluate(struct rfx_telemetry *t, const struct tset *s, int64_t end)
     struct rfx_budget_verdict v;
     rfx_budget_evaluate(&w, e->cfg.headroom, &v);
     double ts = (end - e->start_ns) * 1e-9;
+    /* A stall the watchdog saw since the last window counts as a violation. */
+    char stall[160];
+    uint64_t stalls = rfx_watchdog_stalls(e->watchdog, stall, sizeof stall);
+    if (stalls > t->stalls_seen) {
+        t->stalls_seen = stalls;
+        v.violated = true;
+        v.headroom = false;
+        snprintf(v.cause, sizeof v.cause, "%s", stall);
+    }
     if (rfx_ladder_step(&t->ladder, ts, &v)) {
         const struct rfx_transition *x = &t->ladder.transitions[t->ladder.n_transitions - 1];
         atomic_store_explicit(&e->level, (int)x->to, memory_order_relaxed);
         fprintf(stderr, "reflex: %6.1f s: level %s -> %s: %s\n", ts, rfx_level_name(x->from),
                 rfx_level_name(x->to), x->cause);
+        if (x->to > x->from)
+            rfx_alert_raise(&e->alerts, ts, RFX_ALERT_BUDGET,
+                            x->to == RFX_LEVEL_CRITICAL ? RFX_SEV_CRITICAL : RFX_SEV_WARNING, NULL,
+                            "degraded to %s: %s", rfx_level_name(x->to), x->cause);
         if (e->strat)
             rfx_strategic_adapt(e->strat, 0, 0); /* the ladder wins at once */
         /* Judge the new level on its own intervals only. */
@@ -371,6 +441,7 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
         t->e2e_p99[t->n_iv] = had ? rfx_hdr_value_at_percentile(s->e2e, 99) : -1;
         t->n_iv++;
     }
+    interval_alerts(t, s, end, hr);
     evaluate(t, s, end);
     if (t->n_iv > 0 && t->n_iv <= MAX_INTERVALS)
         t->level_by_iv[t->n_iv - 1] = (int)t->ladder.level;
@@ -679,7 +750,8 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     for (int i = 0; i < t->n_iv; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", rfx_level_name((enum rfx_level)t->level_by_iv[i]));
     fprintf(f, "]},\n");
-    fprintf(f, "  \"alerts\": [],\n");
+    rfx_alerts_json(&e->alerts, f);
+    rfx_watchdog_json(e->watchdog, f);
     fprintf(f, "  \"allocation_tracking\": %s,\n", e->alloc_tracking ? "true" : "false");
     fprintf(f, "  \"threads\": [\n");
     for (int i = 0; i < e->n_threads; i++) {

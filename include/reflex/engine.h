@@ -98,11 +98,22 @@ struct rfx_engine_config {
     double recover_s;      /* sustained headroom to come down a level */
     double headroom;       /* 0.25: figures at most 75 % of budget count as headroom */
     int window_intervals;  /* intervals merged into one evaluation window */
+    /* [watchdog] */
+    uint32_t stall_us;        /* a stage inside one call longer than this is stalled; 0: half the frame budget */
+    uint32_t watch_every_us;  /* monitor period; 0: an eighth of the frame budget */
+    /* [alerts] (seed 001's thresholds) */
+    double alert_rate_limit_s;       /* at most one alert per type per this long */
+    double alert_p95_warning_ms, alert_p95_critical_ms;
+    double alert_error_warning, alert_error_critical; /* dropped / captured in an interval */
+    double alert_hit_rate_warning;   /* cache hit rate below this */
+    double alert_memory_growth;      /* resident memory above (1 + this) x its first figure */
     /* [fault] (tests): extra work on one stage's full path between two times */
     char fault_stage[RFX_NAME_MAX];
     uint32_t fault_work_us;      /* extra work per frame on the full path */
     uint32_t fault_fast_work_us; /* ... on the fast path (MODERATE and up); default work/100 */
     double fault_from_s, fault_to_s;
+    char stall_stage[RFX_NAME_MAX]; /* stall this stage for stall_ms every stall_every frames */
+    uint32_t stall_ms, stall_every;
     /* [source] / [sink] (interpreted by the tools' stage set-up) */
     char source_kind[RFX_NAME_MAX]; /* demo | synthetic | udp */
     char sink_kind[RFX_NAME_MAX];   /* demo | null | udp */
@@ -181,6 +192,31 @@ RFX_API void rfx_engine_config_print(const struct rfx_engine_config *cfg, FILE *
 /* Attach extra JSON members to summary.json ("demo": {...}); `json` is a
  * complete member list such as "\"demo\": {\"score\": 3}". Copied. */
 RFX_API int rfx_engine_set_summary_extra(struct rfx_engine *e, const char *json);
+
+/* Alerts: typed, severity-ranked, rate-limited per type. */
+enum rfx_alert_type {
+    RFX_ALERT_BUDGET = 0,   /* a budget exceeded (e2e p95 thresholds, ladder escalations) */
+    RFX_ALERT_STALL = 1,    /* the watchdog saw a stage make no progress */
+    RFX_ALERT_HIT_RATE = 2, /* cache hit rate below threshold */
+    RFX_ALERT_DROPS = 3,    /* dropped frames above the error-rate thresholds */
+    RFX_ALERT_MEMORY = 4,   /* resident memory growth */
+    RFX_ALERT_CIRCUIT_OPEN = 5,
+    RFX_ALERT_TYPES = 6,
+};
+enum rfx_severity { RFX_SEV_INFO = 0, RFX_SEV_WARNING = 1, RFX_SEV_CRITICAL = 2 };
+struct rfx_alert {
+    double t_s; /* since start */
+    enum rfx_alert_type type;
+    enum rfx_severity severity;
+    char stage[RFX_NAME_MAX]; /* "" when not about one stage */
+    char message[200];
+};
+typedef void (*rfx_alert_fn)(void *arg, const struct rfx_alert *alert);
+/* Before start. The callback runs on the reporter or watchdog thread (never
+ * a critical one); it must not block for long. */
+RFX_API int rfx_engine_set_alert_callback(struct rfx_engine *e, rfx_alert_fn fn, void *arg);
+RFX_API const char *rfx_alert_type_name(enum rfx_alert_type t);
+RFX_API const char *rfx_severity_name(enum rfx_severity s);
 
 /* Monotonic time in ns (CLOCK_MONOTONIC, the frames' clock). */
 RFX_API int64_t rfx_now_ns(void);

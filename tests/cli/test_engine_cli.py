@@ -192,5 +192,38 @@ print("degradation timeline:", levels)
 for t in dg["transitions"]:
     print(f"  {t['t_s']:6.1f} s {t['from']} -> {t['to']}: {t['cause']}")
 
+# 7. Watchdog: decide stalls for 40 ms every 120 frames (2 s) from 5 s to 15 s.
+d = os.path.join(work, "stall")
+p = subprocess.run([reflex, "demo", "--duration", "30", "--out", d, "--quiet",
+                    "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=40",
+                    "--set", "fault.stall_every=120", "--set", "fault.from_s=5",
+                    "--set", "fault.to_s=15", "--set", "degrade.recover_s=5"],
+                   capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, "stall: demo exits 0", p.stderr)
+s = load_summary(d)
+wd = s["watchdog"]
+ev = wd["events"]
+check(len(ev) >= 4 and all(x["stage"] == "decide" for x in ev),
+      f"stall: {len(ev)} stalls of stage decide reported", str(ev))
+check(ev and max(x["detected_after_ms"] for x in ev) <= 1000 / 60,
+      f"stall: each detected within one frame budget (worst "
+      f"{max([x['detected_after_ms'] for x in ev] or [0]):.1f} ms of 16.7)")
+check(ev and all(35 <= x["duration_ms"] <= 60 for x in ev),
+      "stall: durations measured (40 ms stalls)", str([x["duration_ms"] for x in ev]))
+stall_alerts = [a for a in s["alerts"] if a["type"] == "stall"]
+check(stall_alerts and all(a["stage"] == "decide" and a["severity"] == "critical"
+                           for a in stall_alerts),
+      f"stall: {len(stall_alerts)} critical stall alerts naming decide "
+      f"({s['alerts_by_type']['stall']['suppressed']} rate-limited)")
+lv = s["degradation"]["level_by_interval"]
+check(any(x != "NONE" for x in lv[5:16]), "stall: the ladder escalated during the stalls", str(lv))
+check(s["degradation"]["transitions"] and s["degradation"]["transitions"][-1]["t_s"] > 15
+      and order.index(s["degradation"]["level"]) < max(order.index(x) for x in lv),
+      "stall: recovering after the stalls ended", str(lv))
+fr = s["frames"]
+check(fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) and fr["in_flight"] == 0,
+      f"stall: identity holds (dropped {fr['dropped']})")
+print("stall events:", [(x["frame"], x["detected_after_ms"], x["duration_ms"]) for x in ev])
+
 print(f"{failures} failed")
 sys.exit(1 if failures else 0)

@@ -388,6 +388,7 @@ static void fault_key(struct loader *L, const char *key, const char *val)
     }
     NUM("fault", "from_s", 0, 604800, c->fault_from_s)
     INT("fault", "stall_ms", 0, 60000, false, c->stall_ms)
+    NUM("fault", "sink_fail_prob", 0, 1, c->sink_fail_prob)
     INT("fault", "stall_every", 1, 1 << 30, false, c->stall_every)
     if (!strcmp(key, "stall_stage")) {
         if (!*val || strlen(val) >= RFX_NAME_MAX)
@@ -419,6 +420,15 @@ static void alerts_key(struct loader *L, const char *key, const char *val)
     NUM("alerts", "hit_rate_warning", 0, 1, c->alert_hit_rate_warning)
     NUM("alerts", "memory_growth", 0, 100, c->alert_memory_growth)
     fail(L, "alerts", key, "unknown key");
+}
+
+static void breaker_key(struct loader *L, const char *key, const char *val)
+{
+    struct rfx_engine_config *c = L->cfg;
+    INT("breaker", "failures", 1, 1000000, false, c->breaker_failures)
+    INT("breaker", "reset_ms", 1, 3600000, false, c->breaker_reset_ms)
+    INT("breaker", "successes", 1, 1000000, false, c->breaker_successes)
+    fail(L, "breaker", key, "unknown key");
 }
 
 static void cache_key(struct loader *L, const char *key, const char *val)
@@ -540,6 +550,8 @@ static void apply(struct loader *L, const char *section, const char *key, const 
         watchdog_key(L, key, val);
     else if (!strcmp(section, "alerts"))
         alerts_key(L, key, val);
+    else if (!strcmp(section, "breaker"))
+        breaker_key(L, key, val);
     else if (!strcmp(section, "telemetry"))
         telemetry_key(L, key, val);
     else if (!strcmp(section, "source"))

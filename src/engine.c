@@ -41,7 +41,8 @@ int64_t rfx_now_ns(void)
 }
 
 static const char *const drop_names[RFX_DROP_REASONS] = {
-    "none", "ring_full", "evicted", "pool_exhausted", "stage", "stale", "circuit_open",
+    "none",  "ring_full", "evicted",      "pool_exhausted",
+    "stage", "stale",     "circuit_open", "sink_failed",
 };
 
 const char *rfx_drop_reason_name(enum rfx_drop_reason r)
@@ -134,6 +135,9 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->headroom = 0.25;
     c->window_intervals = 3;
     c->fault_to_s = 1e9;
+    c->breaker_failures = 5;
+    c->breaker_reset_ms = 1000;
+    c->breaker_successes = 3;
     c->alert_rate_limit_s = 5;
     c->alert_p95_warning_ms = 150; /* seed 001 */
     c->alert_p95_critical_ms = 300;
@@ -478,6 +482,36 @@ static void fault_work(const struct rfx_engine *e, int si, struct rfx_frame **f,
         ;
 }
 
+/* [fault] sink_fail_prob: mark frames the sink will fail to deliver (the
+ * sink sees the flag and does not deliver them), before it runs. */
+static void sink_inject(struct rfx_engine *e, struct rfx_frame **f, size_t m, int64_t now)
+{
+    double t = (now - e->start_ns) * 1e-9;
+    if (!(e->cfg.sink_fail_prob > 0 && t >= e->cfg.fault_from_s && t < e->cfg.fault_to_s))
+        return;
+    for (size_t i = 0; i < m; i++) {
+        uint64_t x = e->fault_rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        e->fault_rng = x;
+        if ((double)((x * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53 < e->cfg.sink_fail_prob)
+            f[i]->flags |= RFX_FRAME_SINK_FAILED;
+    }
+}
+
+/* The sink's outcome per frame: the breaker learns it; a failure is a drop
+ * (reason sink_failed). */
+static void sink_outcomes(struct rfx_engine *e, struct rfx_frame **f, size_t m, int64_t now)
+{
+    for (size_t i = 0; i < m; i++) {
+        bool ok = !(f[i]->flags & RFX_FRAME_SINK_FAILED);
+        if (!ok)
+            rfx_frame_drop(f[i], RFX_DROP_SINK_FAILED);
+        rfx_breaker_result(&e->breaker, ok, now);
+    }
+}
+
 static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
 {
     struct rfx_engine *e = t->e;
@@ -508,6 +542,20 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         if (m == 0)
             continue;
         int64_t t0 = rfx_now_ns();
+        if (si == e->sink_stage) {
+            /* The breaker: while OPEN, frames never reach the sink. */
+            size_t kept = 0;
+            for (size_t i = 0; i < m; i++) {
+                if (rfx_breaker_allow(&e->breaker, t0))
+                    live[kept++] = live[i];
+                else
+                    rfx_frame_drop(live[i], RFX_DROP_CIRCUIT_OPEN);
+            }
+            m = kept;
+            if (m == 0)
+                continue;
+            sink_inject(e, live, m, t0);
+        }
         for (size_t i = 0; i < m; i++)
             live[i]->enter_ns[si] = t0;
         env.stage_index = si;
@@ -520,6 +568,8 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         fault_work(e, si, live, m, env.level, t0);
         atomic_store_explicit(&t->busy_since, 0, memory_order_release);
         int64_t t1 = rfx_now_ns();
+        if (si == e->sink_stage)
+            sink_outcomes(e, live, m, t1);
         for (size_t i = 0; i < m; i++)
             live[i]->exit_ns[si] = t1;
     }
@@ -985,6 +1035,10 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         return rc;
     e->fault_stage = -1;
     e->stall_stage = -1;
+    e->sink_stage = e->n_stages - 2; /* the last stage before telemetry */
+    e->fault_rng = e->cfg.seed * 0x9E3779B97F4A7C15ull + 1;
+    rfx_breaker_init(&e->breaker, e->cfg.breaker_failures,
+                     (int64_t)e->cfg.breaker_reset_ms * 1000000, e->cfg.breaker_successes);
     if (e->cfg.stall_stage[0] && e->cfg.stall_ms > 0) {
         for (int i = 0; i < e->n_stages; i++)
             if (!strcmp(e->stages[i].name, e->cfg.stall_stage))

@@ -12,6 +12,7 @@
 #include <reflex/planner.h>
 
 #include "alerts.h"
+#include "circuit_breaker.h"
 #include "spsc_ring_impl.h"
 
 #define RFX_TELEMETRY_STAGE "telemetry"
@@ -85,6 +86,9 @@ struct rfx_engine {
     int stall_stage;       /* [fault] stall stage index, -1: none */
     struct rfx_alerts alerts;
     bool alerts_ready;
+    int sink_stage;             /* the last stage before telemetry */
+    struct rfx_breaker breaker; /* driven by the sink's thread */
+    uint64_t fault_rng;         /* the sink's thread: sink_fail_prob draws */
     struct rfx_watchdog *watchdog;
     int64_t start_ns, end_ns, first_frame_ns;
     bool alloc_tracking;

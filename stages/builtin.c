@@ -120,8 +120,9 @@ static void demo_execute(void *ctx, struct rfx_frame **fr, size_t n,
 {
     struct rfx_builtin *b = ctx;
     for (size_t i = 0; i < n; i++)
-        atomic_store_explicit(&b->mailbox, (fr[i]->seq + 1) << 8 | (fr[i]->action & 0xff),
-                              memory_order_release);
+        if (!(fr[i]->flags & RFX_FRAME_SINK_FAILED)) /* a failed send never reaches the game */
+            atomic_store_explicit(&b->mailbox, (fr[i]->seq + 1) << 8 | (fr[i]->action & 0xff),
+                                  memory_order_release);
     b->actions += n;
     (void)env;
 }

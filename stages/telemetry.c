@@ -82,6 +82,7 @@ struct rfx_telemetry {
     uint64_t stalls_seen;
     uint64_t last_captured, last_dropped; /* for the drop-rate alert */
     size_t resident0;                     /* jemalloc stats.resident at the first interval */
+    uint64_t breaker_opens_seen;
     int level_by_iv[MAX_INTERVALS];
     /* the reporter */
     pthread_t reporter;
@@ -328,6 +329,16 @@ static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64
         rfx_alert_raise(&e->alerts, ts, RFX_ALERT_HIT_RATE, RFX_SEV_WARNING, "decide",
                         "cache hit rate %.1f%% (threshold %.0f%%)", hr * 100,
                         c->alert_hit_rate_warning * 100);
+    uint64_t opens = atomic_load_explicit(&e->breaker.opens, memory_order_relaxed);
+    if (opens > t->breaker_opens_seen) {
+        t->breaker_opens_seen = opens;
+        rfx_alert_raise(
+            &e->alerts, ts, RFX_ALERT_CIRCUIT_OPEN, RFX_SEV_CRITICAL, e->stages[e->sink_stage].name,
+            "the sink's circuit opened (%llu times so far; %llu failures, %llu "
+            "frames rejected)",
+            (unsigned long long)opens, (unsigned long long)atomic_load(&e->breaker.failures),
+            (unsigned long long)atomic_load(&e->breaker.rejected));
+    }
     size_t res = resident_bytes();
     if (t->resident0 == 0)
         t->resident0 = res;
@@ -751,6 +762,22 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
         fprintf(f, "%s\"%s\"", i ? ", " : "", rfx_level_name((enum rfx_level)t->level_by_iv[i]));
     fprintf(f, "]},\n");
     rfx_alerts_json(&e->alerts, f);
+    const struct rfx_breaker *br = &e->breaker;
+    fprintf(f,
+            "  \"breaker\": {\"stage\": \"%s\", \"state\": \"%s\", \"opens\": %llu, \"failures\": "
+            "%llu, "
+            "\"successes\": %llu, \"rejected\": %llu, \"transitions\": [",
+            e->stages[e->sink_stage].name,
+            rfx_breaker_state_name((enum rfx_breaker_state)atomic_load(&br->state)),
+            (unsigned long long)atomic_load(&br->opens),
+            (unsigned long long)atomic_load(&br->failures),
+            (unsigned long long)atomic_load(&br->successes),
+            (unsigned long long)atomic_load(&br->rejected));
+    for (int i = 0; i < br->n_log; i++)
+        fprintf(f, "%s{\"t_s\": %.3f, \"from\": \"%s\", \"to\": \"%s\"}", i ? ", " : "",
+                (br->log[i].t_ns - e->start_ns) * 1e-9, rfx_breaker_state_name(br->log[i].from),
+                rfx_breaker_state_name(br->log[i].to));
+    fprintf(f, "]},\n");
     rfx_watchdog_json(e->watchdog, f);
     fprintf(f, "  \"allocation_tracking\": %s,\n", e->alloc_tracking ? "true" : "false");
     fprintf(f, "  \"threads\": [\n");

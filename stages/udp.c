@@ -154,6 +154,8 @@ static void udp_execute(void *ctx, struct rfx_frame **fr, size_t n, const struct
     struct rfx_udp *u = ctx;
     for (size_t i = 0; i < n; i++) {
         struct rfx_frame *f = fr[i];
+        if (f->flags & RFX_FRAME_SINK_FAILED)
+            continue; /* an injected failure: not sent */
         struct action_msg m = {.magic = RFX_UDP_ACTION_MAGIC,
                                .version = RFX_UDP_VERSION,
                                .len = sizeof m,
@@ -166,8 +168,10 @@ static void udp_execute(void *ctx, struct rfx_frame **fr, size_t n, const struct
         if (sendto(u->fd_out, &m, sizeof m, 0, (struct sockaddr *)&u->to, sizeof u->to) ==
             (ssize_t)sizeof m)
             u->sent++;
-        else
+        else {
             u->send_errors++;
+            f->flags |= RFX_FRAME_SINK_FAILED; /* the breaker counts it */
+        }
     }
 }
 

@@ -107,6 +107,10 @@ struct rfx_engine_config {
     double alert_error_warning, alert_error_critical; /* dropped / captured in an interval */
     double alert_hit_rate_warning;   /* cache hit rate below this */
     double alert_memory_growth;      /* resident memory above (1 + this) x its first figure */
+    /* [breaker] on the sink (the last stage before telemetry) */
+    uint32_t breaker_failures;   /* consecutive failures that open it (5) */
+    uint32_t breaker_reset_ms;   /* OPEN -> HALF_OPEN after this long (1000) */
+    uint32_t breaker_successes;  /* HALF_OPEN -> CLOSED after this many successes (3) */
     /* [fault] (tests): extra work on one stage's full path between two times */
     char fault_stage[RFX_NAME_MAX];
     uint32_t fault_work_us;      /* extra work per frame on the full path */
@@ -114,6 +118,7 @@ struct rfx_engine_config {
     double fault_from_s, fault_to_s;
     char stall_stage[RFX_NAME_MAX]; /* stall this stage for stall_ms every stall_every frames */
     uint32_t stall_ms, stall_every;
+    double sink_fail_prob; /* the sink fails each frame with this probability */
     /* [source] / [sink] (interpreted by the tools' stage set-up) */
     char source_kind[RFX_NAME_MAX]; /* demo | synthetic | udp */
     char sink_kind[RFX_NAME_MAX];   /* demo | null | udp */

@@ -53,7 +53,8 @@ enum rfx_drop_reason {
     RFX_DROP_STAGE = 4,          /* a stage dropped it (rfx_frame_drop) */
     RFX_DROP_STALE = 5,          /* older than the frame budget (degradation) */
     RFX_DROP_CIRCUIT_OPEN = 6,   /* the sink's circuit breaker rejected it */
-    RFX_DROP_REASONS = 7,
+    RFX_DROP_SINK_FAILED = 7,    /* the sink could not deliver the action */
+    RFX_DROP_REASONS = 8,
 };
 
 /* How decide resolved the frame's action. */
@@ -64,7 +65,8 @@ enum rfx_cache_result {
     RFX_CACHE_MISS = 3, /* the fallback supplied the action */
 };
 
-#define RFX_FRAME_EMPTY 0x1u /* capture: no input for this slot; the engine recycles it */
+#define RFX_FRAME_EMPTY       0x1u /* capture: no input for this slot; the engine recycles it */
+#define RFX_FRAME_SINK_FAILED 0x2u /* the sink (last stage before telemetry) failed to deliver */
 
 struct rfx_frame {
     uint64_t seq;                     /* capture order, from 0 */

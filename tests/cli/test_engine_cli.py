@@ -225,5 +225,26 @@ check(fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) and fr["in_
       f"stall: identity holds (dropped {fr['dropped']})")
 print("stall events:", [(x["frame"], x["detected_after_ms"], x["duration_ms"]) for x in ev])
 
+# 8. Circuit breaker: the sink fails every frame from 5 s to 10 s.
+d = os.path.join(work, "breaker")
+p = subprocess.run([reflex, "demo", "--duration", "20", "--out", d, "--quiet",
+                    "--set", "fault.sink_fail_prob=1", "--set", "fault.from_s=5",
+                    "--set", "fault.to_s=10"], capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, "breaker: demo exits 0", p.stderr)
+s = load_summary(d)
+br = s["breaker"]
+tr = br["transitions"]
+check(tr and tr[0]["to"] == "OPEN" and 5 <= tr[0]["t_s"] < 5.5,
+      f"breaker: opened at {tr[0]['t_s'] if tr else None} s after {s['breaker']['failures']} failures")
+check(br["state"] == "CLOSED" and tr[-1]["to"] == "CLOSED" and tr[-1]["t_s"] >= 10,
+      f"breaker: closed again at {tr[-1]['t_s'] if tr else None} s")
+fr = s["frames"]
+check(fr["dropped"]["circuit_open"] > 200 and fr["dropped"]["sink_failed"] >= 5,
+      f"breaker: {fr['dropped']['circuit_open']} frames rejected while open (circuit_open), "
+      f"{fr['dropped']['sink_failed']} failed (sink_failed)")
+check(fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) and fr["in_flight"] == 0,
+      "breaker: identity holds with every drop attributed")
+check(any(a["type"] == "circuit_open" for a in s["alerts"]), "breaker: circuit_open alert raised")
+
 print(f"{failures} failed")
 sys.exit(1 if failures else 0)

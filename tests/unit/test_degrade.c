@@ -131,3 +131,36 @@ Test(budget, evaluation_names_the_worst_figure_and_scales_by_load)
     rfx_hdr_destroy(stage);
     rfx_hdr_destroy(e2e);
 }
+
+#include "circuit_breaker.h"
+
+Test(breaker, opens_after_n_failures_probes_after_reset_closes_after_m_successes)
+{
+    struct rfx_breaker b;
+    rfx_breaker_init(&b, 3, 1000, 2);
+    int64_t t = 0;
+    for (int i = 0; i < 2; i++) {
+        cr_assert(rfx_breaker_allow(&b, t));
+        rfx_breaker_result(&b, false, t);
+    }
+    rfx_breaker_result(&b, true, t); /* a success breaks the run */
+    for (int i = 0; i < 2; i++)
+        rfx_breaker_result(&b, false, t);
+    cr_expect_eq(atomic_load(&b.state), RFX_BREAKER_CLOSED, "2 in a row is not 3");
+    rfx_breaker_result(&b, false, t = 10);
+    cr_expect_eq(atomic_load(&b.state), RFX_BREAKER_OPEN);
+    cr_expect_not(rfx_breaker_allow(&b, 500), "rejected while OPEN");
+    cr_expect_not(rfx_breaker_allow(&b, 1009));
+    cr_expect_eq(atomic_load(&b.rejected), 2);
+    cr_expect(rfx_breaker_allow(&b, 1010), "reset timeout: HALF_OPEN lets one through");
+    cr_expect_eq(atomic_load(&b.state), RFX_BREAKER_HALF_OPEN);
+    rfx_breaker_result(&b, false, 1010);
+    cr_expect_eq(atomic_load(&b.state), RFX_BREAKER_OPEN, "a failure in HALF_OPEN reopens");
+    cr_expect(rfx_breaker_allow(&b, 2010));
+    rfx_breaker_result(&b, true, 2010);
+    cr_expect_eq(atomic_load(&b.state), RFX_BREAKER_HALF_OPEN);
+    rfx_breaker_result(&b, true, 2011);
+    cr_expect_eq(atomic_load(&b.state), RFX_BREAKER_CLOSED, "2 successes close it");
+    cr_expect_eq(atomic_load(&b.opens), 2);
+    cr_expect_eq(b.n_log, 5);
+}

@@ -10,7 +10,7 @@
  *   P1 writer publishes the snapshot pointer (rcu_assign_pointer: a release
  *      store) after filling it  ->  D1 reader loads it (rcu_dereference: a
  *      dependency-ordered load) and reads the tables through it.
- * Under ThreadSanitizer, which cannot see liburcu's volatile accesses and
+ * Under ThreadSanitizer, which cannot see liburcu's own accesses and
  * barriers, P1/D1 are C11 release/acquire operations instead, so the
  * project's own code is checked; the grace period is still liburcu's.
  */

@@ -66,14 +66,19 @@ bool rfx_thread_allocated(uint64_t *out)
     return true;
 }
 
+static void *_Atomic alloc_probe;
+
 /* Does malloc in this process go through jemalloc's counters? */
 static bool alloc_tracking_works(void)
 {
     uint64_t a, b;
     if (!rfx_thread_allocated(&a))
         return false;
-    void *volatile p = malloc(4096);
+    void *p = malloc(4096);
+    /* Let the pointer escape so the compiler cannot elide the malloc. */
+    atomic_store_explicit(&alloc_probe, p, memory_order_relaxed);
     bool ok = rfx_thread_allocated(&b) && b > a;
+    atomic_store_explicit(&alloc_probe, NULL, memory_order_relaxed);
     free(p);
     return ok;
 }

@@ -161,20 +161,20 @@ static int demo_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct
         memcpy(refine, b->recent, n_refine * sizeof refine[0]);
     }
     pthread_mutex_unlock(&b->recent_lock);
-    const struct rfx_cache_miss *todo = n ? m : refine;
+    const struct rfx_cache_miss *work = n ? m : refine;
     size_t count = n ? n : n_refine;
     int depth = n ? 6 : 8;
     for (size_t i = 0; i < count; i++) {
-        if (todo[i].user_len < 30)
+        if (work[i].user_len < 30)
             continue;
         struct rfx_demo_state s;
-        miss_state(&todo[i], &s);
+        miss_state(&work[i], &s);
         uint32_t a = (uint32_t)rfx_demo_plan_depth(&s, depth);
-        struct rfx_cache_entry e1 = {.key = todo[i].context_key, .action = a, .created_ns = now};
+        struct rfx_cache_entry e1 = {.key = work[i].context_key, .action = a, .created_ns = now};
         int rc = rfx_plan_add(out, 1, &e1);
         if (rc == 0 && n) {
             struct rfx_cache_entry e2 = {
-                .key = todo[i].pattern_key, .action = a, .created_ns = now};
+                .key = work[i].pattern_key, .action = a, .created_ns = now};
             rc = rfx_plan_add(out, 2, &e2);
         }
         if (rc)

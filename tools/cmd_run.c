@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,13 +20,17 @@
 
 #define MAX_SETS 64
 
-static struct rfx_engine *volatile g_engine;
+/* The engine the signal handler stops; lock-free atomic pointer, so reading
+ * it in the handler is async-signal-safe (relaxed: rfx_engine_stop itself
+ * publishes with release). */
+static struct rfx_engine *_Atomic g_engine;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    if (g_engine)
-        rfx_engine_stop(g_engine); /* an atomic store: async-signal-safe */
+    struct rfx_engine *e = atomic_load_explicit(&g_engine, memory_order_relaxed);
+    if (e)
+        rfx_engine_stop(e); /* an atomic store: async-signal-safe */
 }
 
 static void run_usage(FILE *f, bool demo)
@@ -164,14 +169,14 @@ int cmd_run(int argc, char **argv, bool demo)
         rfx_engine_destroy(e);
         return rc == -EINVAL ? 2 : 1;
     }
-    g_engine = e;
+    atomic_store_explicit(&g_engine, e, memory_order_relaxed);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if ((rc = rfx_engine_start(e, msg, sizeof msg)) != 0) {
         fprintf(stderr, "reflex: cannot start: %s\n", msg);
-        g_engine = NULL;
+        atomic_store_explicit(&g_engine, NULL, memory_order_relaxed);
         rfx_engine_destroy(e);
         rfx_builtin_destroy(b);
         return rc == -EINVAL || rc == -ENODEV ? 2 : 1;
@@ -198,7 +203,7 @@ int cmd_run(int argc, char **argv, bool demo)
         }
     }
     rfx_engine_wait(e);
-    g_engine = NULL;
+    atomic_store_explicit(&g_engine, NULL, memory_order_relaxed);
     rfx_builtin_report(b, e, stdout);
     int status = 0;
     if ((rc = rfx_engine_write_bundle(e, msg, sizeof msg)) != 0) {

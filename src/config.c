@@ -437,6 +437,14 @@ static void cache_key(struct loader *L, const char *key, const char *val)
     INT("cache", "l1_slots", 16, 1 << 26, true, c->cache_l1_slots)
     INT("cache", "l2_slots", 16, 1 << 26, true, c->cache_l2_slots)
     INT("cache", "miss_queue", 4, 1 << 24, true, c->miss_queue)
+    NUM("cache", "persist_s", 0.1, 86400, c->persist_s)
+    if (!strcmp(key, "persist_path")) {
+        if (strlen(val) >= sizeof c->persist_path)
+            fail(L, "cache", key, "longer than %zu characters", sizeof c->persist_path - 1);
+        else
+            snprintf(c->persist_path, sizeof c->persist_path, "%s", val);
+        return;
+    }
     fail(L, "cache", key, "unknown key");
 }
 

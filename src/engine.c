@@ -23,6 +23,7 @@
  * empty, so every captured frame reaches telemetry (in flight = 0).
  */
 #include "engine_impl.h"
+#include "persist.h"
 
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
@@ -150,6 +151,7 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->alert_error_critical = 0.15;
     c->alert_hit_rate_warning = 0.5;
     c->alert_memory_growth = 0.5;
+    c->persist_s = 10;
     c->interval_s = 1.0;
     c->drain_us = 2000;
     snprintf(c->source_kind, sizeof c->source_kind, "demo");
@@ -1083,6 +1085,32 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
     }
     if ((rc = rfx_strategic_create(e, &e->strat, msg, msglen)) != 0)
         return rc;
+    if (e->cfg.persist_path[0]) {
+        /* Warm start: a snapshot that checks out is published before the
+         * first frame; anything else is reported and ignored. */
+        struct rfx_cache_entry *l1 = NULL, *l2 = NULL;
+        size_t n1 = 0, n2 = 0;
+        char why[300];
+        int lr = rfx_persist_read(e->cfg.persist_path, &l1, &n1, &l2, &n2, why, sizeof why);
+        if (lr == 0) {
+            int64_t g = rfx_action_cache_publish(e->cache, l1, n1, l2, n2);
+            if (g > 0) {
+                e->loaded_l1 = n1;
+                e->loaded_l2 = n2;
+                fprintf(stderr, "reflex: warm start: %zu L1 and %zu L2 entries from %s\n", n1, n2,
+                        e->cfg.persist_path);
+            } else {
+                snprintf(e->load_error, sizeof e->load_error, "%s: cannot publish (%s)",
+                         e->cfg.persist_path, strerror((int)-g));
+            }
+        } else if (lr != -ENOENT) {
+            snprintf(e->load_error, sizeof e->load_error, "%s", why);
+        }
+        if (e->load_error[0])
+            fprintf(stderr, "reflex: %s; cold start\n", e->load_error);
+        free(l1);
+        free(l2);
+    }
     if (e->cfg.lock_memory && rfx_memory_lock(msg, msglen) != 0)
         fprintf(stderr, "reflex: warning: %s\n", msg);
     e->started = true;
@@ -1146,8 +1174,33 @@ int rfx_engine_wait(struct rfx_engine *e)
     rfx_watchdog_stop(e->watchdog);
     rfx_telemetry_stop(e->tel);
     rfx_strategic_stop(e->strat);
+    rfx_engine_persist(e); /* the clean stop's snapshot */
     e->waited = true;
     return 0;
+}
+
+void rfx_engine_persist(struct rfx_engine *e)
+{
+    if (!e->cfg.persist_path[0])
+        return;
+    struct rfx_cache_entry *l1, *l2;
+    size_t n1, n2;
+    char why[300];
+    int rc = rfx_action_cache_entries(e->cache, &l1, &n1, &l2, &n2);
+    if (rc == 0) {
+        rc = rfx_persist_write(e->cfg.persist_path, l1, n1, l2, n2, why, sizeof why);
+        free(l1);
+        free(l2);
+    } else {
+        snprintf(why, sizeof why, "cannot copy the cache (%s)", strerror(-rc));
+    }
+    if (rc == 0) {
+        e->persist_writes++;
+    } else {
+        e->persist_errors++;
+        snprintf(e->persist_error, sizeof e->persist_error, "%s", why);
+        fprintf(stderr, "reflex: persisting the cache: %s\n", why);
+    }
 }
 
 int rfx_engine_write_bundle(struct rfx_engine *e, char *msg, size_t msglen)

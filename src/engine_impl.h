@@ -89,6 +89,12 @@ struct rfx_engine {
     int sink_stage;             /* the last stage before telemetry */
     struct rfx_breaker breaker; /* driven by the sink's thread */
     uint64_t fault_rng;         /* the sink's thread: sink_fail_prob draws */
+    /* persistence (src/persist.c): loaded at start, written by the reporter
+     * every persist_s and by rfx_engine_wait at a clean stop */
+    size_t loaded_l1, loaded_l2;
+    char load_error[300];
+    uint64_t persist_writes, persist_errors;
+    char persist_error[300];
     struct rfx_watchdog *watchdog;
     int64_t start_ns, end_ns, first_frame_ns;
     bool alloc_tracking;
@@ -144,6 +150,9 @@ void rfx_watchdog_destroy(struct rfx_watchdog *w);
 uint64_t rfx_watchdog_stalls(struct rfx_watchdog *w, char *last, size_t len);
 void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f);
 int64_t rfx_frame_budget_ns(const struct rfx_engine *e);
+
+/* Write the cache snapshot to cfg.persist_path (reporter, and at stop). */
+void rfx_engine_persist(struct rfx_engine *e);
 
 /* jemalloc: this thread's allocated-bytes counter (false when malloc is not jemalloc's). */
 bool rfx_thread_allocated(uint64_t *out);

@@ -83,6 +83,7 @@ struct rfx_telemetry {
     uint64_t last_captured, last_dropped; /* for the drop-rate alert */
     size_t resident0;                     /* jemalloc stats.resident at the first interval */
     uint64_t breaker_opens_seen;
+    int64_t last_persist_ns;
     int level_by_iv[MAX_INTERVALS];
     /* the reporter */
     pthread_t reporter;
@@ -486,6 +487,11 @@ static void *reporter_main(void *arg)
             continue;
         pthread_mutex_unlock(&t->lock);
         close_interval(t, swap_sets(t), next);
+        if (t->e->cfg.persist_path[0] &&
+            now - t->last_persist_ns >= (int64_t)(t->e->cfg.persist_s * 1e9)) {
+            t->last_persist_ns = now;
+            rfx_engine_persist(t->e); /* the background path */
+        }
         next += t->iv_len_ns;
         if (next <= now) /* fell behind (a stall): skip to the present */
             next = now + t->iv_len_ns;
@@ -498,6 +504,7 @@ static void *reporter_main(void *arg)
 int rfx_telemetry_start(struct rfx_telemetry *t, int64_t start_ns, char *msg, size_t msglen)
 {
     t->iv_start_ns = start_ns;
+    t->last_persist_ns = start_ns;
     int rc = rfx_hlog_writer_create(t->hlog_f, wall_s(t, start_ns), &t->hlog);
     if (rc) {
         snprintf(msg, msglen, "latency.hlog: cannot write the header");
@@ -762,6 +769,13 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
         fprintf(f, "%s\"%s\"", i ? ", " : "", rfx_level_name((enum rfx_level)t->level_by_iv[i]));
     fprintf(f, "]},\n");
     rfx_alerts_json(&e->alerts, f);
+    fprintf(f,
+            "  \"persistence\": {\"path\": \"%s\", \"loaded_l1\": %zu, \"loaded_l2\": %zu, "
+            "\"load_error\": \"%s\", \"writes\": %llu, \"write_errors\": %llu, \"last_error\": "
+            "\"%s\"},\n",
+            e->cfg.persist_path, e->loaded_l1, e->loaded_l2, e->load_error,
+            (unsigned long long)e->persist_writes, (unsigned long long)e->persist_errors,
+            e->persist_error);
     const struct rfx_breaker *br = &e->breaker;
     fprintf(f,
             "  \"breaker\": {\"stage\": \"%s\", \"state\": \"%s\", \"opens\": %llu, \"failures\": "

@@ -85,6 +85,8 @@ struct rfx_engine_config {
     uint32_t cache_l1_slots; /* table capacity, power of two */
     uint32_t cache_l2_slots;
     uint32_t miss_queue; /* SPMC miss queue capacity, power of two */
+    char persist_path[RFX_PATH_MAX]; /* cache snapshot file; "" = no persistence */
+    double persist_s;                /* write it this often (and at a clean stop) */
     /* [telemetry] */
     double interval_s; /* interval histograms and checks */
     uint32_t drain_us; /* telemetry thread wakes at least this often */

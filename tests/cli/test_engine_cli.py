@@ -246,5 +246,38 @@ check(fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) and fr["in_
       "breaker: identity holds with every drop attributed")
 check(any(a["type"] == "circuit_open" for a in s["alerts"]), "breaker: circuit_open alert raised")
 
+# 9. Persistence: a cold run writes the snapshot, a warm run starts from it;
+#    a corrupt snapshot is reported and ignored.
+snap = os.path.join(work, "cache.rfxc")
+rates = {}
+for run in ("cold", "warm"):
+    d = os.path.join(work, run)
+    p = subprocess.run([reflex, "demo", "--duration", "10", "--out", d, "--quiet",
+                        "--set", f"cache.persist_path={snap}"],
+                       capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, f"persist: {run} demo exits 0", p.stderr)
+    s = load_summary(d)
+    hr = [x for x in s["cache"]["hit_rate_by_interval"][:10] if x is not None]
+    rates[run] = sum(hr) / len(hr) if hr else 0
+    if run == "warm":
+        check(s["persistence"]["loaded_l1"] > 0 and "warm start" in p.stderr,
+              f"persist: warm start loaded {s['persistence']['loaded_l1']} L1 and "
+              f"{s['persistence']['loaded_l2']} L2 entries")
+check(rates["warm"] > rates["cold"],
+      f"persist: first-10-s hit rate warm {rates['warm']:.3f} > cold {rates['cold']:.3f}")
+with open(snap, "r+b") as f:
+    f.seek(60)
+    b = f.read(1)
+    f.seek(60)
+    f.write(bytes([b[0] ^ 0xFF]))
+d = os.path.join(work, "corrupt")
+p = subprocess.run([reflex, "demo", "--duration", "2", "--out", d, "--quiet",
+                    "--set", f"cache.persist_path={snap}"], capture_output=True, text=True,
+                   timeout=60)
+s = load_summary(d)
+check(p.returncode == 0 and "checksum mismatch" in p.stderr and "cold start" in p.stderr
+      and s["persistence"]["loaded_l1"] == 0 and "checksum" in s["persistence"]["load_error"],
+      "persist: a corrupt snapshot is reported and ignored (cold start)", p.stderr)
+
 print(f"{failures} failed")
 sys.exit(1 if failures else 0)

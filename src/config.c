@@ -438,6 +438,32 @@ static void cache_key(struct loader *L, const char *key, const char *val)
     INT("cache", "l2_slots", 16, 1 << 26, true, c->cache_l2_slots)
     INT("cache", "miss_queue", 4, 1 << 24, true, c->miss_queue)
     NUM("cache", "persist_s", 0.1, 86400, c->persist_s)
+    NUM("cache", "ttl_s", 0, 1e7, c->cache_ttl_s)
+    if (!strncmp(key, "rule.", 5)) {
+        const char *ev = key + 5;
+        if (!*ev || strlen(ev) >= RFX_NAME_MAX) {
+            fail(L, "cache", key, "the event name must be 1..%d characters", RFX_NAME_MAX - 1);
+            return;
+        }
+        int r = 0;
+        while (r < c->n_rules && strcmp(c->rules[r].event, ev) != 0)
+            r++;
+        if (r == c->n_rules) {
+            if (c->n_rules >= 8) {
+                fail(L, "cache", key, "more than 8 rules");
+                return;
+            }
+            c->n_rules++;
+        }
+        struct rfx_cache_rule *rule = &c->rules[r];
+        snprintf(rule->event, sizeof rule->event, "%s", ev);
+        int n = split_list(val, rule->patterns, 4);
+        if (n <= 0)
+            fail(L, "cache", key, "'%s' must be 1..4 category patterns (e.g. movement_*)", val);
+        else
+            rule->n_patterns = n;
+        return;
+    }
     if (!strcmp(key, "persist_path")) {
         if (strlen(val) >= sizeof c->persist_path)
             fail(L, "cache", key, "longer than %zu characters", sizeof c->persist_path - 1);

@@ -152,6 +152,15 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->alert_hit_rate_warning = 0.5;
     c->alert_memory_growth = 0.5;
     c->persist_s = 10;
+    c->cache_ttl_s = 300;
+    /* Seed 000's rules. */
+    static const struct rfx_cache_rule seed_rules[3] = {
+        {"area_change", {"movement_*", "exploration_*"}, 2},
+        {"critical_health", {"combat_*", "exploration_*"}, 2},
+        {"new_objective", {"strategic_*"}, 1},
+    };
+    c->n_rules = 3;
+    memcpy(c->rules, seed_rules, sizeof seed_rules);
     c->interval_s = 1.0;
     c->drain_us = 2000;
     snprintf(c->source_kind, sizeof c->source_kind, "demo");
@@ -321,6 +330,13 @@ int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **o
         atomic_init(&e->dropped[i], 0);
     e->alloc_tracking = alloc_tracking_works();
     rfx_alerts_init(&e->alerts, cfg->alert_rate_limit_s);
+    pthread_mutex_init(&e->cat_lock, NULL);
+    atomic_init(&e->pending_rules, 0);
+    atomic_init(&e->invalidated_ttl, 0);
+    for (int i = 0; i < 8; i++) {
+        atomic_init(&e->invalidated_by_rule[i], 0);
+        atomic_init(&e->rule_events[i], 0);
+    }
     e->alerts_ready = true;
     *out = e;
     return 0;
@@ -348,8 +364,10 @@ void rfx_engine_destroy(struct rfx_engine *e)
     rfx_action_cache_destroy(e->cache);
     free(e->pool_mem);
     free(e->summary_extra);
-    if (e->alerts_ready)
+    if (e->alerts_ready) {
         rfx_alerts_fini(&e->alerts);
+        pthread_mutex_destroy(&e->cat_lock);
+    }
     free(e);
 }
 
@@ -376,6 +394,38 @@ int rfx_engine_add_stage(struct rfx_engine *e, const char *name, const struct rf
 struct rfx_action_cache *rfx_engine_cache(struct rfx_engine *e)
 {
     return e ? e->cache : NULL;
+}
+
+int rfx_engine_category(struct rfx_engine *e, const char *name)
+{
+    if (!e || !name || !*name || strlen(name) >= RFX_NAME_MAX)
+        return -EINVAL;
+    pthread_mutex_lock(&e->cat_lock);
+    int id = -ENOSPC;
+    for (int i = 0; i < e->n_categories; i++)
+        if (!strcmp(e->categories[i], name))
+            id = i + 1;
+    if (id < 0 && e->n_categories < 64) {
+        snprintf(e->categories[e->n_categories], RFX_NAME_MAX, "%s", name);
+        id = ++e->n_categories;
+    }
+    pthread_mutex_unlock(&e->cat_lock);
+    return id;
+}
+
+int rfx_engine_cache_event(struct rfx_engine *e, const char *event)
+{
+    if (!e || !event)
+        return -EINVAL;
+    for (int r = 0; r < e->cfg.n_rules && r < 8; r++) {
+        if (strcmp(e->cfg.rules[r].event, event) != 0)
+            continue;
+        atomic_fetch_or_explicit(&e->pending_rules, 1u << r, memory_order_release);
+        atomic_fetch_add_explicit(&e->rule_events[r], 1, memory_order_relaxed);
+        rfx_engine_context_change(e);
+        return 0;
+    }
+    return -ENOENT;
 }
 
 int rfx_engine_set_alert_callback(struct rfx_engine *e, rfx_alert_fn fn, void *arg)
@@ -1093,6 +1143,12 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         char why[300];
         int lr = rfx_persist_read(e->cfg.persist_path, &l1, &n1, &l2, &n2, why, sizeof why);
         if (lr == 0) {
+            /* Ages restart: the file's times come from another process's clock. */
+            int64_t now = rfx_now_ns();
+            for (size_t i = 0; i < n1; i++)
+                l1[i].created_ns = now;
+            for (size_t i = 0; i < n2; i++)
+                l2[i].created_ns = now;
             int64_t g = rfx_action_cache_publish(e->cache, l1, n1, l2, n2);
             if (g > 0) {
                 e->loaded_l1 = n1;

@@ -92,6 +92,12 @@ struct rfx_engine {
     /* persistence (src/persist.c): loaded at start, written by the reporter
      * every persist_s and by rfx_engine_wait at a clean stop */
     size_t loaded_l1, loaded_l2;
+    /* cache rules */
+    pthread_mutex_t cat_lock;
+    char categories[64][RFX_NAME_MAX]; /* id i+1 */
+    int n_categories;
+    _Atomic uint32_t pending_rules; /* bit r: rule r's event happened */
+    _Atomic uint64_t invalidated_ttl, invalidated_by_rule[8], rule_events[8];
     char load_error[300];
     uint64_t persist_writes, persist_errors;
     char persist_error[300];

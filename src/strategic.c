@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,69 @@ static void publish(struct rfx_strategic *s, struct rfx_plan *p)
     pthread_mutex_unlock(&s->merge);
 }
 
+/* Does category id `cat` match one of rule r's patterns? */
+static bool rule_matches(struct rfx_engine *e, int r, uint32_t cat)
+{
+    if (cat == 0 || cat > (uint32_t)e->n_categories)
+        return false;
+    const struct rfx_cache_rule *rule = &e->cfg.rules[r];
+    for (int p = 0; p < rule->n_patterns; p++)
+        if (fnmatch(rule->patterns[p], e->categories[cat - 1], 0) == 0)
+            return true;
+    return false;
+}
+
+/* Cache rules: drop entries older than the TTL and entries whose category a
+ * pending event's rule names; publish the result if anything went. Always
+ * by building a new snapshot, never by writing under readers. */
+static void apply_rules(struct rfx_strategic *s)
+{
+    struct rfx_engine *e = s->e;
+    uint32_t pending = atomic_exchange_explicit(&e->pending_rules, 0, memory_order_acquire);
+    if (!pending && e->cfg.cache_ttl_s <= 0)
+        return;
+    int64_t now = rfx_now_ns(), ttl = (int64_t)(e->cfg.cache_ttl_s * 1e9);
+    pthread_mutex_lock(&s->merge);
+    struct rfx_cache_entry *l[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    if (rfx_action_cache_entries(e->cache, &l[0], &n[0], &l[1], &n[1]) == 0) {
+        uint64_t by_ttl = 0, by_rule[8] = {0};
+        pthread_mutex_lock(&e->cat_lock); /* categories may grow meanwhile */
+        for (int lv = 0; lv < 2; lv++) {
+            size_t k = 0;
+            for (size_t i = 0; i < n[lv]; i++) {
+                const struct rfx_cache_entry *x = &l[lv][i];
+                int hit = -1;
+                for (int r = 0; r < e->cfg.n_rules && r < 8 && hit < 0; r++)
+                    if ((pending >> r & 1) && rule_matches(e, r, x->category))
+                        hit = r;
+                if (hit >= 0)
+                    by_rule[hit]++;
+                else if (ttl > 0 && x->created_ns > 0 && now - x->created_ns > ttl)
+                    by_ttl++;
+                else
+                    l[lv][k++] = *x;
+            }
+            n[lv] = k;
+        }
+        pthread_mutex_unlock(&e->cat_lock);
+        uint64_t dropped = by_ttl;
+        for (int r = 0; r < 8; r++) {
+            dropped += by_rule[r];
+            if (by_rule[r])
+                atomic_fetch_add_explicit(&e->invalidated_by_rule[r], by_rule[r],
+                                          memory_order_relaxed);
+        }
+        if (by_ttl)
+            atomic_fetch_add_explicit(&e->invalidated_ttl, by_ttl, memory_order_relaxed);
+        if (dropped)
+            rfx_action_cache_publish(e->cache, l[0], n[0], l[1], n[1]);
+    }
+    free(l[0]);
+    free(l[1]);
+    pthread_mutex_unlock(&s->merge);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -211,6 +275,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&s->lock);
         if (stop)
             break;
+        apply_rules(s);
         if (!batch || !e->planner)
             continue;
         int level = rfx_engine_level(e);

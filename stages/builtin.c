@@ -34,6 +34,8 @@ struct rfx_builtin {
     uint32_t work_ns[4];
     struct rfx_udp *udp;
     struct rfx_stage_ops cap_ops, exe_ops; /* capture/execute: demo, synthetic or UDP */
+    uint32_t cat_by_class[3];              /* cache categories for the demo's plans */
+    uint64_t hits_seen;                    /* capture: hits already reported as critical_health */
 };
 
 static void busy(uint32_t ns)
@@ -67,8 +69,12 @@ static void demo_capture(void *ctx, struct rfx_frame **fr, size_t n,
         }
         rfx_demo_game_step(&b->game, action);
         memcpy(fr[i]->payload, &b->game.s, sizeof b->game.s);
+        if (b->game.hits > b->hits_seen) {
+            /* Hit: the rule for critical_health drops exploration_* plans. */
+            b->hits_seen = b->game.hits;
+            rfx_engine_cache_event(env->engine, "critical_health");
+        }
     }
-    (void)env;
 }
 
 static void demo_pattern(void *ctx, struct rfx_frame **fr, size_t n,
@@ -170,11 +176,13 @@ static int demo_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct
         struct rfx_demo_state s;
         miss_state(&work[i], &s);
         uint32_t a = (uint32_t)rfx_demo_plan_depth(&s, depth);
-        struct rfx_cache_entry e1 = {.key = work[i].context_key, .action = a, .created_ns = now};
+        uint32_t cat = b->cat_by_class[work[i].context_class < 3 ? work[i].context_class : 0];
+        struct rfx_cache_entry e1 = {
+            .key = work[i].context_key, .action = a, .category = cat, .created_ns = now};
         int rc = rfx_plan_add(out, 1, &e1);
         if (rc == 0 && n) {
             struct rfx_cache_entry e2 = {
-                .key = work[i].pattern_key, .action = a, .created_ns = now};
+                .key = work[i].pattern_key, .action = a, .category = cat, .created_ns = now};
             rc = rfx_plan_add(out, 2, &e2);
         }
         if (rc)
@@ -322,6 +330,13 @@ int rfx_builtin_setup(struct rfx_engine *e, const struct rfx_engine_config *cfg,
         snprintf(msg, msglen, "registering the built-in stages failed (%d)", rc);
         rfx_builtin_destroy(b);
         return rc;
+    }
+    /* The demo's plan categories, by context class (routine, emergency,
+     * deliberative), for the cache rules. */
+    static const char *const cats[3] = {"movement_center", "movement_dodge", "exploration_idle"};
+    for (int c = 0; c < 3; c++) {
+        int id = rfx_engine_category(e, cats[c]);
+        b->cat_by_class[c] = id > 0 ? (uint32_t)id : 0;
     }
     if ((rc = rfx_engine_set_planner(e, b->synthetic ? &syn_planner : &demo_planner, b)) != 0) {
         snprintf(msg, msglen, "setting the planner failed (%d)", rc);

@@ -85,6 +85,13 @@ struct rfx_engine_config {
     uint32_t cache_l1_slots; /* table capacity, power of two */
     uint32_t cache_l2_slots;
     uint32_t miss_queue; /* SPMC miss queue capacity, power of two */
+    double cache_ttl_s; /* entries older than this are dropped (0: never) */
+    int n_rules;        /* invalidation rules: an event drops categories matching patterns */
+    struct rfx_cache_rule {
+        char event[RFX_NAME_MAX];
+        char patterns[4][RFX_NAME_MAX]; /* fnmatch patterns over category names */
+        int n_patterns;
+    } rules[8];
     char persist_path[RFX_PATH_MAX]; /* cache snapshot file; "" = no persistence */
     double persist_s;                /* write it this often (and at a clean stop) */
     /* [telemetry] */
@@ -199,6 +206,17 @@ RFX_API void rfx_engine_config_print(const struct rfx_engine_config *cfg, FILE *
 /* Attach extra JSON members to summary.json ("demo": {...}); `json` is a
  * complete member list such as "\"demo\": {\"score\": 3}". Copied. */
 RFX_API int rfx_engine_set_summary_extra(struct rfx_engine *e, const char *json);
+
+/* Cache categories: a name ("movement_dodge") for the category field of a
+ * cache entry; the id is stable for the engine's life. Returns the id (>= 1)
+ * or -ENOSPC (64 names at most), -EINVAL. Not for critical threads (it
+ * takes a lock); planners and set-up code may call it. */
+RFX_API int rfx_engine_category(struct rfx_engine *e, const char *name);
+
+/* A context-change event ("area_change"): the rules for it drop the matching
+ * categories in the next snapshot, built by a strategic worker, which is
+ * woken. Never blocks; returns -ENOENT for an event no rule names. */
+RFX_API int rfx_engine_cache_event(struct rfx_engine *e, const char *event);
 
 /* Alerts: typed, severity-ranked, rate-limited per type. */
 enum rfx_alert_type {

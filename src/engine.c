@@ -1203,7 +1203,9 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         return rc;
     }
     e->start_ns = rfx_now_ns();
-    if ((rc = rfx_telemetry_start(e->tel, e->start_ns, msg, msglen)) != 0) {
+    /* The watchdog before the reporter: the reporter reads e->watchdog. */
+    if ((rc = rfx_watchdog_start(e, &e->watchdog, msg, msglen)) != 0 ||
+        (rc = rfx_telemetry_start(e->tel, e->start_ns, msg, msglen)) != 0) {
         atomic_store(&e->go, -1);
         for (int j = 0; j < e->n_threads; j++)
             pthread_join(e->threads[j].tid, NULL);
@@ -1211,10 +1213,6 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         return rc;
     }
     atomic_store_explicit(&e->go, 1, memory_order_release);
-    if ((rc = rfx_watchdog_start(e, &e->watchdog, msg, msglen)) != 0) {
-        rfx_engine_stop(e);
-        return rc;
-    }
     return 0;
 }
 

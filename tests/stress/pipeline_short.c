@@ -1,7 +1,8 @@
 /*
  * A short pipeline run under whatever sanitizer the build has (TSan, ASan):
  * the synthetic source at full speed through a drop-oldest ring, then the
- * demo game at 200 Hz, each with strategic workers publishing snapshots.
+ * demo game at 200 Hz, each with strategic workers publishing snapshots, then
+ * the demo with faults (stalls, a failing sink), a short TTL and persistence.
  * Checks the accounting identity with in flight 0 after a clean stop.
  *
  * usage: pipeline_short [--long]   (1 s per run; 0.5 s reduced; 20 s long)
@@ -70,7 +71,29 @@ int main(int argc, char **argv)
         "strategic.max_hz=50", "engine.pool_frames=256"};
     static const char *const demo[] = {"engine.frame_hz=200", "strategic.hz=20",
                                        "strategic.max_hz=50", "strategic.workers=2"};
+    /* The demo again with every fault and the off-path machinery busy:
+     * stalls (watchdog, alerts, ladder), a failing sink (breaker), a short
+     * TTL and hits (cache rules), persistence (reporter writes, warm start). */
+    char persist[96];
+    snprintf(persist, sizeof persist, "cache.persist_path=/tmp/rfx-pipeline-short-%d.rfxc",
+             (int)getpid());
+    const char *const faults[] = {"engine.frame_hz=200",
+                                  "strategic.hz=20",
+                                  "strategic.max_hz=50",
+                                  "strategic.workers=2",
+                                  "cache.ttl_s=0.2",
+                                  "cache.persist_s=0.2",
+                                  persist,
+                                  "fault.sink_fail_prob=0.3",
+                                  "fault.stall_stage=pattern",
+                                  "fault.stall_ms=12",
+                                  "fault.stall_every=25",
+                                  "degrade.recover_s=0.2",
+                                  "telemetry.interval_s=0.1"};
     int fails = run("synthetic, full speed, drop-oldest", s, syn, 8);
     fails += run("demo at 200 Hz, 2 planners", s, demo, 4);
+    fails += run("demo with stalls, a failing sink, TTL, persistence", s, faults, 13);
+    fails += run("the same, warm", s, faults, 13);
+    unlink(persist + strlen("cache.persist_path="));
     return fails ? 1 : 0;
 }

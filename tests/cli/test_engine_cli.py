@@ -31,6 +31,13 @@ def load_summary(d):
         return json.load(f)
 
 
+def identity_holds(s):
+    """captured = executed + dropped (all reasons) + in flight, with in flight 0."""
+    fr = s["frames"]
+    return (fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) + fr["in_flight"]
+            and fr["in_flight"] == 0)
+
+
 def check_bundle(d, label, stages=("capture", "pattern", "decide", "execute")):
     s = load_summary(d)
     for key in ("reflex_version", "duration_s", "frame_hz", "frames", "stages", "e2e", "cache",
@@ -186,8 +193,7 @@ ups = [t for t in dg["transitions"] if order.index(t["to"]) > order.index(t["fro
 check(len(dg["transitions"]) <= 8 and all(t["cause"] for t in dg["transitions"]),
       f"degrade: {len(dg['transitions'])} transitions ({len(ups)} up), each with its cause")
 fr = s["frames"]
-check(fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) and fr["in_flight"] == 0,
-      "degrade: accounting identity holds")
+check(identity_holds(s), "degrade: accounting identity holds")
 print("degradation timeline:", levels)
 for t in dg["transitions"]:
     print(f"  {t['t_s']:6.1f} s {t['from']} -> {t['to']}: {t['cause']}")
@@ -221,8 +227,7 @@ check(s["degradation"]["transitions"] and s["degradation"]["transitions"][-1]["t
       and order.index(s["degradation"]["level"]) < max(order.index(x) for x in lv),
       "stall: recovering after the stalls ended", str(lv))
 fr = s["frames"]
-check(fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) and fr["in_flight"] == 0,
-      f"stall: identity holds (dropped {fr['dropped']})")
+check(identity_holds(s), f"stall: identity holds (dropped {fr['dropped']})")
 print("stall events:", [(x["frame"], x["detected_after_ms"], x["duration_ms"]) for x in ev])
 
 # 8. Circuit breaker: the sink fails every frame from 5 s to 10 s.
@@ -242,8 +247,7 @@ fr = s["frames"]
 check(fr["dropped"]["circuit_open"] > 200 and fr["dropped"]["sink_failed"] >= 5,
       f"breaker: {fr['dropped']['circuit_open']} frames rejected while open (circuit_open), "
       f"{fr['dropped']['sink_failed']} failed (sink_failed)")
-check(fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) and fr["in_flight"] == 0,
-      "breaker: identity holds with every drop attributed")
+check(identity_holds(s), "breaker: identity holds with every drop attributed")
 check(any(a["type"] == "circuit_open" for a in s["alerts"]), "breaker: circuit_open alert raised")
 
 # 9. Persistence: a cold run writes the snapshot, a warm run starts from it;

@@ -352,6 +352,39 @@ static void degrade_key(struct loader *L, const char *key, const char *val)
     NUM("degrade", "recover_s", 0.1, 3600, c->recover_s)
     NUM("degrade", "headroom", 0, 0.9, c->headroom)
     INT("degrade", "window_intervals", 1, 16, false, c->window_intervals)
+    /* A level's actions: "minimal = min_hz, fast_path" (or "none"). */
+    static const char *const levels[] = {"minimal", "moderate", "severe", "critical"};
+    for (int l = 0; l < 4; l++) {
+        if (strcmp(key, levels[l]))
+            continue;
+        char items[RFX_DEGRADE_ACTIONS + 1][RFX_NAME_MAX];
+        int n = split_list(val, items, RFX_DEGRADE_ACTIONS + 1);
+        if (n <= 0) {
+            fail(L, "degrade", key,
+                 "'%s' is not a list of actions (min_hz, fast_path, cache_only, "
+                 "fallback_only, shed_stale, or none)",
+                 val);
+            return;
+        }
+        unsigned bits = 0;
+        for (int i = 0; i < n; i++) {
+            if (!strcmp(items[i], "none") && n == 1)
+                continue;
+            unsigned b = 0;
+            while (b < RFX_DEGRADE_ACTIONS && strcmp(items[i], rfx_degrade_action_name(b)))
+                b++;
+            if (b == RFX_DEGRADE_ACTIONS) {
+                fail(L, "degrade", key,
+                     "'%s' is not an action (min_hz, fast_path, cache_only, "
+                     "fallback_only, shed_stale, or none alone)",
+                     items[i]);
+                return;
+            }
+            bits |= 1u << b;
+        }
+        c->level_actions[l + 1] = bits;
+        return;
+    }
     fail(L, "degrade", key, "unknown key");
 }
 
@@ -720,6 +753,12 @@ static int validate(const struct rfx_engine_config *c, const char *const *stages
     if (c->alert_error_warning > c->alert_error_critical)
         VF("alerts", "error_rate_warning", "%g must not exceed error_rate_critical %g",
            c->alert_error_warning, c->alert_error_critical);
+    static const char *const lvl[] = {"", "minimal", "moderate", "severe", "critical"};
+    if (c->level_actions[RFX_LEVEL_NONE] != 0)
+        VF("degrade", "none", "level NONE takes no actions");
+    for (int l = RFX_LEVEL_MINIMAL; l <= RFX_LEVEL_CRITICAL; l++)
+        if (c->level_actions[l] >> RFX_DEGRADE_ACTIONS)
+            VF("degrade", lvl[l], "unknown action bits 0x%x", c->level_actions[l]);
     if (c->fault_to_s <= c->fault_from_s)
         VF("fault", "to_s", "to_s %g must be after from_s %g", c->fault_to_s, c->fault_from_s);
     /* Threads: names, stages placed once each in pipeline order, cores. */

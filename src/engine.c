@@ -140,6 +140,14 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->recover_s = 30;
     c->headroom = 0.25;
     c->window_intervals = 3;
+    /* Each level adds one action to the one below (BRIEF §3's ladder). */
+    c->level_actions[RFX_LEVEL_NONE] = 0;
+    c->level_actions[RFX_LEVEL_MINIMAL] = RFX_DEGRADE_MIN_HZ;
+    c->level_actions[RFX_LEVEL_MODERATE] = RFX_DEGRADE_MIN_HZ | RFX_DEGRADE_FAST_PATH;
+    c->level_actions[RFX_LEVEL_SEVERE] =
+        c->level_actions[RFX_LEVEL_MODERATE] | RFX_DEGRADE_CACHE_ONLY;
+    c->level_actions[RFX_LEVEL_CRITICAL] =
+        c->level_actions[RFX_LEVEL_SEVERE] | RFX_DEGRADE_FALLBACK_ONLY | RFX_DEGRADE_SHED_STALE;
     c->fault_to_s = 1e9;
     c->breaker_failures = 5;
     c->breaker_reset_ms = 1000;
@@ -276,7 +284,19 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
         else
             fprintf(f, " %d", c->strategic_cores[i]);
     }
-    fprintf(f, "\nbudgets (p50/p95/p99 us):\n");
+    fprintf(f, "\ndegrade: %s escalate_windows=%d recover_s=%g headroom=%g\n",
+            c->degrade_enabled ? "enabled" : "disabled", c->escalate_windows, c->recover_s,
+            c->headroom);
+    for (int l = RFX_LEVEL_MINIMAL; l <= RFX_LEVEL_CRITICAL; l++) {
+        fprintf(f, "  %-9s", rfx_level_name((enum rfx_level)l));
+        if (!c->level_actions[l])
+            fprintf(f, " none");
+        for (unsigned b = 0; b < RFX_DEGRADE_ACTIONS; b++)
+            if (c->level_actions[l] >> b & 1)
+                fprintf(f, " %s", rfx_degrade_action_name(b));
+        fprintf(f, "\n");
+    }
+    fprintf(f, "budgets (p50/p95/p99 us):\n");
     for (int i = 0; i < c->n_budgets; i++)
         fprintf(f, "  %-12s %g / %g / %g\n", c->budgets[i].stage, c->budgets[i].p50_ns / 1e3,
                 c->budgets[i].p95_ns / 1e3, c->budgets[i].p99_ns / 1e3);
@@ -446,6 +466,19 @@ int rfx_engine_set_planner(struct rfx_engine *e, const struct rfx_planner_ops *o
     return 0;
 }
 
+unsigned rfx_engine_degrade_actions(const struct rfx_engine *e)
+{
+    enum rfx_level l = rfx_engine_level(e);
+    return e && (unsigned)l <= RFX_LEVEL_CRITICAL ? e->cfg.level_actions[l] : 0;
+}
+
+const char *rfx_degrade_action_name(unsigned bit_index)
+{
+    static const char *const n[RFX_DEGRADE_ACTIONS] = {"min_hz", "fast_path", "cache_only",
+                                                       "fallback_only", "shed_stale"};
+    return bit_index < RFX_DEGRADE_ACTIONS ? n[bit_index] : NULL;
+}
+
 bool rfx_engine_paused(const struct rfx_engine *e)
 {
     return e && atomic_load_explicit(&((struct rfx_engine *)e)->paused, memory_order_acquire);
@@ -518,7 +551,7 @@ void rfx_engine_stop(struct rfx_engine *e)
 /* [fault] overload: busy work on the stage's full path (fast_work_us on its
  * fast path, which stages take from MODERATE up), between from_s and to_s. */
 static void fault_work(const struct rfx_engine *e, int si, struct rfx_frame **f, size_t m,
-                       enum rfx_level level, int64_t now)
+                       unsigned degrade, int64_t now)
 {
     if (m == 0 || (e->fault_stage != si && e->stall_stage != si))
         return;
@@ -527,8 +560,8 @@ static void fault_work(const struct rfx_engine *e, int si, struct rfx_frame **f,
         return;
     int64_t per = 0, extra = 0;
     if (e->fault_stage == si)
-        per = (int64_t)(level >= RFX_LEVEL_MODERATE ? e->cfg.fault_fast_work_us
-                                                    : e->cfg.fault_work_us) *
+        per = (int64_t)((degrade & RFX_DEGRADE_FAST_PATH) ? e->cfg.fault_fast_work_us
+                                                          : e->cfg.fault_work_us) *
               1000;
     if (e->stall_stage == si && e->cfg.stall_every)
         for (size_t i = 0; i < m; i++)
@@ -577,8 +610,9 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         .engine = e,
         .level = (enum rfx_level)atomic_load_explicit(&e->level, memory_order_relaxed),
     };
-    if (env.level == RFX_LEVEL_CRITICAL && t->critical) {
-        /* CRITICAL sheds frames older than the frame budget. */
+    env.degrade = (unsigned)env.level <= RFX_LEVEL_CRITICAL ? e->cfg.level_actions[env.level] : 0;
+    if ((env.degrade & RFX_DEGRADE_SHED_STALE) && t->critical) {
+        /* Shed frames older than the frame budget (CRITICAL by default). */
         int64_t now = rfx_now_ns(), limit = rfx_frame_budget_ns(e);
         for (size_t i = 0; i < n; i++)
             if (now - frames[i]->scheduled_ns > limit)
@@ -622,7 +656,7 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         atomic_store_explicit(&t->busy_seq, live[0]->seq, memory_order_relaxed);
         atomic_store_explicit(&t->busy_since, t0, memory_order_release);
         s->ops->process(s->ctx, live, m, &env);
-        fault_work(e, si, live, m, env.level, t0);
+        fault_work(e, si, live, m, env.degrade, t0);
         atomic_store_explicit(&t->busy_since, 0, memory_order_release);
         int64_t t1 = rfx_now_ns();
         if (si == e->sink_stage)

@@ -93,8 +93,8 @@ void rfx_strategic_adapt(struct rfx_strategic *s, int64_t p95_ns, double mean_ns
     const struct rfx_engine_config *c = &s->e->cfg;
     double frame_ns = c->frame_hz > 0 ? 1e9 / c->frame_hz : 16.7e6;
     double hz = rfx_strategic_hz(s);
-    if (rfx_engine_level(s->e) >= RFX_LEVEL_MINIMAL) {
-        /* The ladder wins: from MINIMAL up, planning runs at its minimum. */
+    if (rfx_engine_degrade_actions(s->e) & RFX_DEGRADE_MIN_HZ) {
+        /* The ladder wins: from MINIMAL up (by default), planning runs at its minimum. */
         atomic_store_explicit(&s->hz_milli, (uint64_t)llround(c->strategic_min_hz * 1000),
                               memory_order_relaxed);
         return;
@@ -278,8 +278,7 @@ static void *worker_main(void *arg)
         apply_rules(s);
         if (!batch || !e->planner)
             continue;
-        int level = rfx_engine_level(e);
-        if (level >= RFX_LEVEL_SEVERE)
+        if (rfx_engine_degrade_actions(e) & RFX_DEGRADE_CACHE_ONLY)
             continue; /* cache only: no planning */
         size_t n = rfx_action_cache_take_misses(e->cache, batch, MISS_BATCH);
         n = (size_t)dedupe(batch, n);

@@ -99,12 +99,12 @@ static void demo_decide(void *ctx, struct rfx_frame **fr, size_t n, const struct
         const struct rfx_demo_state *s = state_of(f);
         uint32_t action = RFX_ACT_STAY;
         enum rfx_cache_result r = RFX_CACHE_MISS;
-        if (env->level < RFX_LEVEL_CRITICAL)
+        if (!(env->degrade & RFX_DEGRADE_FALLBACK_ONLY))
             r = rfx_action_cache_lookup(c, f->context_key, f->pattern_key, &action,
                                         &f->cache_generation);
         if (r == RFX_CACHE_MISS) {
             action = (uint32_t)rfx_demo_fallback(s);
-            if (env->level < RFX_LEVEL_SEVERE) {
+            if (!(env->degrade & RFX_DEGRADE_CACHE_ONLY)) {
                 struct rfx_cache_miss m = {.context_key = f->context_key,
                                            .pattern_key = f->pattern_key,
                                            .seq = f->seq,

@@ -774,7 +774,17 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
             fputc(*ch == '"' || *ch == '\\' ? '\'' : *ch, f);
         fprintf(f, "\"}");
     }
-    fprintf(f, "], \"level_by_interval\": [");
+    fprintf(f, "], \"actions\": {");
+    for (int l = RFX_LEVEL_MINIMAL; l <= RFX_LEVEL_CRITICAL; l++) {
+        fprintf(f, "%s\"%s\": [", l > RFX_LEVEL_MINIMAL ? ", " : "",
+                rfx_level_name((enum rfx_level)l));
+        int k = 0;
+        for (unsigned b = 0; b < RFX_DEGRADE_ACTIONS; b++)
+            if (e->cfg.level_actions[l] >> b & 1)
+                fprintf(f, "%s\"%s\"", k++ ? ", " : "", rfx_degrade_action_name(b));
+        fprintf(f, "]");
+    }
+    fprintf(f, "}, \"level_by_interval\": [");
     for (int i = 0; i < t->n_iv; i++)
         fprintf(f, "%s\"%s\"", i ? ", " : "", rfx_level_name((enum rfx_level)t->level_by_iv[i]));
     fprintf(f, "]},\n");

@@ -85,8 +85,8 @@ struct rfx_engine_config {
     uint32_t cache_l1_slots; /* table capacity, power of two */
     uint32_t cache_l2_slots;
     uint32_t miss_queue; /* SPMC miss queue capacity, power of two */
-    double cache_ttl_s; /* entries older than this are dropped (0: never) */
-    int n_rules;        /* invalidation rules: an event drops categories matching patterns */
+    double cache_ttl_s;  /* entries older than this are dropped (0: never) */
+    int n_rules;         /* invalidation rules: an event drops categories matching patterns */
     struct rfx_cache_rule {
         char event[RFX_NAME_MAX];
         char patterns[4][RFX_NAME_MAX]; /* fnmatch patterns over category names */
@@ -103,23 +103,24 @@ struct rfx_engine_config {
     bool load_scaling;
     /* [degrade] */
     bool degrade_enabled;
-    int escalate_windows;  /* consecutive violated windows to go up a level */
-    double recover_s;      /* sustained headroom to come down a level */
-    double headroom;       /* 0.25: figures at most 75 % of budget count as headroom */
-    int window_intervals;  /* intervals merged into one evaluation window */
+    int escalate_windows;      /* consecutive violated windows to go up a level */
+    double recover_s;          /* sustained headroom to come down a level */
+    double headroom;           /* 0.25: figures at most 75 % of budget count as headroom */
+    int window_intervals;      /* intervals merged into one evaluation window */
+    unsigned level_actions[5]; /* RFX_DEGRADE_* bits per level; [0] (NONE) is 0 */
     /* [watchdog] */
-    uint32_t stall_us;        /* a stage inside one call longer than this is stalled; 0: half the frame budget */
-    uint32_t watch_every_us;  /* monitor period; 0: an eighth of the frame budget */
+    uint32_t stall_us;       /* one call longer than this is a stall (0: half the frame budget) */
+    uint32_t watch_every_us; /* monitor period; 0: an eighth of the frame budget */
     /* [alerts] (seed 001's thresholds) */
-    double alert_rate_limit_s;       /* at most one alert per type per this long */
+    double alert_rate_limit_s; /* at most one alert per type per this long */
     double alert_p95_warning_ms, alert_p95_critical_ms;
     double alert_error_warning, alert_error_critical; /* dropped / captured in an interval */
-    double alert_hit_rate_warning;   /* cache hit rate below this */
-    double alert_memory_growth;      /* resident memory above (1 + this) x its first figure */
+    double alert_hit_rate_warning;                    /* cache hit rate below this */
+    double alert_memory_growth; /* resident memory above (1 + this) x its first figure */
     /* [breaker] on the sink (the last stage before telemetry) */
-    uint32_t breaker_failures;   /* consecutive failures that open it (5) */
-    uint32_t breaker_reset_ms;   /* OPEN -> HALF_OPEN after this long (1000) */
-    uint32_t breaker_successes;  /* HALF_OPEN -> CLOSED after this many successes (3) */
+    uint32_t breaker_failures;  /* consecutive failures that open it (5) */
+    uint32_t breaker_reset_ms;  /* OPEN -> HALF_OPEN after this long (1000) */
+    uint32_t breaker_successes; /* HALF_OPEN -> CLOSED after this many successes (3) */
     /* [fault] (tests): extra work on one stage's full path between two times */
     char fault_stage[RFX_NAME_MAX];
     uint32_t fault_work_us;      /* extra work per frame on the full path */
@@ -199,6 +200,10 @@ RFX_API const char *rfx_level_name(enum rfx_level l);
 
 /* Current degradation level (stages receive it in their env). */
 RFX_API enum rfx_level rfx_engine_level(const struct rfx_engine *e);
+/* The current level's actions (RFX_DEGRADE_* bits); any thread. */
+RFX_API unsigned rfx_engine_degrade_actions(const struct rfx_engine *e);
+/* "min_hz", "fast_path", "cache_only", "fallback_only", "shed_stale"; NULL if out of range. */
+RFX_API const char *rfx_degrade_action_name(unsigned bit_index);
 
 /* Print the resolved layout (threads, cores, waits, rings, budgets). */
 RFX_API void rfx_engine_config_print(const struct rfx_engine_config *cfg, FILE *f);

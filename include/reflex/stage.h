@@ -29,14 +29,27 @@ extern "C" {
 #define RFX_MAX_STAGES 8 /* stages in one pipeline, telemetry included */
 #define RFX_NAME_MAX   32
 
-/* Degradation level a stage is told about (the ladder drives it). */
+/* Degradation level a stage is told about (the ladder drives it). The
+ * comments give each level's default actions; [degrade] can change them. */
 enum rfx_level {
     RFX_LEVEL_NONE = 0,
-    RFX_LEVEL_MINIMAL = 1,
-    RFX_LEVEL_MODERATE = 2, /* stages take their fast path */
-    RFX_LEVEL_SEVERE = 3,   /* cache only, no planning */
-    RFX_LEVEL_CRITICAL = 4, /* safe fallback only */
+    RFX_LEVEL_MINIMAL = 1,  /* planners at their minimum frequency */
+    RFX_LEVEL_MODERATE = 2, /* ... and stages take their fast path */
+    RFX_LEVEL_SEVERE = 3,   /* ... and cache only: no planning, no misses queued */
+    RFX_LEVEL_CRITICAL = 4, /* ... and safe fallback only, stale frames shed */
 };
+
+/* What a degradation level does: a set of these bits per level (env.degrade
+ * carries the current one). Stages test the bits, not the level number, so
+ * a bot that moves the fast path to another level needs no code change. */
+enum rfx_degrade_action {
+    RFX_DEGRADE_MIN_HZ = 1u << 0,        /* strategic workers run at min_hz */
+    RFX_DEGRADE_FAST_PATH = 1u << 1,     /* stages take their fast path */
+    RFX_DEGRADE_CACHE_ONLY = 1u << 2,    /* no planning; decide queues no misses */
+    RFX_DEGRADE_FALLBACK_ONLY = 1u << 3, /* decide serves only the safe fallback */
+    RFX_DEGRADE_SHED_STALE = 1u << 4,    /* frames older than the frame budget are dropped */
+};
+#define RFX_DEGRADE_ACTIONS 5
 
 enum rfx_context_class {
     RFX_CLASS_ROUTINE = 0,
@@ -100,6 +113,7 @@ struct rfx_stage_env {
     struct rfx_engine *engine; /* for rfx_engine_* queries; never destroy it */
     int stage_index;           /* position in the pipeline, from 0 */
     enum rfx_level level;      /* current degradation level */
+    unsigned degrade;          /* its actions: RFX_DEGRADE_* bits */
     int64_t now_ns;            /* CLOCK_MONOTONIC at the start of this call */
 };
 

@@ -166,3 +166,37 @@ Test(config, engine_create_checks_the_config)
     cr_expect_eq(rfx_engine_add_stage(e, "telemetry", &ops, NULL), -EINVAL);
     rfx_engine_destroy(e);
 }
+
+Test(config, degradation_actions_per_level)
+{
+    struct rfx_engine_config c;
+    char msg[300];
+    rfx_engine_config_default(&c);
+    /* Defaults: each level adds one action to the one below. */
+    cr_expect_eq(c.level_actions[RFX_LEVEL_NONE], 0u);
+    cr_expect_eq(c.level_actions[RFX_LEVEL_MINIMAL], (unsigned)RFX_DEGRADE_MIN_HZ);
+    cr_expect_eq(c.level_actions[RFX_LEVEL_MODERATE],
+                 (unsigned)(RFX_DEGRADE_MIN_HZ | RFX_DEGRADE_FAST_PATH));
+    cr_expect_eq(c.level_actions[RFX_LEVEL_SEVERE],
+                 (unsigned)(RFX_DEGRADE_MIN_HZ | RFX_DEGRADE_FAST_PATH | RFX_DEGRADE_CACHE_ONLY));
+    cr_expect_eq(c.level_actions[RFX_LEVEL_CRITICAL], 0x1fu);
+    /* A bot that keeps planning until CRITICAL and never sheds. */
+    const char *p = write_tmp("[degrade]\nminimal = none\nsevere = fast_path\n"
+                              "critical = cache_only, fallback_only\n");
+    const char *sets[] = {"degrade.moderate=fast_path, min_hz"};
+    cr_assert_eq(rfx_config_load(p, sets, 1, stages, 5, &c, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(c.level_actions[RFX_LEVEL_MINIMAL], 0u);
+    cr_expect_eq(c.level_actions[RFX_LEVEL_MODERATE],
+                 (unsigned)(RFX_DEGRADE_MIN_HZ | RFX_DEGRADE_FAST_PATH));
+    cr_expect_eq(c.level_actions[RFX_LEVEL_SEVERE], (unsigned)RFX_DEGRADE_FAST_PATH);
+    cr_expect_eq(c.level_actions[RFX_LEVEL_CRITICAL],
+                 (unsigned)(RFX_DEGRADE_CACHE_ONLY | RFX_DEGRADE_FALLBACK_ONLY));
+    const char *bad[] = {"degrade.critical=none, shed_stale"};
+    cr_expect_eq(rfx_config_load(NULL, bad, 1, stages, 5, &c, msg, sizeof msg), -EINVAL);
+    cr_expect(strstr(msg, "degrade.critical") && strstr(msg, "'none'"), "%s", msg);
+    /* Out-of-range bits set through the API are refused. */
+    rfx_engine_config_default(&c);
+    c.level_actions[RFX_LEVEL_SEVERE] = 1u << 7;
+    cr_expect_eq(rfx_engine_config_check(&c, msg, sizeof msg), -EINVAL);
+    cr_expect(strstr(msg, "degrade.severe"), "%s", msg);
+}

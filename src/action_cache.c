@@ -289,6 +289,9 @@ int64_t rfx_action_cache_publish(struct rfx_action_cache *c, const struct rfx_ca
     pthread_mutex_lock(&c->writer);
     struct rfx_snapshot *old = c->current; /* writers are serialised: a plain read */
     s->generation = old ? old->generation + 1 : 1;
+    for (uint32_t i = 0; i < s1 + s2; i++) /* l2 follows l1 in the allocation */
+        if (s->l1[i].key != 0 && s->l1[i].generation == 0)
+            s->l1[i].generation = s->generation;
     s->checksum = rfx_snapshot_checksum(s);
     snap_store(c, s);
     atomic_fetch_add_explicit(&c->publications, 1, memory_order_relaxed);

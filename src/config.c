@@ -472,6 +472,7 @@ static void cache_key(struct loader *L, const char *key, const char *val)
     INT("cache", "miss_queue", 4, 1 << 24, true, c->miss_queue)
     NUM("cache", "persist_s", 0.1, 86400, c->persist_s)
     NUM("cache", "ttl_s", 0, 1e7, c->cache_ttl_s)
+    INT("cache", "max_generations", 0, 1 << 30, false, c->cache_max_generations)
     if (!strncmp(key, "rule.", 5)) {
         const char *ev = key + 5;
         if (!*ev || strlen(ev) >= RFX_NAME_MAX) {

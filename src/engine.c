@@ -353,6 +353,8 @@ int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **o
     pthread_mutex_init(&e->cat_lock, NULL);
     atomic_init(&e->pending_rules, 0);
     atomic_init(&e->invalidated_ttl, 0);
+    atomic_init(&e->invalidate_below, 0);
+    atomic_init(&e->invalidated_generation, 0);
     for (int i = 0; i < 8; i++) {
         atomic_init(&e->invalidated_by_rule[i], 0);
         atomic_init(&e->rule_events[i], 0);
@@ -446,6 +448,19 @@ int rfx_engine_cache_event(struct rfx_engine *e, const char *event)
         return 0;
     }
     return -ENOENT;
+}
+
+int rfx_engine_cache_invalidate_before(struct rfx_engine *e, uint64_t gen)
+{
+    if (!e)
+        return -EINVAL;
+    uint64_t cur = atomic_load_explicit(&e->invalidate_below, memory_order_relaxed);
+    while (cur < gen &&
+           !atomic_compare_exchange_weak_explicit(&e->invalidate_below, &cur, gen,
+                                                  memory_order_release, memory_order_relaxed))
+        ;
+    rfx_engine_context_change(e);
+    return 0;
 }
 
 int rfx_engine_set_alert_callback(struct rfx_engine *e, rfx_alert_fn fn, void *arg)

@@ -98,6 +98,8 @@ struct rfx_engine {
     int n_categories;
     _Atomic uint32_t pending_rules; /* bit r: rule r's event happened */
     _Atomic uint64_t invalidated_ttl, invalidated_by_rule[8], rule_events[8];
+    _Atomic uint64_t invalidate_below;       /* rfx_engine_cache_invalidate_before's highest */
+    _Atomic uint64_t invalidated_generation; /* entries dropped by generation */
     char load_error[300];
     uint64_t persist_writes, persist_errors;
     char persist_error[300];

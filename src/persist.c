@@ -187,7 +187,10 @@ int rfx_persist_read(const char *path, struct rfx_cache_entry **l1, size_t *n1,
     }
     const struct record *r = (const struct record *)(const void *)(buf + 16);
     for (size_t i = 0; i < total; i++) {
-        struct rfx_cache_entry e = {r[i].key, r[i].action, r[i].category, r[i].created_ns};
+        struct rfx_cache_entry e = {.key = r[i].key,
+                                    .action = r[i].action,
+                                    .category = r[i].category,
+                                    .created_ns = r[i].created_ns};
         if (e.key == 0) {
             snprintf(msg, msglen, "%s: record %zu has key 0", path, i);
             free(a);

@@ -183,21 +183,29 @@ static bool rule_matches(struct rfx_engine *e, int r, uint32_t cat)
     return false;
 }
 
-/* Cache rules: drop entries older than the TTL and entries whose category a
- * pending event's rule names; publish the result if anything went. Always
- * by building a new snapshot, never by writing under readers. */
+/* Cache rules: drop entries whose category a pending event's rule names,
+ * entries older than the TTL, and entries from too old a generation (not
+ * re-planned in max_generations snapshots, or before the generation
+ * rfx_engine_cache_invalidate_before named); publish the result if anything
+ * went. Always by building a new snapshot, never by writing under readers. */
 static void apply_rules(struct rfx_strategic *s)
 {
     struct rfx_engine *e = s->e;
     uint32_t pending = atomic_exchange_explicit(&e->pending_rules, 0, memory_order_acquire);
-    if (!pending && e->cfg.cache_ttl_s <= 0)
+    uint64_t below = atomic_load_explicit(&e->invalidate_below, memory_order_acquire);
+    if (!pending && e->cfg.cache_ttl_s <= 0 && !e->cfg.cache_max_generations && !below)
         return;
     int64_t now = rfx_now_ns(), ttl = (int64_t)(e->cfg.cache_ttl_s * 1e9);
     pthread_mutex_lock(&s->merge);
     struct rfx_cache_entry *l[2] = {NULL, NULL};
     size_t n[2] = {0, 0};
     if (rfx_action_cache_entries(e->cache, &l[0], &n[0], &l[1], &n[1]) == 0) {
-        uint64_t by_ttl = 0, by_rule[8] = {0};
+        struct rfx_action_cache_stats cs;
+        rfx_action_cache_stats(e->cache, &cs);
+        uint64_t max_gen = e->cfg.cache_max_generations;
+        if (max_gen && cs.generation > max_gen && cs.generation - max_gen >= below)
+            below = cs.generation - max_gen + 1; /* keep the last max_gen generations */
+        uint64_t by_ttl = 0, by_gen = 0, by_rule[8] = {0};
         pthread_mutex_lock(&e->cat_lock); /* categories may grow meanwhile */
         for (int lv = 0; lv < 2; lv++) {
             size_t k = 0;
@@ -211,13 +219,17 @@ static void apply_rules(struct rfx_strategic *s)
                     by_rule[hit]++;
                 else if (ttl > 0 && x->created_ns > 0 && now - x->created_ns > ttl)
                     by_ttl++;
+                else if (x->generation < below)
+                    by_gen++;
                 else
                     l[lv][k++] = *x;
             }
             n[lv] = k;
         }
         pthread_mutex_unlock(&e->cat_lock);
-        uint64_t dropped = by_ttl;
+        uint64_t dropped = by_ttl + by_gen;
+        if (by_gen)
+            atomic_fetch_add_explicit(&e->invalidated_generation, by_gen, memory_order_relaxed);
         for (int r = 0; r < 8; r++) {
             dropped += by_rule[r];
             if (by_rule[r])

@@ -738,12 +738,14 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
             cs.publications, cs.generation, cs.l1_entries, cs.l2_entries, cs.misses_queued,
             cs.misses_dropped);
     json_series(f, t->hit_rate, t->n_iv, 4);
-    fprintf(f,
-            ", \"l1_hit_rate\": %.4f, \"l2_hit_rate\": %.4f, \"ttl_s\": %g, \"invalidations\": "
-            "{\"ttl\": %llu",
-            lookups ? (double)t->l1 / (double)lookups : 0.0,
-            lookups > t->l1 ? (double)t->l2 / (double)(lookups - t->l1) : 0.0, e->cfg.cache_ttl_s,
-            (unsigned long long)atomic_load(&e->invalidated_ttl));
+    fprintf(
+        f,
+        ", \"l1_hit_rate\": %.4f, \"l2_hit_rate\": %.4f, \"ttl_s\": %g, \"max_generations\": %u, "
+        "\"invalidations\": {\"ttl\": %llu, \"generation\": %llu",
+        lookups ? (double)t->l1 / (double)lookups : 0.0,
+        lookups > t->l1 ? (double)t->l2 / (double)(lookups - t->l1) : 0.0, e->cfg.cache_ttl_s,
+        e->cfg.cache_max_generations, (unsigned long long)atomic_load(&e->invalidated_ttl),
+        (unsigned long long)atomic_load(&e->invalidated_generation));
     for (int r = 0; r < e->cfg.n_rules && r < 8; r++)
         fprintf(f, ", \"%s\": {\"events\": %llu, \"entries\": %llu}", e->cfg.rules[r].event,
                 (unsigned long long)atomic_load(&e->rule_events[r]),

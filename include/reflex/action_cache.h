@@ -39,8 +39,10 @@ struct rfx_action_cache;
 struct rfx_cache_entry {
     uint64_t key; /* nonzero */
     uint32_t action;
-    uint32_t category;  /* user-defined category id (invalidation rules) */
-    int64_t created_ns; /* when the planner made it (TTL) */
+    uint32_t category;   /* user-defined category id (invalidation rules) */
+    int64_t created_ns;  /* when the planner made it (TTL) */
+    uint64_t generation; /* the snapshot that first held it: publish stamps entries
+                            that come in with 0 (new plans) and keeps the rest */
 };
 
 /* What a reader sends the planners on a miss. */
@@ -97,10 +99,10 @@ RFX_API size_t rfx_action_cache_take_misses(struct rfx_action_cache *c, struct r
                                             size_t n);
 
 /*
- * Writer: build a snapshot of these entries (duplicate keys: the last wins),
- * publish it, then free the previous one after a grace period. Returns the
- * new generation (> 0), -EINVAL (a key of 0), -ENOSPC (more than max_entries)
- * or -ENOMEM.
+ * Writer: build a snapshot of these entries (duplicate keys: the last wins;
+ * an entry with generation 0 is stamped with the new generation), publish it, then free the
+ * previous one after a grace period. Returns the new generation (> 0), -EINVAL (a key of 0),
+ * -ENOSPC (more than max_entries) or -ENOMEM.
  */
 RFX_API int64_t rfx_action_cache_publish(struct rfx_action_cache *c,
                                          const struct rfx_cache_entry *l1, size_t n1,

@@ -84,9 +84,11 @@ struct rfx_engine_config {
     /* [cache] */
     uint32_t cache_l1_slots; /* table capacity, power of two */
     uint32_t cache_l2_slots;
-    uint32_t miss_queue; /* SPMC miss queue capacity, power of two */
-    double cache_ttl_s;  /* entries older than this are dropped (0: never) */
-    int n_rules;         /* invalidation rules: an event drops categories matching patterns */
+    uint32_t miss_queue;            /* SPMC miss queue capacity, power of two */
+    double cache_ttl_s;             /* entries older than this are dropped (0: never) */
+    uint32_t cache_max_generations; /* entries not re-planned in this many snapshots are dropped (0:
+                                       never) */
+    int n_rules; /* invalidation rules: an event drops categories matching patterns */
     struct rfx_cache_rule {
         char event[RFX_NAME_MAX];
         char patterns[4][RFX_NAME_MAX]; /* fnmatch patterns over category names */
@@ -222,6 +224,12 @@ RFX_API int rfx_engine_category(struct rfx_engine *e, const char *name);
  * categories in the next snapshot, built by a strategic worker, which is
  * woken. Never blocks; returns -ENOENT for an event no rule names. */
 RFX_API int rfx_engine_cache_event(struct rfx_engine *e, const char *event);
+
+/* Drop every cache entry first published before generation `gen` (e.g.
+ * after the bot's model of the world changed: pass the current generation
+ * + 1 to drop them all). Applied by a strategic worker building the next
+ * snapshot, which is woken. Never blocks. */
+RFX_API int rfx_engine_cache_invalidate_before(struct rfx_engine *e, uint64_t gen);
 
 /* Alerts: typed, severity-ranked, rate-limited per type. */
 enum rfx_alert_type {

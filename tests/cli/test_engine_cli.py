@@ -283,15 +283,19 @@ check(p.returncode == 0 and "checksum mismatch" in p.stderr and "cold start" in 
       and s["persistence"]["loaded_l1"] == 0 and "checksum" in s["persistence"]["load_error"],
       "persist: a corrupt snapshot is reported and ignored (cold start)", p.stderr)
 
-# 10. Cache rules: a 3 s TTL, and each hit raises critical_health, whose rule
-#     drops the exploration_* plans (seed 000's rules are the defaults).
+# 10. Cache rules: a 3 s TTL, entries not re-planned in 8 snapshots, and each
+#     hit raises critical_health, whose rule drops the exploration_* plans
+#     (seed 000's rules are the defaults).
 d = os.path.join(work, "rules")
 p = subprocess.run([reflex, "demo", "--duration", "20", "--out", d, "--quiet",
-                    "--set", "cache.ttl_s=3"], capture_output=True, text=True, timeout=120)
+                    "--set", "cache.ttl_s=3", "--set", "cache.max_generations=8"],
+                   capture_output=True, text=True, timeout=120)
 check(p.returncode == 0, "rules: demo exits 0", p.stderr)
 s = load_summary(d)
 inv = s["cache"]["invalidations"]
 check(inv["ttl"] > 0, f"rules: {inv['ttl']} entries expired by the 3 s TTL")
+check(inv["generation"] > 0 and s["cache"]["max_generations"] == 8,
+      f"rules: {inv['generation']} entries dropped as older than 8 generations")
 ch = inv["critical_health"]
 check(ch["events"] == s["demo"]["hits"] and (ch["events"] == 0 or ch["entries"] > 0),
       f"rules: {ch['events']} critical_health events (one per hit: {s['demo']['hits']}) "

@@ -148,3 +148,41 @@ Test(action_cache, miss_queue_is_fifo_bounded_and_counts_overflow)
     cr_expect_eq(rfx_action_cache_queue_miss(NULL, &m), -EINVAL);
     rfx_action_cache_destroy(c);
 }
+
+static uint64_t gen_of(const struct rfx_cache_entry *t, size_t n, uint64_t key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].key == key)
+            return t[i].generation;
+    return UINT64_MAX;
+}
+
+Test(action_cache, entries_keep_the_generation_that_first_held_them)
+{
+    struct rfx_action_cache *c = make(64, 16);
+    struct rfx_cache_entry a[] = {{.key = 1, .action = 10}, {.key = 2, .action = 20}};
+    cr_assert_eq(rfx_action_cache_publish(c, a, 2, NULL, 0), 1);
+    /* The next snapshot: the current one's entries plus a new plan for key 3
+     * and a re-plan of key 2 (generation 0: stamped afresh). */
+    for (int round = 2; round <= 3; round++) {
+        struct rfx_cache_entry *l1, *l2;
+        size_t n1, n2;
+        cr_assert_eq(rfx_action_cache_entries(c, &l1, &n1, &l2, &n2), 0);
+        l1 = realloc(l1, (n1 + 2) * sizeof *l1);
+        l1[n1++] = (struct rfx_cache_entry){.key = 3, .action = 30};
+        l1[n1++] = (struct rfx_cache_entry){.key = 2, .action = 21};
+        cr_assert_eq(rfx_action_cache_publish(c, l1, n1, l2, n2), round);
+        free(l1);
+        free(l2);
+    }
+    struct rfx_cache_entry *l1, *l2;
+    size_t n1, n2;
+    cr_assert_eq(rfx_action_cache_entries(c, &l1, &n1, &l2, &n2), 0);
+    cr_expect_eq(n1, 3u);
+    cr_expect_eq(gen_of(l1, n1, 1), 1u, "never re-planned: still generation 1");
+    cr_expect_eq(gen_of(l1, n1, 2), 3u, "re-planned in each round: the latest");
+    cr_expect_eq(gen_of(l1, n1, 3), 3u, "a new plan in round 3 (the copy had 2, the plan won)");
+    free(l1);
+    free(l2);
+    rfx_action_cache_destroy(c);
+}

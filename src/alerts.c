@@ -32,8 +32,22 @@ void rfx_alerts_init(struct rfx_alerts *a, double rate_limit_s)
     memset(a, 0, sizeof *a);
     pthread_mutex_init(&a->lock, NULL);
     a->rate_limit_s = rate_limit_s;
-    for (int i = 0; i < RFX_ALERT_TYPES; i++)
-        a->last_t[i] = -1e300;
+}
+
+/* The limiter's slot for (type, stage); under the lock. */
+static struct rfx_alert_key *key_of(struct rfx_alerts *a, enum rfx_alert_type type,
+                                    const char *stage)
+{
+    for (int i = 0; i < a->n_keys; i++)
+        if (a->keys[i].type == type && !strcmp(a->keys[i].stage, stage))
+            return &a->keys[i];
+    int max = (int)(sizeof a->keys / sizeof a->keys[0]);
+    struct rfx_alert_key *k = &a->keys[a->n_keys < max ? a->n_keys++ : max - 1];
+    k->type = type;
+    snprintf(k->stage, sizeof k->stage, "%s", stage);
+    k->last_t = -1e300;
+    k->last_sev = RFX_SEV_INFO;
+    return k;
 }
 
 void rfx_alerts_fini(struct rfx_alerts *a)
@@ -51,14 +65,15 @@ bool rfx_alert_raise(struct rfx_alerts *a, double t_s, enum rfx_alert_type type,
     vsnprintf(x.message, sizeof x.message, fmt, ap);
     va_end(ap);
     pthread_mutex_lock(&a->lock);
-    bool limited = t_s - a->last_t[type] < a->rate_limit_s && sev <= a->last_sev[type];
+    struct rfx_alert_key *k = key_of(a, type, x.stage);
+    bool limited = t_s - k->last_t < a->rate_limit_s && sev <= k->last_sev;
     if (limited) {
         a->suppressed[type]++;
         pthread_mutex_unlock(&a->lock);
         return false;
     }
-    a->last_t[type] = t_s;
-    a->last_sev[type] = sev;
+    k->last_t = t_s;
+    k->last_sev = sev;
     a->raised[type]++;
     if (a->n < RFX_ALERT_LOG)
         a->log[a->n++] = x;
@@ -82,7 +97,7 @@ void rfx_alerts_json(struct rfx_alerts *a, FILE *f)
         const struct rfx_alert *x = &a->log[i];
         fprintf(
             f,
-            "%s\n    {\"t_s\": %.3f, \"type\": \"%s\", \"severity\": \"%s\", \"stage\": \"%s\", "
+            "%s\n    {\"t_s\": %.4f, \"type\": \"%s\", \"severity\": \"%s\", \"stage\": \"%s\", "
             "\"message\": \"",
             i ? "," : "", x->t_s, type_names[x->type], rfx_severity_name(x->severity), x->stage);
         for (const char *ch = x->message; *ch; ch++)

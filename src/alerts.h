@@ -14,8 +14,15 @@
 struct rfx_alerts {
     pthread_mutex_t lock;
     double rate_limit_s;
-    double last_t[RFX_ALERT_TYPES];
-    enum rfx_severity last_sev[RFX_ALERT_TYPES];
+    /* the limiter's memory, per (type, stage); the last slot is shared
+     * by whatever does not fit */
+    struct rfx_alert_key {
+        enum rfx_alert_type type;
+        char stage[RFX_NAME_MAX];
+        double last_t;
+        enum rfx_severity last_sev;
+    } keys[64];
+    int n_keys;
     uint64_t raised[RFX_ALERT_TYPES], suppressed[RFX_ALERT_TYPES];
     struct rfx_alert log[RFX_ALERT_LOG];
     int n;

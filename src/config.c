@@ -431,6 +431,15 @@ static void fault_key(struct loader *L, const char *key, const char *val)
         return;
     }
     NUM("fault", "to_s", 0, 1e9, c->fault_to_s)
+    NUM("fault", "fail_prob", 0, 1, c->fail_prob)
+    INT("fault", "planner_hang_ms", 0, 3600000, false, c->planner_hang_ms)
+    if (!strcmp(key, "fail_stage")) {
+        if (!*val || strlen(val) >= RFX_NAME_MAX)
+            fail(L, "fault", key, "'%s' is not a stage name", val);
+        else
+            snprintf(c->fail_stage, sizeof c->fail_stage, "%s", val);
+        return;
+    }
     fail(L, "fault", key, "unknown key");
 }
 
@@ -439,6 +448,12 @@ static void watchdog_key(struct loader *L, const char *key, const char *val)
     struct rfx_engine_config *c = L->cfg;
     INT("watchdog", "stall_us", 0, 60000000, false, c->stall_us)
     INT("watchdog", "every_us", 0, 10000000, false, c->watch_every_us)
+    INT("watchdog", "planner_stall_ms", 1, 3600000, false, c->planner_stall_ms)
+    if (!strcmp(key, "stack_dump")) {
+        if (!parse_bool(val, &c->stack_dump))
+            fail(L, "watchdog", key, "'%s' is not true or false", val);
+        return;
+    }
     fail(L, "watchdog", key, "unknown key");
 }
 
@@ -731,20 +746,21 @@ static int validate(const struct rfx_engine_config *c, const char *const *stages
     }
     if (c->fault_work_us > 0 && !c->fault_stage[0])
         VF("fault", "work_us", "needs fault.stage (which stage to overload)");
-    if (c->fault_stage[0] && stages) {
+    if (c->fail_prob > 0 && !c->fail_stage[0])
+        VF("fault", "fail_prob", "needs fault.fail_stage (which stage fails)");
+    /* The fault stages must be critical stages of this pipeline. */
+    const struct {
+        const char *key, *name;
+    } fs[] = {
+        {"fail_stage", c->fail_stage}, {"stage", c->fault_stage}, {"stall_stage", c->stall_stage}};
+    for (size_t k = 0; stages && k < sizeof fs / sizeof fs[0]; k++) {
+        if (!fs[k].name[0])
+            continue;
         bool known = false;
         for (int s = 0; s < n_stages; s++)
-            known = known || !strcmp(stages[s], c->fault_stage);
-        if (!known || !strcmp(c->fault_stage, RFX_TELEMETRY_STAGE))
-            VF("fault", "stage", "no critical stage named '%s' in the pipeline", c->fault_stage);
-    }
-    if (c->stall_stage[0] && stages) {
-        bool known = false;
-        for (int s = 0; s < n_stages; s++)
-            known = known || !strcmp(stages[s], c->stall_stage);
-        if (!known || !strcmp(c->stall_stage, RFX_TELEMETRY_STAGE))
-            VF("fault", "stall_stage", "no critical stage named '%s' in the pipeline",
-               c->stall_stage);
+            known = known || !strcmp(stages[s], fs[k].name);
+        if (!known || !strcmp(fs[k].name, RFX_TELEMETRY_STAGE))
+            VF("fault", fs[k].key, "no critical stage named '%s' in the pipeline", fs[k].name);
     }
     if (c->stall_ms > 0 && (!c->stall_stage[0] || c->stall_every == 0))
         VF("fault", "stall_ms", "needs fault.stall_stage and fault.stall_every");

@@ -152,6 +152,8 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->breaker_failures = 5;
     c->breaker_reset_ms = 1000;
     c->breaker_successes = 3;
+    c->planner_stall_ms = 1000;
+    c->stack_dump = true;
     c->alert_rate_limit_s = 5;
     c->alert_p95_warning_ms = 150; /* seed 001 */
     c->alert_p95_critical_ms = 300;
@@ -565,7 +567,7 @@ void rfx_engine_stop(struct rfx_engine *e)
 
 /* [fault] overload: busy work on the stage's full path (fast_work_us on its
  * fast path, which stages take from MODERATE up), between from_s and to_s. */
-static void fault_work(const struct rfx_engine *e, int si, struct rfx_frame **f, size_t m,
+static void fault_work(struct rfx_engine *e, int si, struct rfx_frame **f, size_t m,
                        unsigned degrade, int64_t now)
 {
     if (m == 0 || (e->fault_stage != si && e->stall_stage != si))
@@ -582,27 +584,58 @@ static void fault_work(const struct rfx_engine *e, int si, struct rfx_frame **f,
         for (size_t i = 0; i < m; i++)
             if (f[i]->seq % e->cfg.stall_every == 0)
                 extra += (int64_t)e->cfg.stall_ms * 1000000;
+    if (per > 0)
+        rfx_fault_onset(e, RFX_FAULT_OVERLOAD, now);
+    if (extra > 0)
+        rfx_fault_onset(e, RFX_FAULT_STALL, now);
     int64_t end = now + per * (int64_t)m + extra;
     while (rfx_now_ns() < end)
         ;
+}
+
+/* xorshift64* in [0, 1): the fault draws (one state per drawing thread). */
+static double fault_draw(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return (double)((x * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53;
+}
+
+static bool fault_window(const struct rfx_engine *e, int64_t now)
+{
+    double t = (now - e->start_ns) * 1e-9;
+    return t >= e->cfg.fault_from_s && t < e->cfg.fault_to_s;
+}
+
+/* [fault] fail_stage: the stage fails on its full path (the fast path, from
+ * MODERATE up by default, avoids the failing code): each frame with
+ * probability fail_prob is dropped, reason `stage`. */
+static void stage_fail(struct rfx_engine *e, int si, struct rfx_frame **f, size_t m,
+                       unsigned degrade, int64_t now)
+{
+    if (e->fail_stage != si || (degrade & RFX_DEGRADE_FAST_PATH) || !fault_window(e, now))
+        return;
+    for (size_t i = 0; i < m; i++)
+        if (f[i]->drop_reason == RFX_DROP_NONE && fault_draw(&e->fail_rng) < e->cfg.fail_prob) {
+            rfx_frame_drop(f[i], RFX_DROP_STAGE);
+            rfx_fault_onset(e, RFX_FAULT_STAGE_FAIL, now);
+        }
 }
 
 /* [fault] sink_fail_prob: mark frames the sink will fail to deliver (the
  * sink sees the flag and does not deliver them), before it runs. */
 static void sink_inject(struct rfx_engine *e, struct rfx_frame **f, size_t m, int64_t now)
 {
-    double t = (now - e->start_ns) * 1e-9;
-    if (!(e->cfg.sink_fail_prob > 0 && t >= e->cfg.fault_from_s && t < e->cfg.fault_to_s))
+    if (!(e->cfg.sink_fail_prob > 0 && fault_window(e, now)))
         return;
-    for (size_t i = 0; i < m; i++) {
-        uint64_t x = e->fault_rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        e->fault_rng = x;
-        if ((double)((x * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53 < e->cfg.sink_fail_prob)
+    for (size_t i = 0; i < m; i++)
+        if (fault_draw(&e->fault_rng) < e->cfg.sink_fail_prob) {
             f[i]->flags |= RFX_FRAME_SINK_FAILED;
-    }
+            rfx_fault_onset(e, RFX_FAULT_SINK_FAIL, now);
+        }
 }
 
 /* The sink's outcome per frame: the breaker learns it; a failure is a drop
@@ -657,6 +690,8 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
                 else
                     rfx_frame_drop(live[i], RFX_DROP_CIRCUIT_OPEN);
             }
+            if (kept < m)
+                rfx_count(&e->stage_dropped[si], m - kept);
             m = kept;
             if (m == 0)
                 continue;
@@ -672,12 +707,18 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         atomic_store_explicit(&t->busy_since, t0, memory_order_release);
         s->ops->process(s->ctx, live, m, &env);
         fault_work(e, si, live, m, env.degrade, t0);
+        stage_fail(e, si, live, m, env.degrade, t0);
         atomic_store_explicit(&t->busy_since, 0, memory_order_release);
         int64_t t1 = rfx_now_ns();
         if (si == e->sink_stage)
             sink_outcomes(e, live, m, t1);
-        for (size_t i = 0; i < m; i++)
+        uint64_t went = 0;
+        for (size_t i = 0; i < m; i++) {
             live[i]->exit_ns[si] = t1;
+            went += live[i]->drop_reason != RFX_DROP_NONE;
+        }
+        if (went && !s->ops->sees_dropped)
+            rfx_count(&e->stage_dropped[si], went);
     }
 }
 
@@ -1141,25 +1182,27 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         return rc;
     e->fault_stage = -1;
     e->stall_stage = -1;
+    e->fail_stage = -1;
+    e->fail_rng = e->cfg.seed * 0xD1B54A32D192ED03ull + 7;
     e->sink_stage = e->n_stages - 2; /* the last stage before telemetry */
     e->fault_rng = e->cfg.seed * 0x9E3779B97F4A7C15ull + 1;
     rfx_breaker_init(&e->breaker, e->cfg.breaker_failures,
                      (int64_t)e->cfg.breaker_reset_ms * 1000000, e->cfg.breaker_successes);
-    if (e->cfg.stall_stage[0] && e->cfg.stall_ms > 0) {
+    const struct {
+        const char *key, *name;
+        bool on;
+        int *idx;
+    } fs[] = {{"stall_stage", e->cfg.stall_stage, e->cfg.stall_ms > 0, &e->stall_stage},
+              {"fail_stage", e->cfg.fail_stage, e->cfg.fail_prob > 0, &e->fail_stage},
+              {"stage", e->cfg.fault_stage, e->cfg.fault_work_us > 0, &e->fault_stage}};
+    for (size_t k = 0; k < sizeof fs / sizeof fs[0]; k++) {
+        if (!fs[k].name[0] || !fs[k].on)
+            continue;
         for (int i = 0; i < e->n_stages; i++)
-            if (!strcmp(e->stages[i].name, e->cfg.stall_stage))
-                e->stall_stage = i;
-        if (e->stall_stage < 0) {
-            snprintf(msg, msglen, "fault.stall_stage: no stage named '%s'", e->cfg.stall_stage);
-            return -EINVAL;
-        }
-    }
-    if (e->cfg.fault_stage[0] && e->cfg.fault_work_us > 0) {
-        for (int i = 0; i < e->n_stages; i++)
-            if (!strcmp(e->stages[i].name, e->cfg.fault_stage))
-                e->fault_stage = i;
-        if (e->fault_stage < 0) {
-            snprintf(msg, msglen, "fault.stage: no stage named '%s'", e->cfg.fault_stage);
+            if (!strcmp(e->stages[i].name, fs[k].name))
+                *fs[k].idx = i;
+        if (*fs[k].idx < 0) {
+            snprintf(msg, msglen, "fault.%s: no stage named '%s'", fs[k].key, fs[k].name);
             return -EINVAL;
         }
     }
@@ -1244,6 +1287,7 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
             return e->threads[i].init_rc;
         }
     }
+    e->start_ns = rfx_now_ns(); /* before the planners: their faults read it */
     if ((rc = rfx_strategic_start(e->strat, msg, msglen)) != 0) {
         atomic_store(&e->go, -1);
         for (int j = 0; j < e->n_threads; j++)
@@ -1251,7 +1295,6 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         e->waited = true;
         return rc;
     }
-    e->start_ns = rfx_now_ns();
     /* The watchdog before the reporter: the reporter reads e->watchdog. */
     if ((rc = rfx_watchdog_start(e, &e->watchdog, msg, msglen)) != 0 ||
         (rc = rfx_telemetry_start(e->tel, e->start_ns, msg, msglen)) != 0) {

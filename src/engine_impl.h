@@ -56,6 +56,16 @@ struct rfx_xthread {
     _Atomic uint64_t busy_seq;
 };
 
+/* [fault] kinds, for fault_onset_ns and summary.json. */
+enum rfx_fault_kind {
+    RFX_FAULT_OVERLOAD = 0,
+    RFX_FAULT_STALL,
+    RFX_FAULT_STAGE_FAIL,
+    RFX_FAULT_SINK_FAIL,
+    RFX_FAULT_PLANNER_HANG,
+    RFX_FAULT_KINDS
+};
+
 struct rfx_engine {
     struct rfx_engine_config cfg;
     struct rfx_stage_slot stages[RFX_MAX_STAGES];
@@ -89,6 +99,12 @@ struct rfx_engine {
     int sink_stage;             /* the last stage before telemetry */
     struct rfx_breaker breaker; /* driven by the sink's thread */
     uint64_t fault_rng;         /* the sink's thread: sink_fail_prob draws */
+    int fail_stage;             /* [fault] failing stage index, -1: none */
+    uint64_t fail_rng;          /* its thread: fail_prob draws */
+    /* frames dropped inside each stage's call (by the stage, a fault, the
+     * sink's breaker or failure); written by the hosting thread only */
+    _Atomic uint64_t stage_dropped[RFX_MAX_STAGES];
+    _Atomic int64_t fault_onset_ns[RFX_FAULT_KINDS]; /* first time each fault acted (0: never) */
     /* persistence (src/persist.c): loaded at start, written by the reporter
      * every persist_s and by rfx_engine_wait at a clean stop */
     size_t loaded_l1, loaded_l2;
@@ -109,6 +125,15 @@ struct rfx_engine {
     bool started, waited;
     char *summary_extra;
 };
+
+/* Remember when a fault first acted (any thread; the first wins). */
+static inline void rfx_fault_onset(struct rfx_engine *e, enum rfx_fault_kind k, int64_t now)
+{
+    int64_t zero = 0;
+    if (atomic_load_explicit(&e->fault_onset_ns[k], memory_order_relaxed) == 0)
+        atomic_compare_exchange_strong_explicit(&e->fault_onset_ns[k], &zero, now,
+                                                memory_order_relaxed, memory_order_relaxed);
+}
 
 /* Single-writer counter bump: relaxed load and store, no locked instruction. */
 static inline void rfx_count(_Atomic uint64_t *c, uint64_t n)
@@ -148,14 +173,24 @@ void rfx_strategic_adapt(struct rfx_strategic *s, int64_t e2e_p95_ns, double e2e
 double rfx_strategic_hz(const struct rfx_strategic *s);
 int rfx_strategic_workers(const struct rfx_strategic *s);
 uint64_t rfx_strategic_plans(const struct rfx_strategic *s);
+/* Watchdog: when worker i's planner call began (0: not in one); its thread. */
+int64_t rfx_strategic_busy_since(struct rfx_strategic *s, int i);
+bool rfx_strategic_thread(const struct rfx_strategic *s, int i, pthread_t *out);
+double rfx_strategic_plan_max_ms(struct rfx_strategic *s);
 
 /* The watchdog (src/watchdog.c). */
 struct rfx_watchdog;
 int rfx_watchdog_start(struct rfx_engine *e, struct rfx_watchdog **out, char *msg, size_t msglen);
 void rfx_watchdog_stop(struct rfx_watchdog *w);
 void rfx_watchdog_destroy(struct rfx_watchdog *w);
-/* Stalls seen so far, and a description of the last (reporter). */
-uint64_t rfx_watchdog_stalls(struct rfx_watchdog *w, char *last, size_t len);
+/* Stalls seen so far (stages, planners), those still going on, and a
+ * description of the last (reporter). */
+struct rfx_watchdog_counts {
+    uint64_t stalls, planner_stalls;
+    int open_stage, open_planner;
+};
+void rfx_watchdog_counts(struct rfx_watchdog *w, struct rfx_watchdog_counts *out, char *last,
+                         size_t len);
 void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f);
 int64_t rfx_frame_budget_ns(const struct rfx_engine *e);
 

@@ -49,7 +49,50 @@ struct rfx_strategic {
     uint64_t kicks;
     _Atomic uint64_t hz_milli; /* current frequency in mHz */
     _Atomic uint64_t plans, plan_errors;
+    /* heartbeat for the watchdog: when worker i's planner call began (0: none) */
+    _Atomic int64_t busy_since[RFX_MAX_WORKERS];
+    _Atomic int64_t plan_max_ns; /* the longest planner call */
 };
+
+int64_t rfx_strategic_busy_since(struct rfx_strategic *s, int i)
+{
+    return atomic_load_explicit(&s->busy_since[i], memory_order_acquire);
+}
+
+bool rfx_strategic_thread(const struct rfx_strategic *s, int i, pthread_t *out)
+{
+    if (!s || i < 0 || i >= s->n || !s->w[i].started)
+        return false;
+    *out = s->w[i].tid;
+    return true;
+}
+
+double rfx_strategic_plan_max_ms(struct rfx_strategic *s)
+{
+    return s ? atomic_load_explicit(&s->plan_max_ns, memory_order_relaxed) * 1e-6 : 0;
+}
+
+/* [fault] planner_hang_ms: the planner call hangs (as if blocked on I/O or
+ * a lock) for that long, between from_s and to_s; it still ends at once
+ * when the engine stops. */
+static void planner_hang(struct rfx_strategic *s, int64_t now)
+{
+    struct rfx_engine *e = s->e;
+    double t = (now - e->start_ns) * 1e-9;
+    if (!e->cfg.planner_hang_ms || t < e->cfg.fault_from_s || t >= e->cfg.fault_to_s)
+        return;
+    rfx_fault_onset(e, RFX_FAULT_PLANNER_HANG, now);
+    int64_t until = now + (int64_t)e->cfg.planner_hang_ms * 1000000;
+    while (rfx_now_ns() < until) {
+        pthread_mutex_lock(&s->lock);
+        bool stop = s->stopping;
+        pthread_mutex_unlock(&s->lock);
+        if (stop)
+            return;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
 
 int rfx_plan_add(struct rfx_plan *p, int level, const struct rfx_cache_entry *entry)
 {
@@ -297,7 +340,14 @@ static void *worker_main(void *arg)
         plan.n1 = plan.n2 = 0;
         if (e->cfg.pause_planning)
             atomic_store_explicit(&e->paused, 1, memory_order_release);
+        int64_t t0 = rfx_now_ns();
+        atomic_store_explicit(&s->busy_since[w->idx], t0, memory_order_release);
+        planner_hang(s, t0);
         int rc = e->planner->plan(e->planner_ctx, batch, n, &plan);
+        atomic_store_explicit(&s->busy_since[w->idx], 0, memory_order_release);
+        int64_t took = rfx_now_ns() - t0;
+        if (took > atomic_load_explicit(&s->plan_max_ns, memory_order_relaxed))
+            atomic_store_explicit(&s->plan_max_ns, took, memory_order_relaxed);
         if (e->cfg.pause_planning)
             atomic_store_explicit(&e->paused, 0, memory_order_release);
         atomic_fetch_add_explicit(&s->plans, 1, memory_order_relaxed);
@@ -330,6 +380,9 @@ int rfx_strategic_create(struct rfx_engine *e, struct rfx_strategic **out, char 
     atomic_init(&s->hz_milli, (uint64_t)llround(e->cfg.strategic_hz * 1000));
     atomic_init(&s->plans, 0);
     atomic_init(&s->plan_errors, 0);
+    atomic_init(&s->plan_max_ns, 0);
+    for (int i = 0; i < RFX_MAX_WORKERS; i++)
+        atomic_init(&s->busy_since[i], 0);
     *out = s;
     return 0;
 }

@@ -1,46 +1,179 @@
 /*
  * The watchdog: every critical thread publishes a heartbeat around each
  * stage call (when the call began, which stage, which frame: relaxed
- * stores on its own line). A monitor thread, unpinned and asleep between
- * checks, looks every `watch_every_us` (default an eighth of the frame
- * budget) for a call that has run longer than `stall_us` (default half the
- * frame budget), so a stall is reported within one frame budget of its
- * start: stage, frame, how long so far. It raises a `stall` alert, records
- * the stall for summary.json and counts it for the ladder (the reporter
- * treats a window with a stall as violated).
+ * stores on its own line), and every strategic worker around each planner
+ * call. A monitor thread, unpinned and asleep between checks, looks every
+ * `watch_every_us` (default an eighth of the frame budget) for
+ *
+ *   - a stage call that has run past its stage's p99 budget: a `budget`
+ *     alert (warning) naming the stage, while the call is still running;
+ *   - a stage call that has run past `stall_us` (default half the frame
+ *     budget): a stall — stage, frame, how long so far — reported within
+ *     one frame budget of its start, with a `stall` alert (critical), the
+ *     thread's stack in the log, and a record for summary.json; the
+ *     reporter treats a window with a stall as violated;
+ *   - a planner call past `planner_stall_ms`: the same, stage "planner";
+ *   - a stage that drops frames (itself, a fault, the sink's breaker or
+ *     failure): a `drops` alert naming it when it starts dropping after a
+ *     quiet second, and whenever its drop rate over the last second crosses
+ *     the error-rate thresholds (warning, critical); and the sink's
+ *     circuit breaker opening (`circuit_open`, critical).
+ *
+ * The stack dump: the monitor sends the stalled thread a real-time signal
+ * (SIGRTMIN+7) whose handler records backtrace() into a static slot; the
+ * monitor waits up to 50 ms for it, then symbolises and logs it. The
+ * handler is installed only if nothing else owns that signal; it is left
+ * out under ThreadSanitizer, which defers signals to its own safe points.
+ * Frames print as module(+offset): `addr2line -f -e MODULE OFFSET` names
+ * the static functions.
  */
 #include "engine_impl.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define MAX_STALLS 256
+#if defined(__SANITIZE_THREAD__)
+#define RFX_NO_STACK_DUMP 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RFX_NO_STACK_DUMP 1
+#endif
+#endif
+
+#define MAX_STALLS  256
+#define MAX_STACKS  16 /* stalls whose stack summary.json keeps */
+#define STACK_DEPTH 32
+#define N_UNITS     (RFX_MAX_THREADS + RFX_MAX_WORKERS) /* critical threads, then planners */
+#define SAMPLES     128                                 /* drop-rate history, one per 10 ms */
 
 struct stall {
     char stage[RFX_NAME_MAX];
+    char thread[RFX_NAME_MAX];
+    bool planner;
     uint64_t seq;
     double start_s;     /* since the run's start */
     double detected_ms; /* from the call's start to the report */
     double duration_ms; /* from the call's start to its end (as seen next) */
+    bool open;
+    char *stack; /* symbolised frames, one per line (NULL: none) */
+};
+
+struct sample {
+    int64_t t;
+    uint64_t captured;
+    uint64_t dropped[RFX_MAX_STAGES];
 };
 
 struct rfx_watchdog {
     struct rfx_engine *e;
     pthread_t tid;
     _Atomic int stop;
-    int64_t stall_ns, every_ns;
-    int64_t reported[RFX_MAX_THREADS]; /* busy_since already reported */
-    int open_stall[RFX_MAX_THREADS];   /* index into stalls, -1 */
-    pthread_mutex_t lock;              /* stalls[] and the count, for the reporter */
+    int64_t stall_ns, planner_stall_ns, every_ns;
+    int64_t over_ns[RFX_MAX_STAGES]; /* per-call p99 budget (0: none) */
+    int64_t reported[N_UNITS];       /* busy_since already reported as a stall */
+    int64_t overran[N_UNITS];        /* busy_since already reported as over budget */
+    int open_stall[N_UNITS];         /* index into stalls, -1 */
+    /* drop watch */
+    struct sample hist[SAMPLES];
+    int n_hist, next_hist;
+    uint64_t last_dropped[RFX_MAX_STAGES];
+    uint64_t breaker_opens;
+    bool dumps;
+    pthread_mutex_t lock; /* stalls[] and the counts, for the reporter */
     struct stall stalls[MAX_STALLS];
-    int n;
-    uint64_t count;
+    int n, n_stacks;
+    uint64_t count, planner_count;
     bool joined;
 };
+
+/* ---- stack dumps ---- */
+
+static struct {
+    _Atomic int state; /* 0 idle, 1 requested, 2 written */
+    int n;
+    void *frames[STACK_DEPTH];
+} dump_slot;
+static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER; /* one dump at a time */
+#ifndef RFX_NO_STACK_DUMP
+static int dump_installed; /* 1 ours, -1 refused */
+
+static void on_dump_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (atomic_load_explicit(&dump_slot.state, memory_order_acquire) == 1) {
+        dump_slot.n = backtrace(dump_slot.frames, STACK_DEPTH);
+        atomic_store_explicit(&dump_slot.state, 2, memory_order_release);
+    }
+    errno = saved;
+}
+#endif
+
+static bool dump_install(void)
+{
+#ifdef RFX_NO_STACK_DUMP
+    return false;
+#else
+    pthread_mutex_lock(&dump_lock);
+    if (dump_installed == 0) {
+        struct sigaction old, sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_dump_signal;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGRTMIN + 7, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+            !(old.sa_flags & SA_SIGINFO) && sigaction(SIGRTMIN + 7, &sa, NULL) == 0) {
+            void *warm[4];
+            backtrace(warm, 4); /* loads the unwinder now, not in the handler */
+            dump_installed = 1;
+        } else {
+            fprintf(stderr, "reflex: warning: signal SIGRTMIN+7 is taken: stalled threads' "
+                            "stacks will not be dumped\n");
+            dump_installed = -1;
+        }
+    }
+    bool ok = dump_installed == 1;
+    pthread_mutex_unlock(&dump_lock);
+    return ok;
+#endif
+}
+
+/* Monitor thread: the stack of `tid`, symbolised (malloc'd), or NULL. */
+static char *dump_stack(pthread_t tid)
+{
+    pthread_mutex_lock(&dump_lock);
+    atomic_store_explicit(&dump_slot.state, 1, memory_order_release);
+    char *text = NULL;
+    if (pthread_kill(tid, SIGRTMIN + 7) == 0) {
+        for (int i = 0; i < 500; i++) {
+            if (atomic_load_explicit(&dump_slot.state, memory_order_acquire) == 2)
+                break;
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    int expected = 1;
+    /* A handler that never ran must not write later: withdraw the request. */
+    if (!atomic_compare_exchange_strong(&dump_slot.state, &expected, 0)) {
+        char **sym = backtrace_symbols(dump_slot.frames, dump_slot.n);
+        size_t cap = 112 * (size_t)dump_slot.n + 1, len = 0;
+        text = sym ? malloc(cap) : NULL;
+        for (int i = 0; text && i < dump_slot.n; i++)
+            len += (size_t)snprintf(text + len, cap - len, "#%-2d %.*s\n", i, 104, sym[i]);
+        free(sym);
+        atomic_store_explicit(&dump_slot.state, 0, memory_order_release);
+    }
+    pthread_mutex_unlock(&dump_lock);
+    return text;
+}
+
+/* ---- the monitor ---- */
 
 int64_t rfx_frame_budget_ns(const struct rfx_engine *e)
 {
@@ -52,53 +185,195 @@ int64_t rfx_frame_budget_ns(const struct rfx_engine *e)
     return 16700000;
 }
 
+/* A call of unit u (heartbeat `since`) ended: close its open stall. */
+static void close_stall(struct rfx_watchdog *w, int u, int64_t now)
+{
+    if (w->open_stall[u] < 0)
+        return;
+    pthread_mutex_lock(&w->lock);
+    struct stall *st = &w->stalls[w->open_stall[u]];
+    st->duration_ms = (now - w->e->start_ns) * 1e-6 - st->start_s * 1e3;
+    st->open = false;
+    pthread_mutex_unlock(&w->lock);
+    w->open_stall[u] = -1;
+}
+
+static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t now,
+                         const char *stage, const char *thread, uint64_t seq, pthread_t tid,
+                         bool planner)
+{
+    struct rfx_engine *e = w->e;
+    double start_s = (since - e->start_ns) * 1e-9, after = (now - since) * 1e-6;
+    int64_t limit = planner ? w->planner_stall_ns : w->stall_ns;
+    int idx = -1;
+    pthread_mutex_lock(&w->lock);
+    w->count++;
+    w->planner_count += planner;
+    if (w->n < MAX_STALLS) {
+        idx = w->n++;
+        struct stall *st = &w->stalls[idx];
+        snprintf(st->stage, sizeof st->stage, "%s", stage);
+        snprintf(st->thread, sizeof st->thread, "rfx-%s", thread);
+        st->planner = planner;
+        st->seq = seq;
+        st->start_s = start_s;
+        st->detected_ms = after;
+        st->duration_ms = after;
+        st->open = true;
+        w->open_stall[u] = idx;
+    }
+    pthread_mutex_unlock(&w->lock);
+    bool told;
+    if (planner)
+        told = rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_STALL,
+                               RFX_SEV_CRITICAL, stage,
+                               "the planner on thread rfx-%s has been in one call for %.1f ms "
+                               "(planner stall threshold %.1f ms)",
+                               thread, after, limit * 1e-6);
+    else
+        told = rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_STALL,
+                               RFX_SEV_CRITICAL, stage,
+                               "stage %s on thread rfx-%s has been in one call for %.1f ms "
+                               "(frame %" PRIu64 "; stall threshold %.1f ms)",
+                               stage, thread, after, seq, limit * 1e-6);
+    if (!w->dumps || !told)
+        return; /* one dump per delivered alert: the rate limit bounds the log */
+    char *stack = dump_stack(tid);
+    fprintf(stderr, "reflex: stack of rfx-%s, stalled in %s:\n%s", thread, stage,
+            stack ? stack : "  (the thread did not answer within 50 ms)\n");
+    pthread_mutex_lock(&w->lock);
+    if (idx >= 0 && stack && w->n_stacks < MAX_STACKS) {
+        w->stalls[idx].stack = stack;
+        w->n_stacks++;
+        stack = NULL;
+    }
+    pthread_mutex_unlock(&w->lock);
+    free(stack);
+}
+
+static void watch_calls(struct rfx_watchdog *w, int64_t now)
+{
+    struct rfx_engine *e = w->e;
+    for (int i = 0; i < e->n_threads; i++) {
+        struct rfx_xthread *t = &e->threads[i];
+        if (!t->critical)
+            continue;
+        int64_t since = atomic_load_explicit(&t->busy_since, memory_order_acquire);
+        if (w->open_stall[i] >= 0 && since != w->reported[i])
+            close_stall(w, i, now); /* the stalled call ended between two looks */
+        if (since == 0)
+            continue;
+        int si = atomic_load_explicit(&t->busy_stage, memory_order_relaxed);
+        uint64_t seq = atomic_load_explicit(&t->busy_seq, memory_order_relaxed);
+        const char *name = si >= 0 && si < e->n_stages ? e->stages[si].name : "?";
+        int64_t over = si >= 0 && si < e->n_stages ? w->over_ns[si] : 0;
+        if (over > 0 && now - since > over && since != w->overran[i] &&
+            now - since <= w->stall_ns) {
+            w->overran[i] = since;
+            rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_BUDGET,
+                            RFX_SEV_WARNING, name,
+                            "stage %s's call has run %.2f ms, over its p99 budget %.2f ms "
+                            "(frame %" PRIu64 ", thread rfx-%s)",
+                            name, (now - since) * 1e-6, over * 1e-6, seq, t->cfg.name);
+        }
+        if (since == w->reported[i] || now - since <= w->stall_ns)
+            continue;
+        w->reported[i] = since;
+        report_stall(w, i, since, now, name, t->cfg.name, seq, t->tid, false);
+    }
+    for (int j = 0; e->strat && j < rfx_strategic_workers(e->strat); j++) {
+        int u = RFX_MAX_THREADS + j;
+        int64_t since = rfx_strategic_busy_since(e->strat, j);
+        if (w->open_stall[u] >= 0 && since != w->reported[u])
+            close_stall(w, u, now);
+        if (since == 0 || since == w->reported[u] || now - since <= w->planner_stall_ns)
+            continue;
+        pthread_t tid;
+        if (!rfx_strategic_thread(e->strat, j, &tid))
+            continue;
+        w->reported[u] = since;
+        char thread[RFX_NAME_MAX];
+        snprintf(thread, sizeof thread, "plan%d", j);
+        report_stall(w, u, since, now, "planner", thread, 0, tid, true);
+    }
+}
+
+/* Drops by stage: an alert when a stage starts dropping after a quiet
+ * second, and when its rate over the last second crosses a threshold; and
+ * the sink's circuit opening. */
+static void watch_drops(struct rfx_watchdog *w, int64_t now)
+{
+    struct rfx_engine *e = w->e;
+    const struct rfx_engine_config *c = &e->cfg;
+    struct sample cur = {.t = now,
+                         .captured = atomic_load_explicit(&e->captured, memory_order_relaxed)};
+    for (int s = 0; s < e->n_stages; s++)
+        cur.dropped[s] = atomic_load_explicit(&e->stage_dropped[s], memory_order_relaxed);
+    /* The oldest sample no older than 1 s (the run's start before that). */
+    const struct sample *base = NULL;
+    for (int k = 0; k < w->n_hist; k++) {
+        const struct sample *x = &w->hist[(w->next_hist - w->n_hist + k + SAMPLES) % SAMPLES];
+        if (now - x->t <= 1000000000) {
+            base = x;
+            break;
+        }
+    }
+    static const struct sample zero;
+    if (!base)
+        base = &zero;
+    for (int s = 0; s < e->n_stages; s++) {
+        if (cur.dropped[s] == w->last_dropped[s])
+            continue;
+        bool fresh = w->last_dropped[s] == base->dropped[s];
+        uint64_t dd = cur.dropped[s] - base->dropped[s];
+        uint64_t dc = cur.captured - base->captured;
+        double rate = (double)dd / (double)(dc ? dc : 1);
+        w->last_dropped[s] = cur.dropped[s];
+        enum rfx_severity sev = rate >= c->alert_error_critical  ? RFX_SEV_CRITICAL
+                                : rate >= c->alert_error_warning ? RFX_SEV_WARNING
+                                                                 : RFX_SEV_INFO;
+        if (!fresh && sev == RFX_SEV_INFO)
+            continue;
+        if (sev == RFX_SEV_INFO)
+            sev = RFX_SEV_WARNING; /* a stage that starts dropping is worth a look */
+        rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_DROPS, sev,
+                        e->stages[s].name,
+                        "stage %s %s: %" PRIu64 " of %" PRIu64
+                        " frames in the last %.2f s (%.1f%%; warning %.0f%%, critical %.0f%%)",
+                        e->stages[s].name, fresh ? "started dropping frames" : "drops frames", dd,
+                        dc, (now - (base->t ? base->t : e->start_ns)) * 1e-9, rate * 100,
+                        c->alert_error_warning * 100, c->alert_error_critical * 100);
+    }
+    uint64_t opens = atomic_load_explicit(&e->breaker.opens, memory_order_relaxed);
+    if (opens > w->breaker_opens) {
+        w->breaker_opens = opens;
+        rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_CIRCUIT_OPEN,
+                        RFX_SEV_CRITICAL, e->stages[e->sink_stage].name,
+                        "the sink's circuit opened (%llu times so far; %llu failures, %llu "
+                        "frames rejected)",
+                        (unsigned long long)opens,
+                        (unsigned long long)atomic_load(&e->breaker.failures),
+                        (unsigned long long)atomic_load(&e->breaker.rejected));
+    }
+    int64_t last = w->n_hist ? w->hist[(w->next_hist + SAMPLES - 1) % SAMPLES].t : 0;
+    if (now - last >= 10000000) {
+        w->hist[w->next_hist] = cur;
+        w->next_hist = (w->next_hist + 1) % SAMPLES;
+        if (w->n_hist < SAMPLES)
+            w->n_hist++;
+    }
+}
+
 static void *monitor(void *arg)
 {
     struct rfx_watchdog *w = arg;
-    struct rfx_engine *e = w->e;
     rfx_thread_name_self("watchdog");
     while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
         struct timespec ts = {0, w->every_ns};
         nanosleep(&ts, NULL);
         int64_t now = rfx_now_ns();
-        for (int i = 0; i < e->n_threads; i++) {
-            struct rfx_xthread *t = &e->threads[i];
-            if (!t->critical)
-                continue;
-            int64_t since = atomic_load_explicit(&t->busy_since, memory_order_acquire);
-            if (w->open_stall[i] >= 0 && since != w->reported[i]) {
-                /* The stalled call ended between two looks. */
-                pthread_mutex_lock(&w->lock);
-                struct stall *st = &w->stalls[w->open_stall[i]];
-                st->duration_ms = (now - e->start_ns) * 1e-6 - st->start_s * 1e3;
-                pthread_mutex_unlock(&w->lock);
-                w->open_stall[i] = -1;
-            }
-            if (since == 0 || since == w->reported[i] || now - since <= w->stall_ns)
-                continue;
-            w->reported[i] = since;
-            int si = atomic_load_explicit(&t->busy_stage, memory_order_relaxed);
-            uint64_t seq = atomic_load_explicit(&t->busy_seq, memory_order_relaxed);
-            const char *name = si >= 0 && si < e->n_stages ? e->stages[si].name : "?";
-            double start_s = (since - e->start_ns) * 1e-9, after = (now - since) * 1e-6;
-            pthread_mutex_lock(&w->lock);
-            w->count++;
-            if (w->n < MAX_STALLS) {
-                struct stall *st = &w->stalls[w->n];
-                snprintf(st->stage, sizeof st->stage, "%s", name);
-                st->seq = seq;
-                st->start_s = start_s;
-                st->detected_ms = after;
-                st->duration_ms = after;
-                w->open_stall[i] = w->n++;
-            }
-            pthread_mutex_unlock(&w->lock);
-            rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_STALL,
-                            RFX_SEV_CRITICAL, name,
-                            "stage %s on thread rfx-%s has been in one call for %.1f ms "
-                            "(frame %" PRIu64 "; stall threshold %.1f ms)",
-                            name, t->cfg.name, after, seq, w->stall_ns * 1e-6);
-        }
+        watch_calls(w, now);
+        watch_drops(w, now);
     }
     return NULL;
 }
@@ -111,13 +386,19 @@ int rfx_watchdog_start(struct rfx_engine *e, struct rfx_watchdog **out, char *ms
     w->e = e;
     int64_t fb = rfx_frame_budget_ns(e);
     w->stall_ns = e->cfg.stall_us ? (int64_t)e->cfg.stall_us * 1000 : fb / 2;
+    w->planner_stall_ns = (int64_t)e->cfg.planner_stall_ms * 1000000;
     w->every_ns = e->cfg.watch_every_us ? (int64_t)e->cfg.watch_every_us * 1000 : fb / 8;
     if (w->every_ns < 100000)
         w->every_ns = 100000;
     if (w->every_ns > 999999999)
         w->every_ns = 999999999;
-    for (int i = 0; i < RFX_MAX_THREADS; i++)
+    for (int s = 0; s < e->n_stages; s++)
+        for (int b = 0; b < e->cfg.n_budgets; b++)
+            if (!strcmp(e->cfg.budgets[b].stage, e->stages[s].name))
+                w->over_ns[s] = e->cfg.budgets[b].p99_ns;
+    for (int i = 0; i < N_UNITS; i++)
         w->open_stall[i] = -1;
+    w->dumps = e->cfg.stack_dump && dump_install();
     pthread_mutex_init(&w->lock, NULL);
     atomic_init(&w->stop, 0);
     if (pthread_create(&w->tid, NULL, monitor, w) != 0) {
@@ -144,27 +425,54 @@ void rfx_watchdog_destroy(struct rfx_watchdog *w)
     if (!w)
         return;
     rfx_watchdog_stop(w);
+    for (int i = 0; i < w->n; i++)
+        free(w->stalls[i].stack);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }
 
-uint64_t rfx_watchdog_stalls(struct rfx_watchdog *w, char *last, size_t len)
+void rfx_watchdog_counts(struct rfx_watchdog *w, struct rfx_watchdog_counts *out, char *last,
+                         size_t len)
 {
+    memset(out, 0, sizeof *out);
+    if (last && len)
+        last[0] = 0;
     if (!w)
-        return 0;
+        return;
     pthread_mutex_lock(&w->lock);
-    uint64_t c = w->count;
-    if (last && len) {
-        if (w->n > 0) {
-            const struct stall *st = &w->stalls[w->n - 1];
+    out->stalls = w->count - w->planner_count;
+    out->planner_stalls = w->planner_count;
+    for (int i = 0; i < w->n; i++) {
+        const struct stall *st = &w->stalls[i];
+        if (st->open && st->planner)
+            out->open_planner++;
+        else if (st->open)
+            out->open_stage++;
+    }
+    if (last && len && w->n > 0) {
+        const struct stall *st = &w->stalls[w->n - 1];
+        if (st->planner)
+            snprintf(last, len, "stall: the planner on %s stuck %.1f ms at %.1f s", st->thread,
+                     st->duration_ms, st->start_s);
+        else
             snprintf(last, len, "stall: %s frame %" PRIu64 " stuck %.1f ms at %.1f s", st->stage,
                      st->seq, st->duration_ms, st->start_s);
-        } else {
-            last[0] = 0;
-        }
     }
     pthread_mutex_unlock(&w->lock);
-    return c;
+}
+
+static void json_text(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '\n')
+            fputs("\\n", f);
+        else if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s >= 0x20)
+            fputc(*s, f);
+    }
+    fputc('"', f);
 }
 
 void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f)
@@ -176,15 +484,21 @@ void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f)
     }
     pthread_mutex_lock(&w->lock);
     fprintf(f,
-            "\"stall_threshold_ms\": %.3f, \"check_every_ms\": %.3f, \"stalls\": %" PRIu64
-            ", \"events\": [",
-            w->stall_ns * 1e-6, w->every_ns * 1e-6, w->count);
+            "\"stall_threshold_ms\": %.3f, \"planner_stall_threshold_ms\": %.3f, "
+            "\"check_every_ms\": %.3f, \"stack_dumps\": %s, \"stalls\": %" PRIu64
+            ", \"planner_stalls\": %" PRIu64 ", \"events\": [",
+            w->stall_ns * 1e-6, w->planner_stall_ns * 1e-6, w->every_ns * 1e-6,
+            w->dumps ? "true" : "false", w->count - w->planner_count, w->planner_count);
     for (int i = 0; i < w->n; i++) {
         const struct stall *st = &w->stalls[i];
         fprintf(f,
-                "%s\n    {\"stage\": \"%s\", \"frame\": %" PRIu64 ", \"start_s\": %.3f, "
-                "\"detected_after_ms\": %.3f, \"duration_ms\": %.3f}",
-                i ? "," : "", st->stage, st->seq, st->start_s, st->detected_ms, st->duration_ms);
+                "%s\n    {\"stage\": \"%s\", \"thread\": \"%s\", \"frame\": %" PRIu64
+                ", \"start_s\": %.4f, \"detected_after_ms\": %.3f, \"duration_ms\": %.3f, "
+                "\"ended\": %s, \"stack\": ",
+                i ? "," : "", st->stage, st->thread, st->seq, st->start_s, st->detected_ms,
+                st->duration_ms, st->open ? "false" : "true");
+        json_text(f, st->stack ? st->stack : "");
+        fprintf(f, "}");
     }
     fprintf(f, "]},\n");
     pthread_mutex_unlock(&w->lock);

@@ -79,10 +79,10 @@ struct rfx_telemetry {
     struct rfx_hdr *win[16][RFX_MAX_STAGES + 4]; /* stages, e2e, 3 classes */
     struct rfx_hdr *merged[RFX_MAX_STAGES + 4];
     struct rfx_ladder ladder;
-    uint64_t stalls_seen;
-    uint64_t last_captured, last_dropped; /* for the drop-rate alert */
-    size_t resident0;                     /* jemalloc stats.resident at the first interval */
-    uint64_t breaker_opens_seen;
+    uint64_t stalls_seen, planner_stalls_seen;
+    uint64_t last_captured, last_dropped;                   /* for the drop-rate alert */
+    uint64_t ev_captured, ev_stage_dropped[RFX_MAX_STAGES]; /* for the ladder */
+    size_t resident0; /* jemalloc stats.resident at the first interval */
     int64_t last_persist_ns;
     int level_by_iv[MAX_INTERVALS];
     /* the reporter */
@@ -296,6 +296,38 @@ static size_t resident_bytes(void)
     return res;
 }
 
+/* summary.json "faults": each configured fault, its window and when it
+ * first acted (null: it never did). */
+static void faults_json(struct rfx_engine *e, FILE *f)
+{
+    const struct rfx_engine_config *c = &e->cfg;
+    struct {
+        const char *kind, *stage;
+        bool on;
+    } k[RFX_FAULT_KINDS] = {
+        [RFX_FAULT_OVERLOAD] = {"overload", c->fault_stage, c->fault_work_us > 0},
+        [RFX_FAULT_STALL] = {"stall", c->stall_stage, c->stall_ms > 0},
+        [RFX_FAULT_STAGE_FAIL] = {"stage_fail", c->fail_stage, c->fail_prob > 0},
+        [RFX_FAULT_SINK_FAIL] = {"sink_fail", e->stages[e->sink_stage].name, c->sink_fail_prob > 0},
+        [RFX_FAULT_PLANNER_HANG] = {"planner_hang", "planner", c->planner_hang_ms > 0},
+    };
+    fprintf(f, "  \"faults\": [");
+    int n = 0;
+    for (int i = 0; i < RFX_FAULT_KINDS; i++) {
+        if (!k[i].on)
+            continue;
+        int64_t on = atomic_load_explicit(&e->fault_onset_ns[i], memory_order_relaxed);
+        fprintf(f, "%s\n    {\"kind\": \"%s\", \"stage\": \"%s\", \"from_s\": %g, \"to_s\": %g, ",
+                n++ ? "," : "", k[i].kind, k[i].stage, c->fault_from_s,
+                c->fault_to_s < 1e9 ? c->fault_to_s : -1);
+        if (on)
+            fprintf(f, "\"onset_s\": %.4f}", (on - e->start_ns) * 1e-9);
+        else
+            fprintf(f, "\"onset_s\": null}");
+    }
+    fprintf(f, "],\n");
+}
+
 /* Reporter: the alerts an interval can raise (seed 001's thresholds). */
 static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64_t end, double hr)
 {
@@ -314,9 +346,10 @@ static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64
     }
     struct rfx_engine_counts k;
     rfx_engine_counts(e, &k);
-    uint64_t dropped = 0;
-    for (int r = 0; r < RFX_DROP_REASONS; r++)
-        dropped += k.dropped[r];
+    /* Drops no stage made (the rings and the pool); the watchdog reports
+     * each stage's own at once, and stale frames are the ladder's doing. */
+    uint64_t dropped = k.dropped[RFX_DROP_RING_FULL] + k.dropped[RFX_DROP_EVICTED] +
+                       k.dropped[RFX_DROP_POOL_EXHAUSTED];
     uint64_t dc = k.captured - t->last_captured, dd = dropped - t->last_dropped;
     t->last_captured = k.captured;
     t->last_dropped = dropped;
@@ -324,22 +357,14 @@ static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64
         rfx_alert_raise(&e->alerts, ts, RFX_ALERT_DROPS,
                         (double)dd / (double)dc >= c->alert_error_critical ? RFX_SEV_CRITICAL
                                                                            : RFX_SEV_WARNING,
-                        NULL, "%llu of %llu frames dropped in the interval (%.1f%%)",
+                        NULL,
+                        "%llu of %llu frames dropped by the rings and the pool in the interval "
+                        "(%.1f%%)",
                         (unsigned long long)dd, (unsigned long long)dc, 100.0 * dd / dc);
     if (hr >= 0 && s->l1 + s->l2 + s->miss >= 10 && hr < c->alert_hit_rate_warning)
         rfx_alert_raise(&e->alerts, ts, RFX_ALERT_HIT_RATE, RFX_SEV_WARNING, "decide",
                         "cache hit rate %.1f%% (threshold %.0f%%)", hr * 100,
                         c->alert_hit_rate_warning * 100);
-    uint64_t opens = atomic_load_explicit(&e->breaker.opens, memory_order_relaxed);
-    if (opens > t->breaker_opens_seen) {
-        t->breaker_opens_seen = opens;
-        rfx_alert_raise(
-            &e->alerts, ts, RFX_ALERT_CIRCUIT_OPEN, RFX_SEV_CRITICAL, e->stages[e->sink_stage].name,
-            "the sink's circuit opened (%llu times so far; %llu failures, %llu "
-            "frames rejected)",
-            (unsigned long long)opens, (unsigned long long)atomic_load(&e->breaker.failures),
-            (unsigned long long)atomic_load(&e->breaker.rejected));
-    }
     size_t res = resident_bytes();
     if (t->resident0 == 0)
         t->resident0 = res;
@@ -391,14 +416,47 @@ static void evaluate(struct rfx_telemetry *t, const struct tset *s, int64_t end)
     struct rfx_budget_verdict v;
     rfx_budget_evaluate(&w, e->cfg.headroom, &v);
     double ts = (end - e->start_ns) * 1e-9;
-    /* A stall the watchdog saw since the last window counts as a violation. */
+    /* A stage that dropped at least error_rate_critical of the interval's
+     * frames violates it; above error_rate_warning, no headroom. */
+    uint64_t cap = atomic_load_explicit(&e->captured, memory_order_relaxed);
+    uint64_t dc = cap - t->ev_captured;
+    t->ev_captured = cap;
+    for (int i = 0; i < t->n; i++) {
+        uint64_t d = atomic_load_explicit(&e->stage_dropped[i], memory_order_relaxed);
+        uint64_t dd = d - t->ev_stage_dropped[i];
+        t->ev_stage_dropped[i] = d;
+        double rate = dc ? (double)dd / (double)dc : 0;
+        if (rate >= e->cfg.alert_error_warning)
+            v.headroom = false;
+        if (rate >= e->cfg.alert_error_critical && !v.violated) {
+            v.violated = true;
+            snprintf(v.cause, sizeof v.cause,
+                     "stage %s dropped %llu of %llu frames (%.1f%% >= %.0f%%) in the interval",
+                     e->stages[i].name, (unsigned long long)dd, (unsigned long long)dc, rate * 100,
+                     e->cfg.alert_error_critical * 100);
+        }
+    }
+    /* A stall the watchdog saw since the last window, or one still going
+     * on, counts as a violation. A hung planner escalates only as far as
+     * the first level that stops planning (cache_only): past it, it holds
+     * the level (no headroom) without raising it. */
     char stall[160];
-    uint64_t stalls = rfx_watchdog_stalls(e->watchdog, stall, sizeof stall);
-    if (stalls > t->stalls_seen) {
-        t->stalls_seen = stalls;
+    struct rfx_watchdog_counts wc;
+    rfx_watchdog_counts(e->watchdog, &wc, stall, sizeof stall);
+    if (wc.stalls > t->stalls_seen || wc.open_stage > 0) {
+        t->stalls_seen = wc.stalls;
         v.violated = true;
         v.headroom = false;
         snprintf(v.cause, sizeof v.cause, "%s", stall);
+    }
+    if (wc.planner_stalls > t->planner_stalls_seen || wc.open_planner > 0) {
+        t->planner_stalls_seen = wc.planner_stalls;
+        v.headroom = false;
+        if (!(rfx_engine_degrade_actions(e) & RFX_DEGRADE_CACHE_ONLY) && !v.violated) {
+            v.violated = true;
+            snprintf(v.cause, sizeof v.cause, "%s%s", stall,
+                     wc.open_planner ? " (still stuck)" : "");
+        }
     }
     if (rfx_ladder_step(&t->ladder, ts, &v)) {
         const struct rfx_transition *x = &t->ladder.transitions[t->ladder.n_transitions - 1];
@@ -751,9 +809,11 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
                 (unsigned long long)atomic_load(&e->rule_events[r]),
                 (unsigned long long)atomic_load(&e->invalidated_by_rule[r]));
     fprintf(f, "}},\n");
-    fprintf(f, "  \"strategic\": {\"workers\": %d, \"plans\": %" PRIu64 ", \"hz_by_interval\": ",
+    fprintf(f,
+            "  \"strategic\": {\"workers\": %d, \"plans\": %" PRIu64
+            ", \"plan_max_ms\": %.3f, \"hz_by_interval\": ",
             e->strat ? rfx_strategic_workers(e->strat) : 0,
-            e->strat ? rfx_strategic_plans(e->strat) : 0);
+            e->strat ? rfx_strategic_plans(e->strat) : 0, rfx_strategic_plan_max_ms(e->strat));
     json_series(f, t->hz, t->n_iv, 3);
     fprintf(f, "},\n");
     fprintf(f, "  \"e2e_p99_ns_by_interval\": [");
@@ -815,6 +875,7 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
                 rfx_breaker_state_name(br->log[i].to));
     fprintf(f, "]},\n");
     rfx_watchdog_json(e->watchdog, f);
+    faults_json(e, f);
     fprintf(f, "  \"allocation_tracking\": %s,\n", e->alloc_tracking ? "true" : "false");
     fprintf(f, "  \"threads\": [\n");
     for (int i = 0; i < e->n_threads; i++) {

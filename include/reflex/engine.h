@@ -111,10 +111,12 @@ struct rfx_engine_config {
     int window_intervals;      /* intervals merged into one evaluation window */
     unsigned level_actions[5]; /* RFX_DEGRADE_* bits per level; [0] (NONE) is 0 */
     /* [watchdog] */
-    uint32_t stall_us;       /* one call longer than this is a stall (0: half the frame budget) */
-    uint32_t watch_every_us; /* monitor period; 0: an eighth of the frame budget */
+    uint32_t stall_us;         /* one call longer than this is a stall (0: half the frame budget) */
+    uint32_t watch_every_us;   /* monitor period; 0: an eighth of the frame budget */
+    uint32_t planner_stall_ms; /* a planner call longer than this is a stall (1000) */
+    bool stack_dump;           /* a stalled thread's stack goes to the log (true) */
     /* [alerts] (seed 001's thresholds) */
-    double alert_rate_limit_s; /* at most one alert per type per this long */
+    double alert_rate_limit_s; /* at most one alert per (type, stage) per this long */
     double alert_p95_warning_ms, alert_p95_critical_ms;
     double alert_error_warning, alert_error_critical; /* dropped / captured in an interval */
     double alert_hit_rate_warning;                    /* cache hit rate below this */
@@ -130,7 +132,10 @@ struct rfx_engine_config {
     double fault_from_s, fault_to_s;
     char stall_stage[RFX_NAME_MAX]; /* stall this stage for stall_ms every stall_every frames */
     uint32_t stall_ms, stall_every;
-    double sink_fail_prob; /* the sink fails each frame with this probability */
+    double sink_fail_prob;         /* the sink fails each frame with this probability */
+    char fail_stage[RFX_NAME_MAX]; /* this stage fails (drops the frame, reason stage) ... */
+    double fail_prob;              /* ... each frame with this probability, on its full path */
+    uint32_t planner_hang_ms;      /* a planner call hangs this long (from_s to to_s) */
     /* [source] / [sink] (interpreted by the tools' stage set-up) */
     char source_kind[RFX_NAME_MAX]; /* demo | synthetic | udp */
     char sink_kind[RFX_NAME_MAX];   /* demo | null | udp */

@@ -2,7 +2,8 @@
  * A short pipeline run under whatever sanitizer the build has (TSan, ASan):
  * the synthetic source at full speed through a drop-oldest ring, then the
  * demo game at 200 Hz, each with strategic workers publishing snapshots, then
- * the demo with faults (stalls, a failing sink), a short TTL and persistence.
+ * the demo with faults (stalls, a failing stage and sink, a hung planner), a
+ * short TTL, generation limits and persistence.
  * Checks the accounting identity with in flight 0 after a clean stop.
  *
  * usage: pipeline_short [--long]   (1 s per run; 0.5 s reduced; 20 s long)
@@ -107,6 +108,10 @@ int main(int argc, char **argv)
                                   "cache.persist_s=0.2",
                                   persist,
                                   "fault.sink_fail_prob=0.3",
+                                  "fault.fail_stage=decide",
+                                  "fault.fail_prob=0.05",
+                                  "fault.planner_hang_ms=30",
+                                  "watchdog.planner_stall_ms=10",
                                   "cache.max_generations=4",
                                   "fault.stall_stage=pattern",
                                   "fault.stall_ms=12",
@@ -116,7 +121,7 @@ int main(int argc, char **argv)
     int nf = (int)(sizeof faults / sizeof *faults);
     int fails = run("synthetic, full speed, drop-oldest", s, syn, 8, false);
     fails += run("demo at 200 Hz, 2 planners", s, demo, 4, true);
-    fails += run("demo with stalls, a failing sink, TTL, generations, persistence", s, faults, nf,
+    fails += run("demo with every fault, TTL, generations, persistence", s, faults, nf,
                  false);
     fails += run("the same, warm", s, faults, nf, false);
     unlink(persist + strlen("cache.persist_path="));

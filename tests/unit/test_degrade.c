@@ -1,4 +1,5 @@
 /* The ladder's state machine, table-driven, and budget evaluation. */
+#include "alerts.h"
 #include "degrade.h"
 
 #include <criterion/criterion.h>
@@ -163,4 +164,37 @@ Test(breaker, opens_after_n_failures_probes_after_reset_closes_after_m_successes
     cr_expect_eq(atomic_load(&b.state), RFX_BREAKER_CLOSED, "2 successes close it");
     cr_expect_eq(atomic_load(&b.opens), 2);
     cr_expect_eq(b.n_log, 5);
+}
+
+static int delivered;
+static void count_alert(void *arg, const struct rfx_alert *a)
+{
+    (void)arg;
+    (void)a;
+    delivered++;
+}
+
+Test(alerts, rate_limited_per_type_and_stage)
+{
+    struct rfx_alerts a;
+    rfx_alerts_init(&a, 5);
+    a.fn = count_alert;
+    delivered = 0;
+    cr_expect(rfx_alert_raise(&a, 1.0, RFX_ALERT_STALL, RFX_SEV_WARNING, "decide", "x"));
+    cr_expect(rfx_alert_raise(&a, 1.1, RFX_ALERT_STALL, RFX_SEV_WARNING, "pattern", "x"),
+              "another stage is another key");
+    cr_expect(rfx_alert_raise(&a, 1.2, RFX_ALERT_DROPS, RFX_SEV_WARNING, "decide", "x"),
+              "another type is another key");
+    cr_expect_not(rfx_alert_raise(&a, 5.9, RFX_ALERT_STALL, RFX_SEV_WARNING, "decide", "x"),
+                  "same key, same severity, within 5 s: held back");
+    cr_expect(rfx_alert_raise(&a, 6.0, RFX_ALERT_STALL, RFX_SEV_CRITICAL, "decide", "x"),
+              "a more severe one goes out");
+    cr_expect_not(rfx_alert_raise(&a, 10.9, RFX_ALERT_STALL, RFX_SEV_WARNING, "decide", "x"));
+    cr_expect(rfx_alert_raise(&a, 11.0, RFX_ALERT_STALL, RFX_SEV_WARNING, "decide", "x"),
+              "5 s after the last delivered one");
+    cr_expect_eq(delivered, 5);
+    cr_expect_eq(a.raised[RFX_ALERT_STALL], 4u);
+    cr_expect_eq(a.suppressed[RFX_ALERT_STALL], 2u);
+    cr_expect_eq(a.n, 5);
+    rfx_alerts_fini(&a);
 }

@@ -10,11 +10,11 @@
  * per telemetry interval by seed 000's rule: end-to-end p95 above 90 % of the
  * frame period -> x0.8; mean below half of it -> x1.1.
  */
+#include "cache_rules.h"
 #include "engine_impl.h"
 
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
-#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,23 +214,10 @@ static void publish(struct rfx_strategic *s, struct rfx_plan *p)
     pthread_mutex_unlock(&s->merge);
 }
 
-/* Does category id `cat` match one of rule r's patterns? */
-static bool rule_matches(struct rfx_engine *e, int r, uint32_t cat)
-{
-    if (cat == 0 || cat > (uint32_t)e->n_categories)
-        return false;
-    const struct rfx_cache_rule *rule = &e->cfg.rules[r];
-    for (int p = 0; p < rule->n_patterns; p++)
-        if (fnmatch(rule->patterns[p], e->categories[cat - 1], 0) == 0)
-            return true;
-    return false;
-}
-
-/* Cache rules: drop entries whose category a pending event's rule names,
- * entries older than the TTL, and entries from too old a generation (not
- * re-planned in max_generations snapshots, or before the generation
- * rfx_engine_cache_invalidate_before named); publish the result if anything
- * went. Always by building a new snapshot, never by writing under readers. */
+/* Cache rules (src/cache_rules.c): drop entries whose category a pending
+ * event's rule names, entries older than the TTL, and entries from too old
+ * a generation; publish the result if anything went. Always by building a
+ * new snapshot, never by writing under readers. */
 static void apply_rules(struct rfx_strategic *s)
 {
     struct rfx_engine *e = s->e;
@@ -238,49 +225,40 @@ static void apply_rules(struct rfx_strategic *s)
     uint64_t below = atomic_load_explicit(&e->invalidate_below, memory_order_acquire);
     if (!pending && e->cfg.cache_ttl_s <= 0 && !e->cfg.cache_max_generations && !below)
         return;
-    int64_t now = rfx_now_ns(), ttl = (int64_t)(e->cfg.cache_ttl_s * 1e9);
     pthread_mutex_lock(&s->merge);
     struct rfx_cache_entry *l[2] = {NULL, NULL};
     size_t n[2] = {0, 0};
     if (rfx_action_cache_entries(e->cache, &l[0], &n[0], &l[1], &n[1]) == 0) {
         struct rfx_action_cache_stats cs;
         rfx_action_cache_stats(e->cache, &cs);
-        uint64_t max_gen = e->cfg.cache_max_generations;
-        if (max_gen && cs.generation > max_gen && cs.generation - max_gen >= below)
-            below = cs.generation - max_gen + 1; /* keep the last max_gen generations */
-        uint64_t by_ttl = 0, by_gen = 0, by_rule[8] = {0};
+        struct rfx_rule_pass pass = {
+            .now_ns = rfx_now_ns(),
+            .ttl_ns = (int64_t)(e->cfg.cache_ttl_s * 1e9),
+            .below_gen =
+                rfx_rules_generation_floor(cs.generation, e->cfg.cache_max_generations, below),
+            .pending = pending,
+            .rules = e->cfg.rules,
+            .n_rules = e->cfg.n_rules,
+            .categories = (const char(*)[RFX_NAME_MAX])e->categories,
+        };
+        struct rfx_rule_counts k = {0};
         pthread_mutex_lock(&e->cat_lock); /* categories may grow meanwhile */
-        for (int lv = 0; lv < 2; lv++) {
-            size_t k = 0;
-            for (size_t i = 0; i < n[lv]; i++) {
-                const struct rfx_cache_entry *x = &l[lv][i];
-                int hit = -1;
-                for (int r = 0; r < e->cfg.n_rules && r < 8 && hit < 0; r++)
-                    if ((pending >> r & 1) && rule_matches(e, r, x->category))
-                        hit = r;
-                if (hit >= 0)
-                    by_rule[hit]++;
-                else if (ttl > 0 && x->created_ns > 0 && now - x->created_ns > ttl)
-                    by_ttl++;
-                else if (x->generation < below)
-                    by_gen++;
-                else
-                    l[lv][k++] = *x;
-            }
-            n[lv] = k;
-        }
+        pass.n_categories = e->n_categories;
+        for (int lv = 0; lv < 2; lv++)
+            n[lv] = rfx_rules_filter(l[lv], n[lv], &pass, &k);
         pthread_mutex_unlock(&e->cat_lock);
-        uint64_t dropped = by_ttl + by_gen;
-        if (by_gen)
-            atomic_fetch_add_explicit(&e->invalidated_generation, by_gen, memory_order_relaxed);
-        for (int r = 0; r < 8; r++) {
-            dropped += by_rule[r];
-            if (by_rule[r])
-                atomic_fetch_add_explicit(&e->invalidated_by_rule[r], by_rule[r],
+        uint64_t dropped = k.ttl + k.generation;
+        for (int r = 0; r < RFX_RULES_MAX; r++) {
+            dropped += k.by_rule[r];
+            if (k.by_rule[r])
+                atomic_fetch_add_explicit(&e->invalidated_by_rule[r], k.by_rule[r],
                                           memory_order_relaxed);
         }
-        if (by_ttl)
-            atomic_fetch_add_explicit(&e->invalidated_ttl, by_ttl, memory_order_relaxed);
+        if (k.ttl)
+            atomic_fetch_add_explicit(&e->invalidated_ttl, k.ttl, memory_order_relaxed);
+        if (k.generation)
+            atomic_fetch_add_explicit(&e->invalidated_generation, k.generation,
+                                      memory_order_relaxed);
         if (dropped)
             rfx_action_cache_publish(e->cache, l[0], n[0], l[1], n[1]);
     }

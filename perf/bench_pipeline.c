@@ -18,16 +18,27 @@
  *             Beside it, the physical limit: a bare timer loop at the same
  *             rate and length (timer_floor_*), nothing else running.
  *
+ * metrics     latency at 60 Hz with the Prometheus endpoint off and on
+ *             (scraped once a second over loopback by a thread of this
+ *             process, as a Prometheus server on the same machine would),
+ *             alternating off/on runs; medians of each side's p99 and p99.9.
+ *
  * usage: bench_pipeline throughput [--seconds S]
  *        bench_pipeline latency --rate HZ [--seconds S]
+ *        bench_pipeline metrics [--rate HZ] [--seconds S] [--reps N]
  */
 #include "hdr_histogram_impl.h"
 
 #include <reflex/config.h>
 #include <reflex/reflex.h>
 
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +51,7 @@ struct ctx {
     struct rfx_engine *e;
     struct rfx_hdr *overhead; /* execute's thread only */
     uint64_t executed;
+    _Atomic int port; /* the metrics endpoint while the engine runs, else -1 */
 };
 
 static void cap(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_env *env)
@@ -154,8 +166,10 @@ static int run(const char *const *sets, int n_sets, double seconds, struct ctx *
         fprintf(stderr, "bench_pipeline: start: %s\n", msg);
         return 1;
     }
+    atomic_store(&x->port, rfx_engine_metrics_port(x->e));
     int64_t t0 = rfx_now_ns();
     rfx_engine_wait(x->e);
+    atomic_store(&x->port, -1);
     o->seconds = (rfx_now_ns() - t0) * 1e-9;
     rfx_engine_counts(x->e, &o->counts);
     rfx_engine_destroy(x->e);
@@ -275,6 +289,120 @@ static int latency(double hz, double seconds)
     return 0;
 }
 
+/* The scraper: GET /metrics once a second until told to stop. */
+struct scraper {
+    struct ctx *x;
+    _Atomic int stop;
+    int scrapes, failures;
+    size_t bytes;
+};
+
+static bool scrape_once(int port, size_t *bytes)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    ok = ok && send(fd, req, sizeof req - 1, 0) == (ssize_t)(sizeof req - 1);
+    char buf[4096];
+    ssize_t k;
+    size_t got = 0;
+    while (ok && (k = recv(fd, buf, sizeof buf, 0)) > 0) {
+        if (got == 0)
+            ok = k > 12 && !memcmp(buf, "HTTP/1.1 200", 12);
+        got += (size_t)k;
+    }
+    if (fd >= 0)
+        close(fd);
+    *bytes += got;
+    return ok && got > 0;
+}
+
+static void *scraper_main(void *arg)
+{
+    struct scraper *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+        int port = atomic_load(&s->x->port);
+        if (port <= 0 || atomic_load(&s->stop))
+            continue;
+        if (scrape_once(port, &s->bytes))
+            s->scrapes++;
+        else if (atomic_load(&s->x->port) == port)
+            s->failures++; /* not just the run ending under it */
+    }
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int metrics(double hz, double seconds, int reps)
+{
+    char rate[64];
+    snprintf(rate, sizeof rate, "engine.frame_hz=%g", hz);
+    double p99[2][16], p999[2][16];
+    int scrapes = 0, failures = 0;
+    size_t bytes = 0;
+    for (int r = 0; r < reps; r++) {
+        for (int on = 0; on < 2; on++) {
+            const char *sets[] = {rate,
+                                  "strategic.workers=1",
+                                  "strategic.hz=50",
+                                  "strategic.min_hz=50",
+                                  "strategic.max_hz=50",
+                                  on ? "telemetry.metrics_listen=127.0.0.1:0"
+                                     : "telemetry.metrics_listen=off"};
+            struct ctx x = {0};
+            atomic_init(&x.port, -1);
+            rfx_hdr_create(1, 60000000000LL, 3, &x.overhead);
+            struct scraper s = {.x = &x};
+            atomic_init(&s.stop, 0);
+            pthread_t tid;
+            if (on)
+                pthread_create(&tid, NULL, scraper_main, &s);
+            struct outcome o;
+            int rc = run(sets, 6, seconds, &x, &o);
+            if (on) {
+                atomic_store(&s.stop, 1);
+                pthread_join(tid, NULL);
+                scrapes += s.scrapes;
+                failures += s.failures;
+                bytes += s.bytes;
+            }
+            if (rc)
+                return 1;
+            p99[on][r] = rfx_hdr_value_at_percentile(x.overhead, 99) / 1e3;
+            p999[on][r] = rfx_hdr_value_at_percentile(x.overhead, 99.9) / 1e3;
+            fprintf(stderr,
+                    "bench_pipeline: metrics rep %d endpoint %s: overhead p99 %.1f us, "
+                    "p99.9 %.1f us\n",
+                    r + 1, on ? "on " : "off", p99[on][r], p999[on][r]);
+            rfx_hdr_destroy(x.overhead);
+        }
+    }
+    double off99 = median(p99[0], reps), on99 = median(p99[1], reps);
+    double off999 = median(p999[0], reps), on999 = median(p999[1], reps);
+    printf("SUMMARY bench=pipeline_latency_metrics rate_hz=%g overhead_p99_us_off=%.1f "
+           "overhead_p99_us_on=%.1f ratio_p99_on_vs_off=%.3f overhead_p999_us_off=%.1f "
+           "overhead_p999_us_on=%.1f scrapes=%d scrape_failures=%d scrape_kb=%.0f reps=%d "
+           "seconds=%g\n",
+           hz, off99, on99, on99 / off99, off999, on999, scrapes, failures, bytes / 1e3, reps,
+           seconds);
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -282,11 +410,14 @@ int main(int argc, char **argv)
         return 2;
     }
     double hz = 60, seconds = -1;
+    int reps = 3;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--rate") && i + 1 < argc)
             hz = atof(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
         else {
             fprintf(stderr, "bench_pipeline: unknown argument %s\n", argv[i]);
             return 2;
@@ -294,6 +425,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "throughput"))
         return throughput(seconds > 0 ? seconds : 2);
+    if (!strcmp(argv[1], "metrics"))
+        return metrics(hz, seconds > 0 ? seconds : 20, reps < 1 ? 1 : reps > 16 ? 16 : reps);
     if (!strcmp(argv[1], "latency"))
         return latency(hz, seconds > 0 ? seconds : (hz <= 100 ? 20 : 5));
     fprintf(stderr, "bench_pipeline: unknown mode %s\n", argv[1]);

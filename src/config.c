@@ -5,6 +5,7 @@
  * fault.
  */
 #include "engine_impl.h"
+#include "metrics_http.h"
 
 #include <reflex/config.h>
 
@@ -528,6 +529,19 @@ static void telemetry_key(struct loader *L, const char *key, const char *val)
     struct rfx_engine_config *c = L->cfg;
     NUM("telemetry", "interval_s", 0.01, 3600, c->interval_s)
     INT("telemetry", "drain_us", 100, 1000000, false, c->drain_us)
+    if (!strcmp(key, "metrics_listen")) {
+        struct sockaddr_in a;
+        char why[160];
+        if (!strcmp(val, "off") || !*val)
+            c->metrics_listen[0] = 0;
+        else if (strlen(val) >= sizeof c->metrics_listen ||
+                 rfx_metrics_parse_listen(val, &a, why, sizeof why) != 0)
+            fail(L, "telemetry", key, "%s",
+                 strlen(val) >= sizeof c->metrics_listen ? "too long" : why);
+        else
+            snprintf(c->metrics_listen, sizeof c->metrics_listen, "%s", val);
+        return;
+    }
     fail(L, "telemetry", key, "unknown key");
 }
 

@@ -23,6 +23,7 @@
  * empty, so every captured frame reaches telemetry (in flight = 0).
  */
 #include "engine_impl.h"
+#include "metrics_http.h"
 #include "persist.h"
 
 #include <errno.h>
@@ -378,6 +379,7 @@ void rfx_engine_destroy(struct rfx_engine *e)
         rfx_engine_wait(e);
     }
     rfx_watchdog_destroy(e->watchdog);
+    rfx_metrics_server_destroy(e->metrics);
     rfx_strategic_destroy(e->strat);
     rfx_telemetry_destroy(e->tel);
     for (int i = 0; i < e->n_threads; i++) {
@@ -481,6 +483,11 @@ int rfx_engine_set_planner(struct rfx_engine *e, const struct rfx_planner_ops *o
     e->planner = ops;
     e->planner_ctx = ctx;
     return 0;
+}
+
+int rfx_engine_metrics_port(const struct rfx_engine *e)
+{
+    return e && e->metrics ? rfx_metrics_server_port(e->metrics) : -1;
 }
 
 unsigned rfx_engine_degrade_actions(const struct rfx_engine *e)
@@ -1180,6 +1187,16 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         return rc;
     if ((rc = map_stages(e, msg, msglen)) != 0)
         return rc;
+    /* The endpoint first: a port in use fails the start before any thread. */
+    if (e->cfg.metrics_listen[0]) {
+        if ((rc = rfx_metrics_server_start(e->cfg.metrics_listen, &e->metrics, msg, msglen)) != 0)
+            return rc;
+        char host[64];
+        snprintf(host, sizeof host, "%s", e->cfg.metrics_listen);
+        *strrchr(host, ':') = 0;
+        fprintf(stderr, "reflex: metrics on http://%s:%d/metrics\n", host,
+                rfx_metrics_server_port(e->metrics));
+    }
     e->fault_stage = -1;
     e->stall_stage = -1;
     e->fail_stage = -1;

@@ -120,6 +120,7 @@ struct rfx_engine {
     uint64_t persist_writes, persist_errors;
     char persist_error[300];
     struct rfx_watchdog *watchdog;
+    struct rfx_metrics_server *metrics; /* NULL: no endpoint */
     int64_t start_ns, end_ns, first_frame_ns;
     bool alloc_tracking;
     bool started, waited;
@@ -193,6 +194,9 @@ void rfx_watchdog_counts(struct rfx_watchdog *w, struct rfx_watchdog_counts *out
                          size_t len);
 void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f);
 int64_t rfx_frame_budget_ns(const struct rfx_engine *e);
+
+/* Reporter: render the exposition and hand it to the endpoint (if any). */
+void rfx_telemetry_publish_metrics(struct rfx_telemetry *t);
 
 /* Write the cache snapshot to cfg.persist_path (reporter, and at stop). */
 void rfx_engine_persist(struct rfx_engine *e);

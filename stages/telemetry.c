@@ -21,8 +21,8 @@
  * (P4), reads the epoch (P5) and, if the stage was inside, waits for it to
  * change (P6) before reading the old set.
  */
-#include "degrade.h"
-#include "engine_impl.h"
+#include "metrics_http.h"
+#include "telemetry_impl.h"
 #include "hdr_histogram_impl.h"
 
 #include <reflex/version.h>
@@ -38,70 +38,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
-
-#define H_LOWEST      1
-#define H_HIGHEST     60000000000LL /* 60 s in ns */
-#define H_SIGFIGS     3
-#define MAX_INTERVALS 8192
-
-enum { K_SERVICE, K_WAIT, K_LATE, K_KINDS };
-
-/* What the stage records during one interval. */
-struct tset {
-    struct rfx_hdr *h[RFX_MAX_STAGES][K_KINDS];
-    struct rfx_hdr *e2e;
-    struct rfx_hdr *cls[3]; /* e2e by context class */
-    uint64_t l1, l2, miss;
-    uint64_t over_p99[RFX_MAX_STAGES], e2e_over_p99;
-};
-
-struct tstage {
-    struct rfx_hdr *all[K_KINDS]; /* whole run (reporter) */
-    const struct rfx_budget *budget;
-    uint64_t violations;      /* intervals with a percentile over budget */
-    uint64_t viol_by_pct[3];  /* p50, p95, p99 */
-    uint64_t frames_over_p99; /* frames whose service exceeded the p99 budget */
-};
-
-struct rfx_telemetry {
-    struct rfx_engine *e;
-    int n; /* stages recorded: all but telemetry itself */
-    struct tset sets[2];
-    _Alignas(64) _Atomic(struct tset *) active; /* P2/P4 */
-    _Alignas(64) _Atomic uint64_t epoch;        /* P1/P3; odd while the stage records */
-    _Alignas(64) struct tstage st[RFX_MAX_STAGES];
-    struct rfx_hdr *e2e_all;
-    const struct rfx_budget *e2e_budget;
-    uint64_t e2e_violations, e2e_viol_by_pct[3], e2e_frames_over_p99;
-    uint64_t l1, l2, miss;
-    /* budget windows: the last W intervals of each tag, merged (reporter) */
-    int w_len, w_next, w_fill;
-    struct rfx_hdr *win[16][RFX_MAX_STAGES + 4]; /* stages, e2e, 3 classes */
-    struct rfx_hdr *merged[RFX_MAX_STAGES + 4];
-    struct rfx_ladder ladder;
-    uint64_t stalls_seen, planner_stalls_seen;
-    uint64_t last_captured, last_dropped;                   /* for the drop-rate alert */
-    uint64_t ev_captured, ev_stage_dropped[RFX_MAX_STAGES]; /* for the ladder */
-    size_t resident0; /* jemalloc stats.resident at the first interval */
-    int64_t last_persist_ns;
-    int level_by_iv[MAX_INTERVALS];
-    /* the reporter */
-    pthread_t reporter;
-    bool reporter_started;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool stopping;
-    int64_t iv_start_ns, iv_len_ns;
-    double wall_offset_s; /* CLOCK_REALTIME - CLOCK_MONOTONIC, seconds */
-    FILE *hlog_f;
-    struct rfx_hlog_writer *hlog;
-    int n_iv;
-    double hit_rate[MAX_INTERVALS]; /* < 0: no lookups that interval */
-    double hz[MAX_INTERVALS];
-    int64_t e2e_p99[MAX_INTERVALS];
-    _Atomic uint64_t last_hit_milli; /* for other threads; UINT64_MAX: none */
-    int hlog_errors;
-};
 
 static const struct rfx_budget *find_budget(const struct rfx_engine_config *c, const char *name)
 {
@@ -147,7 +83,9 @@ static void set_reset(struct tset *s, int n)
     for (int c = 0; c < 3; c++)
         rfx_hdr_reset(s->cls[c]);
     s->l1 = s->l2 = s->miss = s->e2e_over_p99 = 0;
+    s->e2e_sum = 0;
     memset(s->over_p99, 0, sizeof s->over_p99);
+    memset(s->sum, 0, sizeof s->sum);
 }
 
 void rfx_telemetry_destroy(struct rfx_telemetry *t)
@@ -489,6 +427,7 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
         for (int k = 0; k < K_KINDS; k++)
             rfx_hdr_add(st->all[k], s->h[i][k]);
         st->frames_over_p99 += s->over_p99[i];
+        st->sum += s->sum[i];
     }
     if (t->hlog && rfx_hlog_write(t->hlog, "e2e", start, len, s->e2e, 1e6))
         t->hlog_errors++;
@@ -515,6 +454,7 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
     evaluate(t, s, end);
     if (t->n_iv > 0 && t->n_iv <= MAX_INTERVALS)
         t->level_by_iv[t->n_iv - 1] = (int)t->ladder.level;
+    t->e2e_sum += s->e2e_sum;
     rfx_hdr_add(t->e2e_all, s->e2e);
     t->l1 += s->l1;
     t->l2 += s->l2;
@@ -545,6 +485,7 @@ static void *reporter_main(void *arg)
             continue;
         pthread_mutex_unlock(&t->lock);
         close_interval(t, swap_sets(t), next);
+        rfx_telemetry_publish_metrics(t);
         if (t->e->cfg.persist_path[0] &&
             now - t->last_persist_ns >= (int64_t)(t->e->cfg.persist_s * 1e9)) {
             t->last_persist_ns = now;
@@ -568,6 +509,7 @@ int rfx_telemetry_start(struct rfx_telemetry *t, int64_t start_ns, char *msg, si
         snprintf(msg, msglen, "latency.hlog: cannot write the header");
         return rc;
     }
+    rfx_telemetry_publish_metrics(t); /* zeros until the first interval closes */
     if (pthread_create(&t->reporter, NULL, reporter_main, t) != 0) {
         snprintf(msg, msglen, "cannot create the telemetry reporter thread");
         return -EAGAIN;
@@ -592,6 +534,17 @@ void rfx_telemetry_stop(struct rfx_telemetry *t)
         close_interval(t, swap_sets(t), now);
     if (t->hlog_f)
         fflush(t->hlog_f);
+    rfx_telemetry_publish_metrics(t); /* the final figures, for a last scrape */
+}
+
+void rfx_telemetry_publish_metrics(struct rfx_telemetry *t)
+{
+    if (!t->e->metrics)
+        return;
+    size_t len = 0;
+    char *text = rfx_metrics_render(t, &len);
+    if (text)
+        rfx_metrics_server_publish(t->e->metrics, text, len);
 }
 
 double rfx_telemetry_hit_rate_last(const struct rfx_telemetry *t)
@@ -619,7 +572,10 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
             int64_t svc = f->exit_ns[s] - f->enter_ns[s];
             int64_t ready = s == 0 ? f->scheduled_ns : f->exit_ns[s - 1];
             int64_t wait = f->enter_ns[s] - ready;
-            rfx_hdr_record_fast(set->h[s][K_SERVICE], svc > 0 ? svc : 1);
+            svc = svc > 0 ? svc : 1;
+            if (svc <= H_HIGHEST) /* what the histogram takes */
+                set->sum[s] += svc;
+            rfx_hdr_record_fast(set->h[s][K_SERVICE], svc);
             rfx_hdr_record_fast(set->h[s][K_WAIT], wait > 0 ? wait : 1);
             if (s == 0) {
                 /* The source's wake-up lateness: capture began after its due time. */
@@ -637,7 +593,10 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
         }
         executed++;
         int64_t e2e = f->exit_ns[t->n - 1] - f->scheduled_ns;
-        rfx_hdr_record_fast(set->e2e, e2e > 0 ? e2e : 1);
+        e2e = e2e > 0 ? e2e : 1;
+        if (e2e <= H_HIGHEST)
+            set->e2e_sum += e2e;
+        rfx_hdr_record_fast(set->e2e, e2e);
         if (f->context_class < 3)
             rfx_hdr_record_fast(set->cls[f->context_class], e2e > 0 ? e2e : 1);
         if (t->e2e_budget && e2e > t->e2e_budget->p99_ns)
@@ -741,6 +700,19 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
         return rc;
     }
     char path[RFX_PATH_MAX + 32], tmp[RFX_PATH_MAX + 40];
+    /* metrics.prom: the exposition the endpoint would serve now. */
+    size_t mlen = 0;
+    char *mtext = rfx_metrics_render(t, &mlen);
+    snprintf(path, sizeof path, "%s/metrics.prom", dir);
+    FILE *mf = mtext ? fopen(path, "w") : NULL;
+    bool mok = mf && fwrite(mtext, 1, mlen, mf) == mlen;
+    if (mf && fclose(mf) != 0)
+        mok = false;
+    free(mtext);
+    if (!mok) {
+        snprintf(msg, msglen, "%s: %s", path, mtext ? strerror(errno) : "out of memory");
+        return -EIO;
+    }
     snprintf(path, sizeof path, "%s/summary.json", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");

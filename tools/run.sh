@@ -9,11 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
 
-# Debian packages: build and link, tests, and the HdrHistogram interop oracle.
+# Debian packages: build and link, tests, the HdrHistogram interop oracle, and
+# the real readers of what reflex writes (promtool and a Prometheus server,
+# rsvg-convert and xmllint).
 pkgs=(build-essential pkg-config meson ninja-build python3
       liburcu-dev libck-dev libjemalloc-dev libcriterion-dev libinih-dev
       zlib1g-dev systemtap-sdt-dev
-      default-jdk-headless libhdrhistogram-java)
+      default-jdk-headless libhdrhistogram-java
+      prometheus librsvg2-bin libxml2-utils)
 if [ "$mode" = bench ] || [ "$mode" = demo ]; then pkgs+=(libdpdk-dev); fi
 
 install_missing() {

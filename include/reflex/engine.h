@@ -97,8 +97,9 @@ struct rfx_engine_config {
     char persist_path[RFX_PATH_MAX]; /* cache snapshot file; "" = no persistence */
     double persist_s;                /* write it this often (and at a clean stop) */
     /* [telemetry] */
-    double interval_s; /* interval histograms and checks */
-    uint32_t drain_us; /* telemetry thread wakes at least this often */
+    double interval_s;       /* interval histograms and checks */
+    uint32_t drain_us;       /* telemetry thread wakes at least this often */
+    char metrics_listen[64]; /* Prometheus endpoint "HOST:PORT" ("" = off) */
     /* [budget] end to end per context class at p95 (routine, emergency,
      * deliberative; 0 = none) and load scaling */
     int64_t class_p95_ns[3];
@@ -204,6 +205,10 @@ RFX_API void rfx_engine_counts(const struct rfx_engine *e, struct rfx_engine_cou
 
 RFX_API const char *rfx_drop_reason_name(enum rfx_drop_reason r);
 RFX_API const char *rfx_level_name(enum rfx_level l);
+
+/* The Prometheus endpoint's TCP port once started ([telemetry]
+ * metrics_listen; port 0 picks a free one); -1 when it is off. */
+RFX_API int rfx_engine_metrics_port(const struct rfx_engine *e);
 
 /* Current degradation level (stages receive it in their env). */
 RFX_API enum rfx_level rfx_engine_level(const struct rfx_engine *e);

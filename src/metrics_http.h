@@ -1,0 +1,25 @@
+/* The Prometheus endpoint (src/metrics_http.c): serves GET /metrics from
+ * its own non-critical thread; the reporter publishes the text. */
+#ifndef REFLEX_METRICS_HTTP_H
+#define REFLEX_METRICS_HTTP_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct rfx_metrics_server;
+
+/* "HOST:PORT" (IPv4 literal or localhost; port 0..65535) -> address. */
+int rfx_metrics_parse_listen(const char *spec, struct sockaddr_in *out, char *msg, size_t msglen);
+/* Bind and start serving (an empty body until the first publish). */
+int rfx_metrics_server_start(const char *listen_spec, struct rfx_metrics_server **out, char *msg,
+                             size_t msglen);
+int rfx_metrics_server_port(const struct rfx_metrics_server *s);
+/* Replace the text served (takes ownership of the malloc'd text). */
+void rfx_metrics_server_publish(struct rfx_metrics_server *s, char *text, size_t len);
+void rfx_metrics_server_counts(const struct rfx_metrics_server *s, uint64_t *served,
+                               uint64_t *refused);
+/* Stop the thread, close the socket, free. */
+void rfx_metrics_server_destroy(struct rfx_metrics_server *s);
+
+#endif

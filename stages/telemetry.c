@@ -22,6 +22,7 @@
  * change (P6) before reading the old set.
  */
 #include "metrics_http.h"
+#include "svg_plot.h"
 #include "telemetry_impl.h"
 #include "hdr_histogram_impl.h"
 
@@ -686,6 +687,42 @@ static void json_series(FILE *f, const double *v, int n, int prec)
     fprintf(f, "]");
 }
 
+/* latency.svg: every stage and end to end, with their budgets. */
+static int write_plot(struct rfx_telemetry *t, const char *dir)
+{
+    struct rfx_engine *e = t->e;
+    struct rfx_plot_series ser[RFX_MAX_STAGES + 1];
+    int n = 0;
+    for (int i = 0; i < t->n; i++, n++) {
+        const struct rfx_budget *b = t->st[i].budget;
+        ser[n] = (struct rfx_plot_series){.name = e->stages[i].name, .h = t->st[i].all[K_SERVICE]};
+        if (b) {
+            ser[n].budget_ns[0] = b->p50_ns;
+            ser[n].budget_ns[1] = b->p95_ns;
+            ser[n].budget_ns[2] = b->p99_ns;
+        }
+    }
+    ser[n] = (struct rfx_plot_series){.name = "e2e", .h = t->e2e_all};
+    if (t->e2e_budget) {
+        ser[n].budget_ns[0] = t->e2e_budget->p50_ns;
+        ser[n].budget_ns[1] = t->e2e_budget->p95_ns;
+        ser[n].budget_ns[2] = t->e2e_budget->p99_ns;
+    }
+    n++;
+    char path[RFX_PATH_MAX + 32], title[160];
+    snprintf(path, sizeof path, "%s/latency.svg", dir);
+    snprintf(title, sizeof title,
+             "reflex: latency per stage (service time) and end to end, %" PRId64 " frames at %g Hz",
+             rfx_hdr_total_count(t->e2e_all), e->cfg.frame_hz);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    int rc = rfx_plot_svg(f, title, ser, n);
+    if (fclose(f) != 0 && rc == 0)
+        rc = -EIO;
+    return rc;
+}
+
 int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *msg, size_t msglen)
 {
     struct rfx_engine *e = t->e;
@@ -700,6 +737,10 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
         return rc;
     }
     char path[RFX_PATH_MAX + 32], tmp[RFX_PATH_MAX + 40];
+    if ((rc = write_plot(t, dir)) != 0) {
+        snprintf(msg, msglen, "%s/latency.svg: %s", dir, strerror(-rc));
+        return rc;
+    }
     /* metrics.prom: the exposition the endpoint would serve now. */
     size_t mlen = 0;
     char *mtext = rfx_metrics_render(t, &mlen);

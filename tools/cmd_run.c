@@ -211,7 +211,9 @@ int cmd_run(int argc, char **argv, bool demo)
         status = 1;
     }
     int64_t viol = rfx_engine_print_report(e, stdout);
-    printf("bundle: %s/ (summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm)\n", cfg.out_dir);
+    printf("bundle: %s/ (summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm, latency.svg, "
+           "metrics.prom)\n",
+           cfg.out_dir);
     if (status == 0 && fail_on_budget && viol > 0) {
         fprintf(stderr, "reflex: %lld budget violations (--fail-on-budget)\n", (long long)viol);
         status = 3;

@@ -1,4 +1,4 @@
-/* reflex run / demo / check (tools/cmd_run.c). */
+/* reflex run / demo / check (tools/cmd_run.c) and plot (tools/cmd_plot.c). */
 #ifndef REFLEX_TOOLS_CMD_RUN_H
 #define REFLEX_TOOLS_CMD_RUN_H
 
@@ -6,5 +6,8 @@
 
 int cmd_run(int argc, char **argv, bool demo);
 int cmd_check(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 #endif

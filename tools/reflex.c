@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: reflex [--help] [--version] COMMAND [ARGS]\n"
@@ -30,6 +28,8 @@ static void usage(FILE *f)
                "  hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
                "        percentile distribution (.hgrm text) of every interval of a\n"
                "        histogram log, merged; values in ms unless --unit-ratio says\n"
+               "  plot FILE.hlog [-o OUT.svg] [--budget TAG=P50,P95,P99]...\n"
+               "        percentile curves of every tag of a histogram log, as SVG\n"
                "  help  this text\n"
                "\n"
                "Run 'reflex COMMAND --help' for a command's options.\n");
@@ -159,6 +159,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "hist") == 0)
         return cmd_hist(argc - 1, argv + 1);
+    if (strcmp(cmd, "plot") == 0)
+        return cmd_plot(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
         return cmd_run(argc - 1, argv + 1, true);
     if (strcmp(cmd, "run") == 0)

@@ -4,6 +4,7 @@ drop accounting, 'reflex run' errors, and the UDP source/sink driven by a
 separate process (this one) playing the demo game over 127.0.0.1."""
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -54,6 +55,8 @@ def check_bundle(d, label, stages=("capture", "pattern", "decide", "execute")):
             check(k in s["stages"][st], f"{label}: stages.{st}.{k}")
         check(os.path.getsize(os.path.join(d, st + ".hgrm")) > 0, f"{label}: {st}.hgrm written")
     check(os.path.getsize(os.path.join(d, "e2e.hgrm")) > 0, f"{label}: e2e.hgrm written")
+    for name in ("latency.svg", "metrics.prom"):
+        check(os.path.getsize(os.path.join(d, name)) > 0, f"{label}: {name} written")
     crit = [t for t in s["threads"] if t["critical"]]
     check(s.get("allocation_tracking") is True, f"{label}: jemalloc allocation counters active")
     check(crit and all(t["allocated_bytes_after_start"] == 0 for t in crit),
@@ -81,6 +84,35 @@ check(len(hr) >= 10 and last > first,
       f"demo: hit rate in the last third ({last:.3f}) > the first third ({first:.3f})", str(hr))
 check(s["cache"]["publications"] >= 3, f"demo: {s['cache']['publications']} snapshots published")
 check("score" in s.get("demo", {}), "demo: summary.json has demo.score")
+# latency.svg: well-formed (xmllint), renders (rsvg-convert), every stage and
+# e2e drawn and labelled, budgets drawn; 'reflex plot' makes the same from the hlog.
+svg = os.path.join(d, "latency.svg")
+p = subprocess.run(["xmllint", "--noout", svg], capture_output=True, text=True)
+check(p.returncode == 0, "demo: latency.svg is well-formed XML (xmllint)", p.stderr)
+png = os.path.join(d, "latency.png")
+p = subprocess.run(["rsvg-convert", "-o", png, svg], capture_output=True, text=True)
+with open(png, "rb") as f:
+    head = f.read(24)
+w, h = struct.unpack(">II", head[16:24]) if len(head) == 24 else (0, 0)
+check(p.returncode == 0 and head[:8] == b"\x89PNG\r\n\x1a\n" and w >= 900 and h >= 500,
+      f"demo: latency.svg renders to a {w}x{h} PNG (rsvg-convert)", p.stderr)
+with open(svg) as f:
+    text = f.read()
+labels = re.findall(r'font-weight="bold" fill="#[0-9A-Fa-f]{6}">([a-z0-9]+)</text>', text)
+check(sorted(labels) == sorted(["capture", "pattern", "decide", "execute", "e2e"]),
+      f"demo: a labelled curve per stage and e2e ({labels})")
+check(text.count("stroke-dasharray") >= 3 and "budget: capture, decide, execute" in text
+      and "budget: e2e" in text, "demo: budget staircases drawn and named")
+p = subprocess.run([reflex, "plot", os.path.join(d, "latency.hlog"), "-o",
+                    os.path.join(d, "plot.svg"), "--budget", "decide=250,500,1000"],
+                   capture_output=True, text=True)
+p2 = subprocess.run(["xmllint", "--noout", os.path.join(d, "plot.svg")], capture_output=True)
+check(p.returncode == 0 and p2.returncode == 0, "reflex plot FILE.hlog writes a valid SVG",
+      p.stderr)
+p = subprocess.run([reflex, "plot", os.path.join(d, "summary.json")], capture_output=True,
+                   text=True)
+check(p.returncode == 2 and "line 1" in p.stderr, "reflex plot on a non-hlog file: exit 2",
+      p.stderr)
 
 # 2. SIGINT drains in-flight frames and leaves a valid bundle.
 d = os.path.join(work, "sigint")

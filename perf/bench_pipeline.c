@@ -191,22 +191,37 @@ static uint64_t dropped(const struct rfx_engine_counts *c)
 
 static int throughput(double seconds)
 {
-    static const char *const fused[] = {
+    static const char *const fused[12] = {
         "engine.frame_hz=0",  "engine.burst=64",      "engine.pool_frames=16384",
         "ring.capacity=4096", "strategic.workers=0",  "thread.rt0.stages=capture,pattern",
         "thread.rt0.core=0",  "thread.rt0.wait=spin", "thread.rt1.stages=decide,execute,telemetry",
-        "thread.rt1.core=1",  "thread.rt1.wait=spin",
+        "thread.rt1.core=1",  "thread.rt1.wait=spin", NULL,
     };
-    static const char *const split[] = {
-        "engine.frame_hz=0",    "engine.burst=64",      "engine.pool_frames=16384",
-        "ring.capacity=4096",   "strategic.workers=0",  "thread.rt0.stages=capture,pattern",
-        "thread.rt0.core=0",    "thread.rt0.wait=spin", "thread.rt1.stages=decide,execute",
-        "thread.rt1.core=1",    "thread.rt1.wait=spin", "thread.tel.stages=telemetry",
+    static const char *const split[14] = {
+        "engine.frame_hz=0",
+        "engine.burst=64",
+        "engine.pool_frames=16384",
+        "ring.capacity=4096",
+        "strategic.workers=0",
+        "thread.rt0.stages=capture,pattern",
+        "thread.rt0.core=0",
+        "thread.rt0.wait=spin",
+        "thread.rt1.stages=decide,execute",
+        "thread.rt1.core=1",
+        "thread.rt1.wait=spin",
+        "thread.tel.stages=telemetry",
         "thread.tel.wait=park",
+        NULL,
     };
+    /* RFX_BENCH_SET=section.key=value: one more setting for both layouts. */
+    const char *extra = getenv("RFX_BENCH_SET");
     const char *names[2] = {"2t", "2t+tel"};
-    const char *const *sets[2] = {fused, split};
-    int n[2] = {11, 13};
+    const char *fused_x[12], *split_x[14];
+    memcpy(fused_x, fused, sizeof fused_x);
+    memcpy(split_x, split, sizeof split_x);
+    fused_x[11] = split_x[13] = extra;
+    const char *const *sets[2] = {fused_x, split_x};
+    int n[2] = {extra ? 12 : 11, extra ? 14 : 13};
     double best = 0, rate[2] = {0, 0};
     int best_i = 0;
     for (int rep = 0; rep < 3; rep++) {

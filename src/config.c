@@ -529,6 +529,7 @@ static void telemetry_key(struct loader *L, const char *key, const char *val)
     struct rfx_engine_config *c = L->cfg;
     NUM("telemetry", "interval_s", 0.01, 3600, c->interval_s)
     INT("telemetry", "drain_us", 100, 1000000, false, c->drain_us)
+    INT("telemetry", "trace_frames", 0, 65536, false, c->trace_frames)
     if (!strcmp(key, "metrics_listen")) {
         struct sockaddr_in a;
         char why[160];

@@ -173,6 +173,7 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->n_rules = 3;
     memcpy(c->rules, seed_rules, sizeof seed_rules);
     c->interval_s = 1.0;
+    c->trace_frames = 128;
     c->drain_us = 2000;
     snprintf(c->source_kind, sizeof c->source_kind, "demo");
     snprintf(c->sink_kind, sizeof c->sink_kind, "demo");

@@ -105,6 +105,7 @@ void rfx_telemetry_destroy(struct rfx_telemetry *t)
             rfx_hdr_destroy(t->win[j][k]);
     for (int k = 0; k < RFX_MAX_STAGES + 4; k++)
         rfx_hdr_destroy(t->merged[k]);
+    rfx_flight_fini(&t->flight);
     rfx_hlog_writer_destroy(t->hlog);
     if (t->hlog_f)
         fclose(t->hlog_f);
@@ -157,6 +158,8 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
     rfx_ladder_init(&t->ladder, &lc);
     if (rc == 0)
         rc = new_hist(&t->e2e_all);
+    if (rc == 0)
+        rc = rfx_flight_init(&t->flight, e->cfg.trace_frames);
     if (rc) {
         rfx_telemetry_destroy(t);
         snprintf(msg, msglen, "telemetry: out of memory for histograms");
@@ -487,6 +490,7 @@ static void *reporter_main(void *arg)
         pthread_mutex_unlock(&t->lock);
         close_interval(t, swap_sets(t), next);
         rfx_telemetry_publish_metrics(t);
+        rfx_flight_collect(&t->flight, t->e, t->n);
         if (t->e->cfg.persist_path[0] &&
             now - t->last_persist_ns >= (int64_t)(t->e->cfg.persist_s * 1e9)) {
             t->last_persist_ns = now;
@@ -567,6 +571,7 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
     struct tset *set = atomic_load_explicit(&t->active, memory_order_seq_cst); /* P2 */
     for (size_t i = 0; i < n; i++) {
         struct rfx_frame *f = frames[i];
+        int over_stage = -1;
         for (int s = 0; s < t->n; s++) {
             if (f->exit_ns[s] == 0)
                 continue; /* did not run there (dropped before) */
@@ -585,15 +590,21 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
             } else if (f->woke_mask & (1u << s)) {
                 rfx_hdr_record_fast(set->h[s][K_LATE], wait > 0 ? wait : 1);
             }
-            if (t->st[s].budget && svc > t->st[s].budget->p99_ns)
+            if (t->st[s].budget && svc > t->st[s].budget->p99_ns) {
                 set->over_p99[s]++;
+                if (over_stage < 0)
+                    over_stage = s;
+            }
         }
+        int64_t e2e = f->exit_ns[t->n - 1] - f->scheduled_ns;
+        bool over_e2e =
+            f->drop_reason == RFX_DROP_NONE && t->e2e_budget && e2e > t->e2e_budget->p99_ns;
+        rfx_flight_record(&t->flight, f, t->n, over_stage, over_e2e);
         if (f->drop_reason != RFX_DROP_NONE) {
             dropped[f->drop_reason < RFX_DROP_REASONS ? f->drop_reason : RFX_DROP_STAGE]++;
             continue;
         }
         executed++;
-        int64_t e2e = f->exit_ns[t->n - 1] - f->scheduled_ns;
         e2e = e2e > 0 ? e2e : 1;
         if (e2e <= H_HIGHEST)
             set->e2e_sum += e2e;
@@ -737,6 +748,10 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
         return rc;
     }
     char path[RFX_PATH_MAX + 32], tmp[RFX_PATH_MAX + 40];
+    if ((rc = rfx_flight_write(&t->flight, e, t->n, &t->ladder, dir)) != 0) {
+        snprintf(msg, msglen, "%s/trace.json: %s", dir, strerror(-rc));
+        return rc;
+    }
     if ((rc = write_plot(t, dir)) != 0) {
         snprintf(msg, msglen, "%s/latency.svg: %s", dir, strerror(-rc));
         return rc;

@@ -212,7 +212,7 @@ int cmd_run(int argc, char **argv, bool demo)
     }
     int64_t viol = rfx_engine_print_report(e, stdout);
     printf("bundle: %s/ (summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm, latency.svg, "
-           "metrics.prom)\n",
+           "metrics.prom, trace.json)\n",
            cfg.out_dir);
     if (status == 0 && fail_on_budget && viol > 0) {
         fprintf(stderr, "reflex: %lld budget violations (--fail-on-budget)\n", (long long)viol);

@@ -100,6 +100,7 @@ struct rfx_engine_config {
     double interval_s;       /* interval histograms and checks */
     uint32_t drain_us;       /* telemetry thread wakes at least this often */
     char metrics_listen[64]; /* Prometheus endpoint "HOST:PORT" ("" = off) */
+    uint32_t trace_frames;   /* flight recorder: frames kept per window (0 = off) */
     /* [budget] end to end per context class at p95 (routine, emergency,
      * deliberative; 0 = none) and load scaling */
     int64_t class_p95_ns[3];

@@ -55,7 +55,7 @@ def check_bundle(d, label, stages=("capture", "pattern", "decide", "execute")):
             check(k in s["stages"][st], f"{label}: stages.{st}.{k}")
         check(os.path.getsize(os.path.join(d, st + ".hgrm")) > 0, f"{label}: {st}.hgrm written")
     check(os.path.getsize(os.path.join(d, "e2e.hgrm")) > 0, f"{label}: e2e.hgrm written")
-    for name in ("latency.svg", "metrics.prom"):
+    for name in ("latency.svg", "metrics.prom", "trace.json"):
         check(os.path.getsize(os.path.join(d, name)) > 0, f"{label}: {name} written")
     crit = [t for t in s["threads"] if t["critical"]]
     check(s.get("allocation_tracking") is True, f"{label}: jemalloc allocation counters active")
@@ -303,6 +303,62 @@ if s["watchdog"]["stack_dumps"]:
           "stall: the stalled thread's stack is in the log and summary.json",
           ev[0]["stack"] if ev else "")
 print("stall events:", [(x["frame"], x["detected_after_ms"], x["duration_ms"]) for x in ev])
+
+
+def check_trace(path, label, expect_violation):
+    """trace.json: JSON in the Chrome trace event format, as Perfetto and
+    chrome://tracing read it: the fields each phase needs, begin/end pairs
+    matched, the complete slices of a track nested or disjoint."""
+    with open(path) as f:
+        t = json.load(f)
+    ev = t["traceEvents"]
+    need = {"X": ("name", "ts", "dur", "pid", "tid"), "b": ("name", "cat", "id", "ts", "pid"),
+            "e": ("name", "cat", "id", "ts", "pid"), "i": ("name", "ts", "pid", "s"),
+            "M": ("name", "pid", "args")}
+    bad = [e for e in ev if e.get("ph") not in need or any(k not in e for k in need[e["ph"]])]
+    check(not bad, f"{label}: {len(ev)} trace events, each with its phase's fields", str(bad[:3]))
+    opened, unmatched, spans = {}, 0, 0
+    for e in ev:
+        if e["ph"] == "b":
+            opened[(e["cat"], e["id"])] = e["ts"]
+        elif e["ph"] == "e":
+            b = opened.pop((e["cat"], e["id"]), None)
+            spans += 1
+            unmatched += b is None or b > e["ts"]
+    check(spans > 0 and unmatched == 0 and not opened,
+          f"{label}: {spans} frame spans, each begun before it ends and closed")
+    tracks = {}
+    negative = sum(1 for e in ev if e["ph"] == "X" and e["dur"] < 0)
+    check(negative == 0, f"{label}: no slice with a negative duration")
+    for e in ev:
+        if e["ph"] == "X":
+            tracks.setdefault(e["tid"], []).append((e["ts"], e["ts"] + e["dur"]))
+    crossing = 0
+    for sl in tracks.values():
+        sl.sort(key=lambda x: (x[0], -x[1]))
+        stack = []
+        for a0, a1 in sl:
+            while stack and stack[-1] <= a0 + 1e-3:
+                stack.pop()
+            if stack and a1 > stack[-1] + 1e-3:
+                crossing += 1
+            stack.append(a1)
+    check(crossing == 0, f"{label}: slices on each of {len(tracks)} thread tracks nest or are "
+          f"disjoint ({crossing} crossing)")
+    names = {e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+    check(any(n.startswith("rfx-rt0") for n in names), f"{label}: tracks named by thread",
+          str(names))
+    flagged = [e for e in ev if e.get("args", {}).get("violating_frame")]
+    if expect_violation:
+        check(flagged and any(e["name"].startswith("budget violation") for e in ev),
+              f"{label}: the violating frame flagged ({len(flagged)} events) with an instant "
+              f"event; {t['otherData']['windows']} windows")
+        check(any(e["name"].startswith("level ") and e["ph"] == "i" for e in ev),
+              f"{label}: degradation transitions as instant events")
+    return t
+
+
+check_trace(os.path.join(work, "stall", "trace.json"), "stall trace.json", True)
 
 # 8. Failing sink: it fails every frame from 5 s to 10 s; the breaker opens.
 s = fault_run("sink_fail", 25, ["fault.sink_fail_prob=1", "fault.from_s=5", "fault.to_s=10"],

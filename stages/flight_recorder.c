@@ -1,0 +1,195 @@
+/*
+ * The flight recorder's off-path half: rendering frozen rings as Chrome
+ * trace events (the JSON object format: {"traceEvents": [...]}), which
+ * Perfetto and chrome://tracing open. One track per thread of the pipeline
+ * (named rfx-NAME with its stages), one complete ("X") slice per frame per
+ * stage, an async span per frame from its scheduled capture time to its
+ * end, the violating frame flagged (its slices named "... OVER", a global
+ * instant event at its end), and the ladder's transitions as global
+ * instant events. Timestamps are microseconds since the run's start.
+ */
+#include "flight_recorder.h"
+
+#include "degrade.h"
+#include "engine_impl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+int rfx_flight_init(struct rfx_flight *fl, uint32_t k)
+{
+    memset(fl, 0, sizeof *fl);
+    atomic_init(&fl->ready, 0);
+    if (k == 0)
+        return 0;
+    while (k & (k - 1)) /* up to a power of two: the ring index is a mask */
+        k += k & -k;
+    for (int i = 0; i < 2; i++) {
+        fl->ring[i] = calloc(k, sizeof *fl->ring[i]);
+        if (!fl->ring[i])
+            return -ENOMEM;
+    }
+    fl->mem = open_memstream(&fl->events, &fl->events_len);
+    if (!fl->mem)
+        return -ENOMEM;
+    fl->k = k;
+    return 0;
+}
+
+void rfx_flight_fini(struct rfx_flight *fl)
+{
+    if (fl->mem)
+        fclose(fl->mem);
+    free(fl->events);
+    free(fl->ring[0]);
+    free(fl->ring[1]);
+    memset(fl, 0, sizeof *fl);
+}
+
+static double us(const struct rfx_engine *e, int64_t ns)
+{
+    return (ns - e->start_ns) / 1e3;
+}
+
+static void event_sep(struct rfx_flight *fl)
+{
+    if (ftell(fl->mem) > 0)
+        fputs(",\n", fl->mem);
+}
+
+/* One window: the ring's frames oldest first; `trigger` is the frame that
+ * froze it (0 with none, e.g. at the stop). */
+static void render(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
+                   const struct rfx_trace_frame *ring, uint64_t n, uint64_t trigger,
+                   bool has_trigger, const char *why)
+{
+    if (fl->windows >= RFX_TRACE_WINDOWS) {
+        fl->windows_dropped++;
+        return;
+    }
+    int w = ++fl->windows;
+    FILE *f = fl->mem;
+    uint64_t cnt = n < fl->k ? n : fl->k, first = n < fl->k ? 0 : n & (fl->k - 1);
+    for (uint64_t i = 0; i < cnt; i++) {
+        const struct rfx_trace_frame *x = &ring[(first + i) & (fl->k - 1)];
+        bool flagged = has_trigger && x->seq == trigger;
+        int64_t end = 0;
+        for (int s = 0; s < n_stages; s++) {
+            if (x->exit_ns[s] == 0)
+                continue;
+            end = x->exit_ns[s];
+            bool over = x->over_stage == s;
+            event_sep(fl);
+            fprintf(f,
+                    "{\"name\": \"%s%s\", \"cat\": \"stage\", \"ph\": \"X\", \"ts\": %.3f, "
+                    "\"dur\": %.3f, \"pid\": 1, \"tid\": %d, \"args\": {\"frame\": %" PRIu64
+                    ", \"stage\": \"%s\", \"level\": \"%s\", \"window\": %d%s}}",
+                    e->stages[s].name, over ? " OVER p99 budget" : "", us(e, x->enter_ns[s]),
+                    (x->exit_ns[s] - x->enter_ns[s]) / 1e3, e->stages[s].thread + 1, x->seq,
+                    e->stages[s].name, rfx_level_name((enum rfx_level)x->level), w,
+                    flagged ? ", \"violating_frame\": true" : "");
+        }
+        if (end == 0)
+            end = x->capture_ns > 0 ? x->capture_ns : x->scheduled_ns;
+        char name[96];
+        if (x->drop_reason)
+            snprintf(name, sizeof name, "frame %" PRIu64 " dropped (%s)", x->seq,
+                     rfx_drop_reason_name((enum rfx_drop_reason)x->drop_reason));
+        else
+            snprintf(name, sizeof name, "frame %" PRIu64 "%s", x->seq,
+                     x->over_e2e ? " OVER e2e p99 budget" : "");
+        event_sep(fl);
+        fprintf(f,
+                "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"b\", \"id\": \"w%d-%" PRIu64
+                "\", \"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64
+                ", \"e2e_us\": %.3f%s}},\n"
+                "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"e\", \"id\": \"w%d-%" PRIu64
+                "\", \"ts\": %.3f, \"pid\": 1, \"tid\": 0}",
+                name, w, x->seq, us(e, x->scheduled_ns), x->seq, (end - x->scheduled_ns) / 1e3,
+                flagged ? ", \"violating_frame\": true" : "", name, w, x->seq, us(e, end));
+        if (flagged) {
+            event_sep(fl);
+            fprintf(f,
+                    "{\"name\": \"budget violation: frame %" PRIu64 " (%s)\", \"cat\": "
+                    "\"violation\", \"ph\": \"i\", \"s\": \"g\", \"ts\": %.3f, \"pid\": 1, "
+                    "\"tid\": 0, \"args\": {\"frame\": %" PRIu64 ", \"window\": %d}}",
+                    x->seq,
+                    x->over_e2e          ? "end to end over its p99 budget"
+                    : x->over_stage >= 0 ? e->stages[x->over_stage].name
+                                         : "",
+                    us(e, end), x->seq, w);
+        }
+    }
+    event_sep(fl);
+    fprintf(f,
+            "{\"name\": \"window %d: %s\", \"cat\": \"window\", \"ph\": \"i\", \"s\": \"g\", "
+            "\"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"frames\": %" PRIu64 "}}",
+            w, why, cnt ? us(e, ring[first].scheduled_ns) : 0.0, cnt);
+}
+
+void rfx_flight_collect(struct rfx_flight *fl, struct rfx_engine *e, int n_stages)
+{
+    if (!fl->k || !atomic_load_explicit(&fl->ready, memory_order_acquire)) /* F1 */
+        return;
+    render(fl, e, n_stages, fl->ring[fl->frozen], fl->frozen_n, fl->frozen_seq, true,
+           "frames around a budget violation");
+    atomic_store_explicit(&fl->ready, 0, memory_order_release); /* F2 */
+}
+
+int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
+                     const struct rfx_ladder *ladder, const char *dir)
+{
+    if (!fl->k)
+        return 0;
+    rfx_flight_collect(fl, e, n_stages);
+    render(fl, e, n_stages, fl->ring[fl->cur], fl->n, 0, false, "the last frames at the stop");
+    fl->n = 0; /* a second write renders only what came after */
+    for (int i = 0; i < ladder->n_transitions; i++) {
+        const struct rfx_transition *x = &ladder->transitions[i];
+        event_sep(fl);
+        fprintf(fl->mem,
+                "{\"name\": \"level %s -> %s\", \"cat\": \"degradation\", \"ph\": \"i\", \"s\": "
+                "\"g\", \"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"cause\": \"",
+                rfx_level_name(x->from), rfx_level_name(x->to), x->t_s * 1e6);
+        for (const char *c = x->cause; *c; c++)
+            fputc(*c == '"' || *c == '\\' ? '\'' : *c, fl->mem);
+        fputs("\"}}", fl->mem);
+    }
+    if (fflush(fl->mem) != 0)
+        return -ENOMEM;
+    char path[RFX_PATH_MAX + 32], tmp[RFX_PATH_MAX + 40];
+    snprintf(path, sizeof path, "%s/trace.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -errno;
+    fprintf(f,
+            "{\"displayTimeUnit\": \"ms\", \"otherData\": {\"windows\": %d, "
+            "\"windows_not_written\": %" PRIu64 ", \"violations_not_traced\": %" PRIu64
+            ", \"frames_per_window\": %u},\n\"traceEvents\": [\n",
+            fl->windows, fl->windows_dropped, fl->missed, fl->k);
+    fprintf(f, "{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": 0, \"args\": "
+               "{\"name\": \"reflex\"}},\n"
+               "{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": 0, \"args\": "
+               "{\"name\": \"frames (scheduled capture to end)\"}}");
+    for (int t = 0; t < e->n_threads; t++) {
+        fprintf(f,
+                ",\n{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": %d, \"args\": "
+                "{\"name\": \"rfx-%s:",
+                t + 1, e->threads[t].cfg.name);
+        for (int s = 0; s < e->threads[t].n_stages; s++)
+            fprintf(f, " %s", e->stages[e->threads[t].first_stage + s].name);
+        fprintf(f, "\"}}");
+    }
+    if (fl->events_len)
+        fputs(",\n", f);
+    fwrite(fl->events, 1, fl->events_len, f);
+    fputs("\n]}\n", f);
+    if (fclose(f) != 0)
+        return -EIO;
+    if (rename(tmp, path) != 0)
+        return -errno;
+    return 0;
+}

@@ -1,0 +1,109 @@
+/*
+ * The flight recorder (stages/flight_recorder.c): the last K frames'
+ * timelines, kept by the telemetry stage in a preallocated ring, written as
+ * Chrome trace event JSON (trace.json) around each budget violation and at
+ * the stop.
+ *
+ * Two rings of K frames. The telemetry stage writes the current one; on a
+ * frame over a p99 budget (when the other ring is free) it notes the frame
+ * and, K/2 frames later, hands the current ring to the reporter (a release
+ * store of `ready`) and goes on in the other one: O(1) on the critical
+ * path, nothing copied, nothing allocated. The reporter (acquire) renders
+ * the frozen ring into its event buffer and frees it (release). A violation
+ * while the other ring is still being rendered is counted, not traced.
+ */
+#ifndef REFLEX_FLIGHT_RECORDER_H
+#define REFLEX_FLIGHT_RECORDER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <reflex/stage.h>
+
+#define RFX_TRACE_WINDOWS 16 /* windows kept in trace.json (the rest are counted) */
+
+struct rfx_trace_frame {
+    uint64_t seq;
+    int64_t scheduled_ns, capture_ns;
+    int64_t enter_ns[RFX_MAX_STAGES], exit_ns[RFX_MAX_STAGES];
+    uint32_t level;
+    uint8_t drop_reason, cache_result;
+    int8_t over_stage; /* the first stage over its p99 budget, -1: none */
+    uint8_t over_e2e;  /* end to end over its p99 budget */
+};
+
+struct rfx_flight {
+    uint32_t k; /* frames per ring, a power of two; 0: off */
+    struct rfx_trace_frame *ring[2];
+    /* the telemetry stage's */
+    int cur;
+    uint64_t n;         /* frames written into ring[cur] */
+    uint64_t freeze_at; /* hand ring[cur] over when n reaches this (0: none pending) */
+    uint64_t pending_seq;
+    uint64_t missed; /* violations while the other ring was busy */
+    /* handed over */
+    _Atomic int ready; /* 1: ring[frozen] is the reporter's */
+    int frozen;
+    uint64_t frozen_n, frozen_seq;
+    /* the reporter's */
+    char *events;
+    size_t events_len;
+    FILE *mem;
+    int windows;
+    uint64_t windows_dropped;
+};
+
+int rfx_flight_init(struct rfx_flight *fl, uint32_t k);
+void rfx_flight_fini(struct rfx_flight *fl);
+
+/* Telemetry stage, per frame. */
+static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_frame *f, int n_stages,
+                                     int over_stage, bool over_e2e)
+{
+    if (!fl->k)
+        return;
+    struct rfx_trace_frame *x = &fl->ring[fl->cur][fl->n & (fl->k - 1)];
+    x->seq = f->seq;
+    x->scheduled_ns = f->scheduled_ns;
+    x->capture_ns = f->capture_ns;
+    for (int s = 0; s < n_stages; s++) {
+        x->enter_ns[s] = f->enter_ns[s];
+        x->exit_ns[s] = f->exit_ns[s];
+    }
+    x->level = f->level;
+    x->drop_reason = f->drop_reason;
+    x->cache_result = f->cache_result;
+    x->over_stage = (int8_t)over_stage;
+    x->over_e2e = over_e2e;
+    fl->n++;
+    if ((over_stage >= 0 || over_e2e) && fl->freeze_at == 0) {
+        if (atomic_load_explicit(&fl->ready, memory_order_acquire)) { /* F2 */
+            fl->missed++;
+        } else {
+            fl->freeze_at = fl->n + fl->k / 2;
+            fl->pending_seq = f->seq;
+        }
+    }
+    if (fl->freeze_at && fl->n >= fl->freeze_at) {
+        fl->frozen = fl->cur;
+        fl->frozen_n = fl->n;
+        fl->frozen_seq = fl->pending_seq;
+        atomic_store_explicit(&fl->ready, 1, memory_order_release); /* F1 */
+        fl->cur ^= 1;
+        fl->n = 0;
+        fl->freeze_at = 0;
+    }
+}
+
+struct rfx_engine;
+struct rfx_ladder;
+/* Reporter: render a frozen ring, if any, into the event buffer and free it. */
+void rfx_flight_collect(struct rfx_flight *fl, struct rfx_engine *e, int n_stages);
+/* After the stop: the pending frozen ring, the current ring ("at stop"),
+ * then trace.json in dir. 0 or -errno. */
+int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
+                     const struct rfx_ladder *ladder, const char *dir);
+
+#endif

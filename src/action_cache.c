@@ -16,6 +16,7 @@
  */
 #define _LGPL_SOURCE /* inline read-side fast paths */
 #include "action_cache_impl.h"
+#include "probes.h"
 
 #include <ck_ring.h>
 #include <errno.h>
@@ -294,6 +295,7 @@ int64_t rfx_action_cache_publish(struct rfx_action_cache *c, const struct rfx_ca
             s->l1[i].generation = s->generation;
     s->checksum = rfx_snapshot_checksum(s);
     snap_store(c, s);
+    RFX_PROBE3(cache_publish, s->generation, s->n1, s->n2);
     atomic_fetch_add_explicit(&c->publications, 1, memory_order_relaxed);
     /* Every reader has passed a quiescent state after this: none holds old. */
     urcu_qsbr_synchronize_rcu();

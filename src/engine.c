@@ -24,6 +24,7 @@
  */
 #include "engine_impl.h"
 #include "metrics_http.h"
+#include "probes.h"
 #include "persist.h"
 
 #include <errno.h>
@@ -713,10 +714,12 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         atomic_store_explicit(&t->busy_stage, si, memory_order_relaxed);
         atomic_store_explicit(&t->busy_seq, live[0]->seq, memory_order_relaxed);
         atomic_store_explicit(&t->busy_since, t0, memory_order_release);
+        RFX_PROBE3(stage_enter, si, live[0]->seq, m);
         s->ops->process(s->ctx, live, m, &env);
         fault_work(e, si, live, m, env.degrade, t0);
         stage_fail(e, si, live, m, env.degrade, t0);
         atomic_store_explicit(&t->busy_since, 0, memory_order_release);
+        RFX_PROBE3(stage_exit, si, live[0]->seq, m);
         int64_t t1 = rfx_now_ns();
         if (si == e->sink_stage)
             sink_outcomes(e, live, m, t1);
@@ -981,6 +984,7 @@ static void source_loop(struct rfx_xthread *t)
             f->drop_reason = RFX_DROP_NONE;
             f->cache_result = RFX_CACHE_NONE;
             f->woke_mask = 0;
+            RFX_PROBE2(frame_capture, f->seq, f->scheduled_ns);
         }
         run_stages(t, frames, n);
         /* Capture may find no input for some slots: recycle them unseen. */

@@ -28,6 +28,7 @@
  * the static functions.
  */
 #include "engine_impl.h"
+#include "probes.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -205,6 +206,11 @@ static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t n
     struct rfx_engine *e = w->e;
     double start_s = (since - e->start_ns) * 1e-9, after = (now - since) * 1e-6;
     int64_t limit = planner ? w->planner_stall_ns : w->stall_ns;
+    int si = -1;
+    for (int i = 0; !planner && i < e->n_stages; i++)
+        if (!strcmp(e->stages[i].name, stage))
+            si = i;
+    RFX_PROBE3(stall, si, seq, (int64_t)(now - since) / 1000000);
     int idx = -1;
     pthread_mutex_lock(&w->lock);
     w->count++;

@@ -22,6 +22,7 @@
  * change (P6) before reading the old set.
  */
 #include "metrics_http.h"
+#include "probes.h"
 #include "svg_plot.h"
 #include "telemetry_impl.h"
 #include "hdr_histogram_impl.h"
@@ -403,6 +404,7 @@ static void evaluate(struct rfx_telemetry *t, const struct tset *s, int64_t end)
     if (rfx_ladder_step(&t->ladder, ts, &v)) {
         const struct rfx_transition *x = &t->ladder.transitions[t->ladder.n_transitions - 1];
         atomic_store_explicit(&e->level, (int)x->to, memory_order_relaxed);
+        RFX_PROBE2(level_change, (int)x->from, (int)x->to);
         fprintf(stderr, "reflex: %6.1f s: level %s -> %s: %s\n", ts, rfx_level_name(x->from),
                 rfx_level_name(x->to), x->cause);
         if (x->to > x->from)
@@ -601,6 +603,7 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
             f->drop_reason == RFX_DROP_NONE && t->e2e_budget && e2e > t->e2e_budget->p99_ns;
         rfx_flight_record(&t->flight, f, t->n, over_stage, over_e2e);
         if (f->drop_reason != RFX_DROP_NONE) {
+            RFX_PROBE2(frame_drop, f->seq, f->drop_reason);
             dropped[f->drop_reason < RFX_DROP_REASONS ? f->drop_reason : RFX_DROP_STAGE]++;
             continue;
         }

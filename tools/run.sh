@@ -16,7 +16,7 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       liburcu-dev libck-dev libjemalloc-dev libcriterion-dev libinih-dev
       zlib1g-dev systemtap-sdt-dev
       default-jdk-headless libhdrhistogram-java
-      prometheus librsvg2-bin libxml2-utils)
+      prometheus librsvg2-bin libxml2-utils linux-perf binutils)
 if [ "$mode" = bench ] || [ "$mode" = demo ]; then pkgs+=(libdpdk-dev); fi
 
 install_missing() {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const type_names[RFX_ALERT_TYPES] = {
     "budget_exceeded", "stall", "cache_hit_rate", "drops", "memory_growth", "circuit_open",
@@ -82,8 +83,10 @@ bool rfx_alert_raise(struct rfx_alerts *a, double t_s, enum rfx_alert_type type,
     rfx_alert_fn fn = a->fn;
     void *arg = a->arg;
     pthread_mutex_unlock(&a->lock);
-    fprintf(stderr, "reflex: %6.1f s: alert %s (%s)%s%s: %s\n", t_s, type_names[type],
-            rfx_severity_name(sev), x.stage[0] ? " stage " : "", x.stage, x.message);
+    /* On a terminal, first clear the live status line the CLI may be drawing. */
+    fprintf(stderr, "%sreflex: %6.1f s: alert %s (%s)%s%s: %s\n",
+            isatty(STDERR_FILENO) ? "\r\033[K" : "", t_s, type_names[type], rfx_severity_name(sev),
+            x.stage[0] ? " stage " : "", x.stage, x.message);
     if (fn)
         fn(arg, &x);
     return true;

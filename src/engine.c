@@ -487,6 +487,15 @@ int rfx_engine_set_planner(struct rfx_engine *e, const struct rfx_planner_ops *o
     return 0;
 }
 
+void rfx_engine_status(const struct rfx_engine *e, struct rfx_engine_status *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    if (e && e->tel)
+        rfx_telemetry_status(e->tel, out);
+}
+
 int rfx_engine_metrics_port(const struct rfx_engine *e)
 {
     return e && e->metrics ? rfx_metrics_server_port(e->metrics) : -1;

@@ -195,6 +195,9 @@ void rfx_watchdog_counts(struct rfx_watchdog *w, struct rfx_watchdog_counts *out
 void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f);
 int64_t rfx_frame_budget_ns(const struct rfx_engine *e);
 
+/* The last closed interval's status (any thread). */
+void rfx_telemetry_status(struct rfx_telemetry *t, struct rfx_engine_status *out);
+
 /* Reporter: render the exposition and hand it to the endpoint (if any). */
 void rfx_telemetry_publish_metrics(struct rfx_telemetry *t);
 

@@ -40,6 +40,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static const struct rfx_budget *find_budget(const struct rfx_engine_config *c, const char *name)
 {
@@ -112,6 +113,7 @@ void rfx_telemetry_destroy(struct rfx_telemetry *t)
         fclose(t->hlog_f);
     pthread_mutex_destroy(&t->lock);
     pthread_cond_destroy(&t->cond);
+    pthread_mutex_destroy(&t->status_lock);
     free(t);
 }
 
@@ -128,6 +130,7 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
     memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
+    pthread_mutex_init(&t->status_lock, NULL);
     t->e = e;
     t->n = e->n_stages; /* telemetry is appended after this */
     int rc = 0;
@@ -405,7 +408,8 @@ static void evaluate(struct rfx_telemetry *t, const struct tset *s, int64_t end)
         const struct rfx_transition *x = &t->ladder.transitions[t->ladder.n_transitions - 1];
         atomic_store_explicit(&e->level, (int)x->to, memory_order_relaxed);
         RFX_PROBE2(level_change, (int)x->from, (int)x->to);
-        fprintf(stderr, "reflex: %6.1f s: level %s -> %s: %s\n", ts, rfx_level_name(x->from),
+        fprintf(stderr, "%sreflex: %6.1f s: level %s -> %s: %s\n",
+                isatty(STDERR_FILENO) ? "\r\033[K" : "", ts, rfx_level_name(x->from),
                 rfx_level_name(x->to), x->cause);
         if (x->to > x->from)
             rfx_alert_raise(&e->alerts, ts, RFX_ALERT_BUDGET,
@@ -417,6 +421,47 @@ static void evaluate(struct rfx_telemetry *t, const struct tset *s, int64_t end)
         t->w_fill = 0;
         t->w_next = 0;
     }
+}
+
+/* Reporter: the status a live display shows (rfx_engine_status). */
+static void update_status(struct rfx_telemetry *t, const struct tset *s, int64_t end, double len,
+                          double hr)
+{
+    struct rfx_engine *e = t->e;
+    struct rfx_engine_status st = {.t_s = (end - e->start_ns) * 1e-9,
+                                   .e2e_p99_ns = -1,
+                                   .worst_ratio = -1,
+                                   .level = rfx_engine_level(e),
+                                   .hit_rate = hr};
+    int64_t frames = rfx_hdr_total_count(s->e2e);
+    st.frames_per_s = len > 0 ? (double)frames / len : 0;
+    if (frames > 0)
+        st.e2e_p99_ns = rfx_hdr_value_at_percentile(s->e2e, 99);
+    for (int i = 0; i < t->n; i++) {
+        const struct rfx_budget *b = t->st[i].budget;
+        if (!b || b->p99_ns <= 0 || rfx_hdr_total_count(s->h[i][K_SERVICE]) == 0)
+            continue;
+        double r = (double)rfx_hdr_value_at_percentile(s->h[i][K_SERVICE], 99) / (double)b->p99_ns;
+        if (r > st.worst_ratio) {
+            st.worst_ratio = r;
+            snprintf(st.worst_stage, sizeof st.worst_stage, "%s", e->stages[i].name);
+        }
+    }
+    struct rfx_engine_counts k;
+    rfx_engine_counts(e, &k);
+    for (int r = 0; r < RFX_DROP_REASONS; r++)
+        st.dropped += k.dropped[r];
+    pthread_mutex_lock(&t->status_lock);
+    st.intervals = t->status.intervals + 1;
+    t->status = st;
+    pthread_mutex_unlock(&t->status_lock);
+}
+
+void rfx_telemetry_status(struct rfx_telemetry *t, struct rfx_engine_status *out)
+{
+    pthread_mutex_lock(&t->status_lock);
+    *out = t->status;
+    pthread_mutex_unlock(&t->status_lock);
 }
 
 /* Reporter: the interval [iv_start, end) is in `s`: log, check, fold in, reset. */
@@ -458,6 +503,7 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
     }
     interval_alerts(t, s, end, hr);
     evaluate(t, s, end);
+    update_status(t, s, end, len, hr);
     if (t->n_iv > 0 && t->n_iv <= MAX_INTERVALS)
         t->level_by_iv[t->n_iv - 1] = (int)t->ladder.level;
     t->e2e_sum += s->e2e_sum;

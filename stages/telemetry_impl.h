@@ -54,7 +54,9 @@ struct rfx_telemetry {
     struct rfx_hdr *win[16][RFX_MAX_STAGES + 4]; /* stages, e2e, 3 classes */
     struct rfx_hdr *merged[RFX_MAX_STAGES + 4];
     struct rfx_ladder ladder;
-    struct rfx_flight flight; /* trace.json */
+    struct rfx_flight flight;    /* trace.json */
+    pthread_mutex_t status_lock; /* status: the reporter writes, anyone reads */
+    struct rfx_engine_status status;
     uint64_t stalls_seen, planner_stalls_seen;
     uint64_t last_captured, last_dropped;                   /* for the drop-rate alert */
     uint64_t ev_captured, ev_stage_dropped[RFX_MAX_STAGES]; /* for the ladder */

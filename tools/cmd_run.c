@@ -59,6 +59,42 @@ static void run_usage(FILE *f, bool demo)
                "Exit: 0 ok, 1 runtime failure, 2 bad usage or config, 3 budgets failed.\n");
 }
 
+/* One status line: elapsed (and a bar for a timed run), frames/s, e2e
+ * p99, the stage nearest its budget, level, cache hit rate, drops. */
+static void status_line(char *b, size_t n, const struct rfx_engine_status *st, double t,
+                        double duration, bool bar)
+{
+    size_t k = 0;
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        if (k < n)                                                                                 \
+            k += (size_t)snprintf(b + k, n - k, __VA_ARGS__);                                      \
+    } while (0)
+    PUT("%6.1f s", t);
+    if (duration > 0) {
+        PUT(" / %g s", duration);
+        if (bar) {
+            int fill = (int)(20 * (t / duration > 1 ? 1 : t / duration));
+            PUT(" [%.*s%.*s]", fill, "####################", 20 - fill, "                    ");
+        }
+    }
+    if (st->intervals == 0) {
+        PUT("  starting");
+        return;
+    }
+    PUT("  %.0f fps", st->frames_per_s);
+    if (st->e2e_p99_ns >= 0)
+        PUT("  e2e p99 %.2f ms", st->e2e_p99_ns / 1e6);
+    if (st->worst_stage[0])
+        PUT("  worst %s %.*f%% of p99 budget%s", st->worst_stage, st->worst_ratio < 0.1 ? 1 : 0,
+            st->worst_ratio * 100, st->worst_ratio > 1 ? " OVER" : "");
+    PUT("  level %s", rfx_level_name(st->level));
+    if (st->hit_rate >= 0)
+        PUT("  hit %.1f%%", st->hit_rate * 100);
+    PUT("  drops %llu", (unsigned long long)st->dropped);
+#undef PUT
+}
+
 int cmd_run(int argc, char **argv, bool demo)
 {
     static const struct option opts[] = {
@@ -184,24 +220,33 @@ int cmd_run(int argc, char **argv, bool demo)
     if (!quiet)
         fprintf(stderr, "reflex: %s at %g Hz%s, bundle in %s/\n", demo ? "demo" : "running",
                 cfg.frame_hz, cfg.frame_hz == 0 ? " (as fast as it goes)" : "", cfg.out_dir);
-    /* Progress: a line every 5 s (issue 5 brings the live status line). */
+    /* Live status: on a terminal, one line redrawn about once a second
+     * (with a progress bar for a timed run); otherwise a plain line every
+     * 5 s; nothing with --quiet. */
+    bool tty = isatty(STDERR_FILENO);
     int64_t t0 = rfx_now_ns(), last = t0;
+    uint64_t shown = 0;
     while (rfx_engine_running(e)) {
         struct timespec ts = {0, 100000000};
         nanosleep(&ts, NULL);
         int64_t now = rfx_now_ns();
-        if (!quiet && now - last >= 5000000000LL) {
-            last = now;
-            struct rfx_engine_counts k;
-            rfx_engine_counts(e, &k);
-            fprintf(stderr, "reflex: %5.1f s", (now - t0) * 1e-9);
-            if (cfg.duration_s > 0)
-                fprintf(stderr, " / %g s", cfg.duration_s);
-            fprintf(stderr, "  captured %llu executed %llu in flight %llu\n",
-                    (unsigned long long)k.captured, (unsigned long long)k.executed,
-                    (unsigned long long)k.in_flight);
-        }
+        struct rfx_engine_status st;
+        rfx_engine_status(e, &st);
+        bool due =
+            tty ? st.intervals != shown && now - last >= 900000000LL : now - last >= 5000000000LL;
+        if (quiet || !due)
+            continue;
+        last = now;
+        shown = st.intervals;
+        char line[320];
+        status_line(line, sizeof line, &st, (now - t0) * 1e-9, cfg.duration_s, tty);
+        if (tty)
+            fprintf(stderr, "\r%s\033[K", line);
+        else
+            fprintf(stderr, "reflex: %s\n", line);
     }
+    if (tty && !quiet && shown)
+        fputc('\n', stderr);
     rfx_engine_wait(e);
     atomic_store_explicit(&g_engine, NULL, memory_order_relaxed);
     rfx_builtin_report(b, e, stdout);

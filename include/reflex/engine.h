@@ -204,6 +204,21 @@ struct rfx_engine_counts {
 };
 RFX_API void rfx_engine_counts(const struct rfx_engine *e, struct rfx_engine_counts *out);
 
+/* The last closed telemetry interval, for a live status display. Any
+ * thread; a copy, consistent within itself. intervals == 0: none closed yet. */
+struct rfx_engine_status {
+    uint64_t intervals;             /* closed so far */
+    double t_s;                     /* the interval's end, seconds since the start */
+    double frames_per_s;            /* frames executed per second in it */
+    int64_t e2e_p99_ns;             /* -1: no frames */
+    char worst_stage[RFX_NAME_MAX]; /* the stage whose p99 is nearest (or over) its budget */
+    double worst_ratio;             /* its p99 / its p99 budget */
+    enum rfx_level level;           /* the ladder's level at its end */
+    double hit_rate;                /* cache hit rate in it; -1: no lookups */
+    uint64_t dropped;               /* frames dropped so far, all reasons */
+};
+RFX_API void rfx_engine_status(const struct rfx_engine *e, struct rfx_engine_status *out);
+
 RFX_API const char *rfx_drop_reason_name(enum rfx_drop_reason r);
 RFX_API const char *rfx_level_name(enum rfx_level l);
 

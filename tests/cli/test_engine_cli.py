@@ -4,7 +4,9 @@ drop accounting, 'reflex run' errors, and the UDP source/sink driven by a
 separate process (this one) playing the demo game over 127.0.0.1."""
 import json
 import os
+import pty
 import re
+import select
 import signal
 import socket
 import struct
@@ -457,6 +459,42 @@ check(ch["events"] == s["demo"]["hits"] and (ch["events"] == 0 or ch["entries"] 
 check(inv["area_change"]["events"] == 0 and inv["area_change"]["entries"] == 0,
       "rules: no area_change event, nothing dropped for it")
 check("l1_hit_rate" in s["cache"] and "l2_hit_rate" in s["cache"], "rules: hit rate per level")
+
+# 13. Live status: a plain line every 5 s when stderr is not a terminal; on a
+#     terminal one line redrawn about once a second with a progress bar;
+#     nothing with --quiet.
+p = subprocess.run([reflex, "demo", "--duration", "6", "--out", os.path.join(work, "st1")],
+                   capture_output=True, text=True, timeout=60)
+lines = [l for l in p.stderr.splitlines() if " fps " in l]
+check(p.returncode == 0 and len(lines) == 1 and "\r" not in p.stderr and
+      all(k in lines[0] for k in ("e2e p99", "worst", "level NONE", "hit", "drops 0")),
+      f"status, not a terminal: {len(lines)} plain line(s) in 6 s", p.stderr)
+master, slave = pty.openpty()
+proc = subprocess.Popen([reflex, "demo", "--duration", "4", "--out", os.path.join(work, "st2")],
+                        stdout=subprocess.DEVNULL, stderr=slave)
+os.close(slave)
+buf = b""
+while True:
+    r, _, _ = select.select([master], [], [], 20)
+    if not r:
+        break
+    try:
+        chunk = os.read(master, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    buf += chunk
+proc.wait(timeout=30)
+os.close(master)
+text = buf.decode(errors="replace")
+redraws = text.count("\r   ")
+check(proc.returncode == 0 and redraws >= 3 and "[####################]" in text and
+      "\x1b[K" in text and " fps " in text,
+      f"status on a terminal: {redraws} redraws of one line, progress bar filled", repr(text[-400:]))
+p = subprocess.run([reflex, "demo", "--duration", "3", "--quiet", "--out",
+                    os.path.join(work, "st3")], capture_output=True, text=True, timeout=60)
+check(p.returncode == 0 and " fps " not in p.stderr, "--quiet: no status lines", p.stderr)
 
 print(f"{failures} failed")
 sys.exit(1 if failures else 0)

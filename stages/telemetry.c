@@ -307,8 +307,14 @@ static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64
                         "%llu of %llu frames dropped by the rings and the pool in the interval "
                         "(%.1f%%)",
                         (unsigned long long)dd, (unsigned long long)dc, 100.0 * dd / dc);
+    /* Named after the built-in decide stage when the pipeline has one; a
+     * user's pipeline may look the cache up anywhere. */
+    const char *looker = NULL;
+    for (int i = 0; i < t->n && !looker; i++)
+        if (!strcmp(e->stages[i].name, "decide"))
+            looker = "decide";
     if (hr >= 0 && s->l1 + s->l2 + s->miss >= 10 && hr < c->alert_hit_rate_warning)
-        rfx_alert_raise(&e->alerts, ts, RFX_ALERT_HIT_RATE, RFX_SEV_WARNING, "decide",
+        rfx_alert_raise(&e->alerts, ts, RFX_ALERT_HIT_RATE, RFX_SEV_WARNING, looker,
                         "cache hit rate %.1f%% (threshold %.0f%%)", hr * 100,
                         c->alert_hit_rate_warning * 100);
     size_t res = resident_bytes();

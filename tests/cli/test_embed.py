@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Install and embed: build reflex into a temporary prefix with
+`meson install`, then build docs/examples/bot — its own meson project using
+dependency('reflex') — against that prefix through pkg-config alone, and
+run it: its own four stages and planner at 60 FPS, leaving a bundle.
+
+usage: test_embed.py SOURCE_ROOT"""
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+src = os.path.abspath(sys.argv[1])
+tmp = tempfile.mkdtemp(prefix="rfx-embed-")
+prefix = os.path.join(tmp, "prefix")
+failures = 0
+
+
+def check(ok, what, detail=""):
+    global failures
+    print(("ok   " if ok else "FAIL ") + what + ("" if ok else f" {detail}"))
+    failures += not ok
+
+
+def run(args, **kw):
+    p = subprocess.run(args, capture_output=True, text=True, **kw)
+    return p.returncode, p.stdout + p.stderr
+
+
+rc, out = run(["meson", "setup", os.path.join(tmp, "lib"), src, f"--prefix={prefix}",
+               "-Dbuildtype=release", "-Dtests=false", "-Ddpdk=disabled"])
+if rc == 0:
+    rc, out = run(["ninja", "-C", os.path.join(tmp, "lib"), "install"])
+check(rc == 0, "meson install into a temporary prefix", out[-2000:])
+pcs = glob.glob(os.path.join(prefix, "**", "reflex.pc"), recursive=True)
+headers = glob.glob(os.path.join(prefix, "include", "reflex", "*.h"))
+libs = glob.glob(os.path.join(prefix, "**", "libreflex.so*"), recursive=True)
+check(len(pcs) == 1 and len(headers) >= 8 and libs,
+      f"installed reflex.pc, {len(headers)} headers, {len(libs)} libreflex.so files")
+if failures:
+    sys.exit(1)
+pcdir = os.path.dirname(pcs[0])
+libdir = os.path.dirname([l for l in libs if l.endswith(".so")][0])
+env = dict(os.environ, PKG_CONFIG_PATH=pcdir)
+rc, cflags = run(["pkg-config", "--cflags", "--libs", "reflex"], env=env)
+check(rc == 0 and f"-I{prefix}/include" in cflags and "-lreflex" in cflags,
+      f"pkg-config reflex: {cflags.strip()}")
+bot = os.path.join(tmp, "bot")
+rc, out = run(["meson", "setup", bot, os.path.join(src, "docs", "examples", "bot")], env=env)
+if rc == 0:
+    rc, out = run(["ninja", "-C", bot], env=env)
+check(rc == 0, "the example bot builds against the installed library (pkg-config only)",
+      out[-2000:])
+exe = os.path.join(bot, "aimbot")
+rc, ldd = run(["ldd", exe], env=dict(os.environ, LD_LIBRARY_PATH=libdir))
+check(rc == 0 and os.path.join(libdir, "libreflex.so") in ldd,
+      "it links the installed libreflex.so", ldd)
+bundle = os.path.join(tmp, "out")
+rc, out = run([exe, "4", bundle], env=dict(os.environ, LD_LIBRARY_PATH=libdir), timeout=60)
+said = [l for l in out.splitlines() if "on target" in l]
+check(rc == 0 and said, f"the bot runs: {said[0] if said else ''}",
+      out[-1500:])
+try:
+    with open(os.path.join(bundle, "summary.json")) as f:
+        s = json.load(f)
+    fr = s["frames"]
+    check(s["frame_hz"] == 60 and 220 <= fr["captured"] <= 260 and fr["in_flight"] == 0
+          and fr["captured"] == fr["executed"] + sum(fr["dropped"].values()),
+          f"60 FPS for 4 s: {fr['captured']} captured, {fr['executed']} executed")
+    check(set(s["stages"]) >= {"sense", "classify", "choose", "act"},
+          f"its own stages in the bundle: {sorted(s['stages'])}")
+    check(s["cache"]["publications"] >= 2 and s["cache"]["l1_hits"] + s["cache"]["l2_hits"] > 0,
+          f"its planner published {s['cache']['publications']} snapshots; "
+          f"{s['cache']['l1_hits'] + s['cache']['l2_hits']} hits")
+    for name in ("latency.hlog", "latency.svg", "metrics.prom", "trace.json"):
+        check(os.path.getsize(os.path.join(bundle, name)) > 0, f"bundle has {name}")
+except (OSError, KeyError, ValueError) as x:
+    check(False, "the bundle's summary.json", str(x))
+print(f"{failures} failed")
+sys.exit(1 if failures else 0)

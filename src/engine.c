@@ -1205,11 +1205,8 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
     if (e->cfg.metrics_listen[0]) {
         if ((rc = rfx_metrics_server_start(e->cfg.metrics_listen, &e->metrics, msg, msglen)) != 0)
             return rc;
-        char host[64];
-        snprintf(host, sizeof host, "%s", e->cfg.metrics_listen);
-        *strrchr(host, ':') = 0;
-        fprintf(stderr, "reflex: metrics on http://%s:%d/metrics\n", host,
-                rfx_metrics_server_port(e->metrics));
+        fprintf(stderr, "reflex: metrics on http://%s:%d/metrics\n",
+                rfx_metrics_server_host(e->metrics), rfx_metrics_server_port(e->metrics));
     }
     e->fault_stage = -1;
     e->stall_stage = -1;

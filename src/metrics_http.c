@@ -41,6 +41,7 @@
 struct rfx_metrics_server {
     int fd;
     int port;
+    char host[INET_ADDRSTRLEN];
     pthread_t tid;
     bool started;
     _Atomic int stop;
@@ -52,23 +53,23 @@ struct rfx_metrics_server {
 
 int rfx_metrics_parse_listen(const char *spec, struct sockaddr_in *out, char *msg, size_t msglen)
 {
+    /* "PORT" or ":PORT" alone: loopback. */
     const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec) {
-        snprintf(msg, msglen, "'%s' is not HOST:PORT (e.g. 127.0.0.1:9464)", spec);
-        return -EINVAL;
-    }
+    const char *port_s = colon ? colon + 1 : spec;
     char host[64];
-    size_t hl = (size_t)(colon - spec);
+    size_t hl = colon ? (size_t)(colon - spec) : 0;
     if (hl >= sizeof host) {
         snprintf(msg, msglen, "'%s': the host is too long", spec);
         return -EINVAL;
     }
     memcpy(host, spec, hl);
     host[hl] = 0;
+    if (hl == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
     char *end;
     errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (errno || end == colon + 1 || *end || port < 0 || port > 65535) {
+    long port = strtol(port_s, &end, 10);
+    if (errno || end == port_s || *end || port < 0 || port > 65535) {
         snprintf(msg, msglen, "'%s': the port is not a number in [0, 65535]", spec);
         return -EINVAL;
     }
@@ -229,6 +230,7 @@ int rfx_metrics_server_start(const char *listen_spec, struct rfx_metrics_server 
     socklen_t al = sizeof addr;
     getsockname(s->fd, (struct sockaddr *)&addr, &al);
     s->port = ntohs(addr.sin_port);
+    inet_ntop(AF_INET, &addr.sin_addr, s->host, sizeof s->host);
     pthread_mutex_init(&s->lock, NULL);
     atomic_init(&s->stop, 0);
     atomic_init(&s->served, 0);
@@ -248,6 +250,11 @@ int rfx_metrics_server_start(const char *listen_spec, struct rfx_metrics_server 
 int rfx_metrics_server_port(const struct rfx_metrics_server *s)
 {
     return s ? s->port : -1;
+}
+
+const char *rfx_metrics_server_host(const struct rfx_metrics_server *s)
+{
+    return s ? s->host : "";
 }
 
 void rfx_metrics_server_publish(struct rfx_metrics_server *s, char *text, size_t len)

@@ -9,12 +9,14 @@
 
 struct rfx_metrics_server;
 
-/* "HOST:PORT" (IPv4 literal or localhost; port 0..65535) -> address. */
+/* "HOST:PORT" (IPv4 literal or localhost; port 0..65535), or "PORT" /
+ * ":PORT" for 127.0.0.1 -> address. */
 int rfx_metrics_parse_listen(const char *spec, struct sockaddr_in *out, char *msg, size_t msglen);
 /* Bind and start serving (an empty body until the first publish). */
 int rfx_metrics_server_start(const char *listen_spec, struct rfx_metrics_server **out, char *msg,
                              size_t msglen);
 int rfx_metrics_server_port(const struct rfx_metrics_server *s);
+const char *rfx_metrics_server_host(const struct rfx_metrics_server *s); /* dotted IPv4 */
 /* Replace the text served (takes ownership of the malloc'd text). */
 void rfx_metrics_server_publish(struct rfx_metrics_server *s, char *text, size_t len);
 void rfx_metrics_server_counts(const struct rfx_metrics_server *s, uint64_t *served,

@@ -101,6 +101,6 @@ void rfx_budget_evaluate(const struct rfx_budget_window *w, double headroom,
     out->worst_ratio = a.worst;
     char what[140];
     snprintf(what, sizeof what, "%s", a.cause[0] ? a.cause : "no figures");
-    snprintf(out->cause, sizeof out->cause, "%s (window %.0f s, load %s)", what, w->window_s,
+    snprintf(out->cause, sizeof out->cause, "%s (window %.3g s, load %s)", what, w->window_s,
              rfx_load_level_name(out->load));
 }

@@ -115,6 +115,12 @@ p = subprocess.run([reflex, "plot", os.path.join(d, "summary.json")], capture_ou
                    text=True)
 check(p.returncode == 2 and "line 1" in p.stderr, "reflex plot on a non-hlog file: exit 2",
       p.stderr)
+for bad, want in ((["--budget", "decide=1,2"], "is not TAG=P50,P95,P99"),
+                  (["--budget", "nosuch=1,2,3"], "no such tag")):
+    p = subprocess.run([reflex, "plot", os.path.join(d, "latency.hlog")] + bad,
+                       capture_output=True, text=True)
+    check(p.returncode == 2 and want in p.stderr, f"reflex plot {' '.join(bad)}: exit 2",
+          p.stderr)
 
 # 2. SIGINT drains in-flight frames and leaves a valid bundle.
 d = os.path.join(work, "sigint")

@@ -54,11 +54,18 @@ int rfx_spsc_ring_create(uint64_t capacity, size_t elem_size, enum rfx_ring_poli
         policy != RFX_RING_DROP_OLDEST)
         return -EINVAL;
 
-    /* One allocation: the control block, then the slots on their own lines.
-     * A slot is the 8-byte stamp and the element, padded to 8 bytes. */
-    size_t stride = (RFX_RING_STAMP + elem_size + 7) & ~(size_t)7;
+    /* One allocation: the control block, then the groups on their own lines.
+     * Elements are padded to 8 bytes; up to 24-byte elements share a 64-byte
+     * line with their group's stamp (7, 3 or 2 of them), larger ones get a
+     * group each (stamp + element). */
+    size_t stride = (elem_size + 7) & ~(size_t)7;
+    uint64_t group = stride <= 24 ? (64 - RFX_RING_STAMP) / stride : 1;
+    if (group > capacity)
+        group = capacity;
+    size_t group_bytes = group > 1 ? 64 : RFX_RING_STAMP + stride;
+    uint64_t groups = (capacity + group - 1) / group;
     size_t head = (sizeof(struct rfx_spsc_ring) + RFX_RING_LINE - 1) & ~(size_t)(RFX_RING_LINE - 1);
-    size_t bytes = head + (size_t)capacity * stride;
+    size_t bytes = head + (size_t)groups * group_bytes;
     void *mem = NULL;
     if (posix_memalign(&mem, RFX_RING_LINE, bytes) != 0)
         return -ENOMEM;
@@ -69,12 +76,16 @@ int rfx_spsc_ring_create(uint64_t capacity, size_t elem_size, enum rfx_ring_poli
     r->cfg.elem_size = (uint32_t)elem_size;
     r->cfg.policy = (uint32_t)policy;
     r->cfg.stride = stride;
+    r->cfg.group = (uint32_t)group;
+    r->cfg.group_bytes = (uint32_t)group_bytes;
+    r->cfg.group_magic = group > 1 ? UINT64_MAX / group + 1 : 0;
     /* Block: batch R2 (the producer only waits a little longer when full).
      * The drop policies must see every free slot, or they would drop
      * elements the ring had room for: they publish each release. */
     r->cfg.release_batch = policy == RFX_RING_BLOCK && capacity >= 4 ? (uint64_t)capacity / 4 : 1;
     r->cfg.slots = (unsigned char *)mem + head;
     r->alloc = mem;
+    r->prod.at = r->cons.at = rfx_ring_locate(r, 0);
     atomic_init(&r->prod.tail, 0);
     atomic_init(&r->prod.dropped_newest, 0);
     atomic_init(&r->prod.evicted_oldest, 0);
@@ -197,8 +208,7 @@ size_t rfx_ring_push_burst(struct rfx_spsc_ring *r, const void *elems, size_t n,
         uint64_t free_ = rfx_ring_free(r, t, n);
         size_t k = n < free_ ? n : (size_t)free_;
         if (k) {
-            for (size_t i = 0; i < k; i++)
-                rfx_ring_put(r, t + i, src + i * es);                          /* R1 per slot */
+            rfx_ring_put_run(r, t, src, k);                                    /* R1 per group */
             atomic_store_explicit(&r->prod.tail, t + k, memory_order_release); /* R3 */
         }
         taken = k;
@@ -248,13 +258,12 @@ ssize_t rfx_spsc_ring_push_burst(struct rfx_spsc_ring *r, const void *elems, siz
     return (ssize_t)stored;
 }
 
-/* min(want, limit, slots left before the array wraps at index i). */
-static uint64_t run_to_wrap(const struct rfx_spsc_ring *r, uint64_t i, uint64_t want,
-                            uint64_t limit)
+/* min(want, limit, slots left in the run of i's group): zero-copy runs are
+ * contiguous, so they end where the group (or the array) does. */
+static uint64_t run_in_group(struct rfx_ring_loc l, uint64_t want, uint64_t limit)
 {
-    uint64_t contiguous = r->cfg.capacity - (i & r->cfg.mask);
     uint64_t k = want < limit ? want : limit;
-    return k < contiguous ? k : contiguous;
+    return k < l.run ? k : l.run;
 }
 
 void *rfx_spsc_ring_reserve(struct rfx_spsc_ring *r, size_t want, size_t *got)
@@ -262,10 +271,11 @@ void *rfx_spsc_ring_reserve(struct rfx_spsc_ring *r, size_t want, size_t *got)
     if (!r || !got)
         return NULL;
     uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
-    uint64_t k = run_to_wrap(r, t, want, rfx_ring_free(r, t, want ? want : 1));
+    struct rfx_ring_loc l = r->prod.at;
+    uint64_t k = run_in_group(l, want, rfx_ring_free(r, t, want ? want : 1));
     r->prod.reserved = k;
     *got = (size_t)k;
-    return k ? rfx_ring_elem(r, t) : NULL;
+    return k ? rfx_ring_loc_elem(r, l, 0) : NULL;
 }
 
 int rfx_spsc_ring_commit(struct rfx_spsc_ring *r, size_t k)
@@ -275,8 +285,9 @@ int rfx_spsc_ring_commit(struct rfx_spsc_ring *r, size_t k)
     uint64_t t = atomic_load_explicit(&r->prod.tail, memory_order_relaxed);
     r->prod.reserved = 0;
     if (k) {
-        for (uint64_t i = t; i < t + k; i++) /* R1: the caller wrote the elements */
-            atomic_store_explicit(rfx_ring_stamp(r, i), i + 1, memory_order_release);
+        /* R1: the caller wrote the elements; the run is within one group. */
+        atomic_store_explicit(rfx_ring_loc_stamp(r->prod.at), t + k, memory_order_release);
+        r->prod.at = rfx_ring_loc_skip(r, r->prod.at, t, k);
         atomic_store_explicit(&r->prod.tail, t + k, memory_order_release); /* R3 */
     }
     return 0;
@@ -306,14 +317,18 @@ const void *rfx_spsc_ring_peek(struct rfx_spsc_ring *r, size_t want, size_t *got
     else
         avail = UINT64_MAX;
     uint64_t c = rfx_ring_cur(r);
-    uint64_t k = run_to_wrap(r, c, want, avail);
-    if (r->cfg.policy != RFX_RING_DROP_OLDEST)
-        k = rfx_ring_ready_run(r, c, k);
+    struct rfx_ring_loc l =
+        r->cfg.policy == RFX_RING_DROP_OLDEST ? rfx_ring_locate(r, c) : r->cons.at;
+    uint64_t k = run_in_group(l, want, avail);
+    if (k && r->cfg.policy != RFX_RING_DROP_OLDEST) {
+        uint64_t ready = rfx_ring_ready_in(l, c); /* A1 */
+        k = k < ready ? k : ready;
+    }
     r->cons.peeked = k;
     if (k == 0)
         rfx_ring_release_to(r, c, true); /* dry: publish what is pending */
     *got = (size_t)k;
-    return k ? rfx_ring_elem(r, c) : NULL;
+    return k ? rfx_ring_loc_elem(r, l, 0) : NULL;
 }
 
 int rfx_spsc_ring_release(struct rfx_spsc_ring *r, size_t k)
@@ -322,7 +337,10 @@ int rfx_spsc_ring_release(struct rfx_spsc_ring *r, size_t k)
         return -EINVAL;
     r->cons.peeked = 0;
     if (k) {
-        uint64_t c = rfx_ring_cur(r) + k;
+        uint64_t c = rfx_ring_cur(r);
+        if (r->cfg.policy != RFX_RING_DROP_OLDEST)
+            r->cons.at = rfx_ring_loc_skip(r, r->cons.at, c, k);
+        c += k;
         rfx_ring_set_cur(r, c);
         rfx_ring_release_to(r, c, false); /* R2, batched */
     }

@@ -4,16 +4,24 @@
  * public functions in spsc_ring.c wrap the same code with argument checks.
  *
  * Indices are free-running 64-bit counters (no ABA, no wrap in practice);
- * index i lives in slot i & mask. A slot is an 8-byte stamp followed by the
- * element (stride = 8 + elem_size, rounded up to 8): the producer writes the
- * element, then stamps the slot with i + 1. A consumer waiting for data
- * polls the stamp, which sits in the same cache line as the element, so one
- * line transfer both announces and delivers it; the producer's tail line is
- * never read on the block / drop-newest fast paths.
+ * index i lives in slot i & mask. Slots are laid out in groups: a group is an
+ * 8-byte stamp followed by up to G elements, each padded to 8 bytes. For
+ * elements of up to 24 bytes a group is one 64-byte cache line (G = 7 for the
+ * 8-byte frame pointers the engine carries), so a line carries 7 elements
+ * and one stamp; larger elements get a group each (G = 1, stamp + element).
+ * The producer writes elements, then stamps their group with the index of the
+ * last one plus 1. A consumer waiting for data polls the stamp, which sits in
+ * the same cache line as the element, so one line transfer both announces
+ * and delivers it; a burst moves 7 elements per line transfer, and the
+ * producer's tail line is never read on the block / drop-newest fast paths.
+ * Stamps only grow, and a group's stamp exceeds i exactly when element i is
+ * published: a stamp left from the previous lap is at most i - capacity + G,
+ * and G <= capacity.
  *
  * Memory-ordering pairs (docs/memory-ordering.md lists them all):
- *   R1 producer's release store of a slot stamp   -> A1 consumer's acquire load of that stamp:
- *      the element bytes written before R1 are visible to the consumer after A1.
+ *   R1 producer's release store of a group stamp  -> A1 consumer's acquire load of that stamp:
+ *      the bytes of every element below the stamp's value in that group, written
+ *      before R1, are visible to the consumer after A1.
  *   R3 producer's release store of prod.tail      -> A3 acquire loads of prod.tail (drop-oldest
  *      claims, occupancy): every element below tail is written.
  *   R2 consumer's release store of cons.released  -> A2 producer's acquire load of cons.released:
@@ -45,13 +53,24 @@ struct rfx_ring_cfg {
     uint64_t capacity; /* power of two */
     uint32_t elem_size;
     uint32_t policy;        /* enum rfx_ring_policy */
-    uint64_t stride;        /* bytes per slot: stamp + element, multiple of 8 */
+    uint64_t stride;        /* bytes from one element to the next in a group:
+                               elem_size rounded up to 8 */
+    uint32_t group;         /* G: elements per group, 1 .. 7, <= capacity */
+    uint32_t group_bytes;   /* stamp + G elements: 64 when G > 1 */
+    uint64_t group_magic;   /* G > 1: floor(2^64 / G) + 1, so that
+                               s / G == (s * magic) >> 64 for every slot s < 2^32 */
     uint64_t release_batch; /* block: R2 at most every this many elements
                                (capacity / 4), or when the ring runs dry; 1 otherwise */
     unsigned char *slots;
 };
 
-#define RFX_RING_STAMP 8 /* the element follows its stamp */
+#define RFX_RING_STAMP 8 /* a group's elements follow its stamp */
+/* Where index i lives: its group's stamp and its element. */
+struct rfx_ring_loc {
+    unsigned char *group; /* the group's stamp; its elements follow */
+    uint32_t off;         /* i's position in the group */
+    uint32_t run;         /* slots from i to the end of the group (or the array) */
+};
 
 /* Written by the producer only. */
 struct rfx_ring_prod {
@@ -62,6 +81,7 @@ struct rfx_ring_prod {
     uint64_t reserved;               /* slots handed out by reserve, not yet committed */
     _Atomic uint64_t dropped_newest; /* relaxed; read by stats */
     _Atomic uint64_t evicted_oldest; /* relaxed; read by stats */
+    struct rfx_ring_loc at;          /* where index tail lives */
 };
 
 /* Written by the consumer only. */
@@ -73,6 +93,7 @@ struct rfx_ring_cons {
     uint64_t cached_tail;      /* drop-oldest: consumer's view of prod.tail (last A3 value) */
     uint64_t peeked;           /* elements handed out by peek, not yet released */
     _Atomic uint64_t skipped;  /* relaxed; read by stats */
+    struct rfx_ring_loc at;    /* block / drop-newest: where index cur lives */
 };
 
 /* Written by both sides, drop-oldest only. */
@@ -101,19 +122,61 @@ _Static_assert(sizeof(struct rfx_ring_prod) <= 64 && sizeof(struct rfx_ring_cons
                "each side's state fits one cache line");
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "64-bit atomics are lock-free words");
 
-static inline unsigned char *rfx_ring_slot(const struct rfx_spsc_ring *r, uint64_t i)
+__extension__ typedef unsigned __int128 rfx_u128;
+
+
+static inline struct rfx_ring_loc rfx_ring_locate(const struct rfx_spsc_ring *r, uint64_t i)
 {
-    return r->cfg.slots + (size_t)((i & r->cfg.mask) * r->cfg.stride);
+    uint64_t s = i & r->cfg.mask, g = s, off = 0, run = 1;
+    if (r->cfg.group > 1) {
+        g = (uint64_t)(((rfx_u128)s * r->cfg.group_magic) >> 64);
+        off = s - g * r->cfg.group;
+        run = r->cfg.group - off;
+        if (run > r->cfg.capacity - s) /* the last group may be short */
+            run = r->cfg.capacity - s;
+    }
+    return (struct rfx_ring_loc){r->cfg.slots + (size_t)(g * r->cfg.group_bytes), (uint32_t)off,
+                                 (uint32_t)run};
 }
 
-static inline _Atomic uint64_t *rfx_ring_stamp(const struct rfx_spsc_ring *r, uint64_t i)
+/* The run after l, which ended at index next_i: the next group from its start. */
+static inline struct rfx_ring_loc rfx_ring_loc_next(const struct rfx_spsc_ring *r,
+                                                    struct rfx_ring_loc l, uint64_t next_i)
 {
-    return (_Atomic uint64_t *)(void *)rfx_ring_slot(r, i);
+    uint64_t s = next_i & r->cfg.mask, left = r->cfg.capacity - s;
+    uint32_t run = left < r->cfg.group ? (uint32_t)left : r->cfg.group;
+    if (s == 0)
+        return (struct rfx_ring_loc){r->cfg.slots, 0, run};
+    return (struct rfx_ring_loc){l.group + r->cfg.group_bytes, 0, run};
+}
+
+/* l moved on by n elements (n <= l.run) from index i. */
+static inline struct rfx_ring_loc rfx_ring_loc_skip(const struct rfx_spsc_ring *r,
+                                                    struct rfx_ring_loc l, uint64_t i, uint64_t n)
+{
+    if (n < l.run) {
+        l.off += (uint32_t)n;
+        l.run -= (uint32_t)n;
+        return l;
+    }
+    return rfx_ring_loc_next(r, l, i + n);
+}
+
+static inline _Atomic uint64_t *rfx_ring_loc_stamp(struct rfx_ring_loc l)
+{
+    return (_Atomic uint64_t *)(void *)l.group;
+}
+
+/* Element k of a run that starts at l. */
+static inline unsigned char *rfx_ring_loc_elem(const struct rfx_spsc_ring *r,
+                                               struct rfx_ring_loc l, uint64_t k)
+{
+    return l.group + RFX_RING_STAMP + (size_t)((l.off + k) * r->cfg.stride);
 }
 
 static inline unsigned char *rfx_ring_elem(const struct rfx_spsc_ring *r, uint64_t i)
 {
-    return rfx_ring_slot(r, i) + RFX_RING_STAMP;
+    return rfx_ring_loc_elem(r, rfx_ring_locate(r, i), 0);
 }
 
 /* Element copy; the common 8-byte case (frame pointers) is one move. */
@@ -125,17 +188,80 @@ static inline void rfx_ring_copy(void *dst, const void *src, uint32_t size)
         memcpy(dst, src, size);
 }
 
-/* Producer: write element i and stamp its slot (R1: publishes the bytes). */
-static inline void rfx_ring_put(struct rfx_spsc_ring *r, uint64_t i, const void *elem)
+/* Copy k elements of `size` bytes, `dstride` and `sstride` bytes apart. The
+ * 8-byte case is a run of word moves, inlined (a group run is at most 7). */
+static inline void rfx_ring_copy_n(unsigned char *dst, size_t dstride, const unsigned char *src,
+                                   size_t sstride, uint32_t size, uint64_t k)
 {
-    rfx_ring_copy(rfx_ring_elem(r, i), elem, r->cfg.elem_size);
-    atomic_store_explicit(rfx_ring_stamp(r, i), i + 1, memory_order_release);
+    if (size == 8) {
+        if (k == 7) { /* a whole group: fixed-size moves */
+            memcpy(dst, src, 56);
+            return;
+        }
+        for (uint64_t j = 0; j < k; j++) /* a partial group, at most 6 words */
+            memcpy(dst + j * 8, src + j * 8, 8);
+        return;
+    }
+    for (uint64_t j = 0; j < k; j++)
+        memcpy(dst + j * dstride, src + j * sstride, size);
 }
 
-/* Consumer: is element i published? (A1: pairs with R1.) */
-static inline bool rfx_ring_ready(const struct rfx_spsc_ring *r, uint64_t i)
+/* Producer: write element i (= tail) and stamp its group (R1: publishes the
+ * bytes). */
+static inline void rfx_ring_put(struct rfx_spsc_ring *r, uint64_t i, const void *elem)
 {
-    return atomic_load_explicit(rfx_ring_stamp(r, i), memory_order_acquire) == i + 1;
+    struct rfx_ring_loc l = r->prod.at;
+    rfx_ring_copy(rfx_ring_loc_elem(r, l, 0), elem, r->cfg.elem_size);
+    atomic_store_explicit(rfx_ring_loc_stamp(l), i + 1, memory_order_release);
+    r->prod.at = rfx_ring_loc_skip(r, l, i, 1);
+}
+
+/* Producer: write elements [t, t + k) from src (t = tail), stamping each
+ * group once, after its elements (R1). */
+static inline void rfx_ring_put_run(struct rfx_spsc_ring *r, uint64_t t, const unsigned char *src,
+                                    uint64_t k)
+{
+    uint32_t es = r->cfg.elem_size;
+    struct rfx_ring_loc l = r->prod.at;
+    for (uint64_t i = t, end = t + k; i < end;) {
+        uint64_t n = l.run < end - i ? l.run : end - i;
+        rfx_ring_copy_n(rfx_ring_loc_elem(r, l, 0), r->cfg.stride, src + (i - t) * es, es, es, n);
+        atomic_store_explicit(rfx_ring_loc_stamp(l), i + n, memory_order_release);
+        l = rfx_ring_loc_skip(r, l, i, n);
+        i += n;
+    }
+    r->prod.at = l;
+}
+
+/* Consumer: copy elements [c, c + k) out to dst, no stamp checks (the caller
+ * knows they are published and its own). */
+static inline void rfx_ring_get_run(const struct rfx_spsc_ring *r, uint64_t c, unsigned char *dst,
+                                    uint64_t k)
+{
+    uint32_t es = r->cfg.elem_size;
+    if (k == 0)
+        return;
+    struct rfx_ring_loc l = rfx_ring_locate(r, c);
+    for (uint64_t i = c, end = c + k;;) {
+        uint64_t n = l.run < end - i ? l.run : end - i;
+        rfx_ring_copy_n(dst + (i - c) * es, es, rfx_ring_loc_elem(r, l, 0), r->cfg.stride, es, n);
+        i += n;
+        if (i == end)
+            break;
+        l = rfx_ring_loc_next(r, l, i);
+    }
+}
+
+/* Consumer: how many elements from i to the end of its group's run are
+ * published (A1: pairs with R1; their bytes are visible after it). */
+static inline uint64_t rfx_ring_ready_in(struct rfx_ring_loc l, uint64_t i)
+{
+    uint64_t stamp = atomic_load_explicit(rfx_ring_loc_stamp(l), memory_order_acquire);
+    if (stamp <= i)
+        return 0;
+    /* A stamp from the next lap (the producer reused earlier slots of this
+     * group) covers the whole run. */
+    return stamp - i < l.run ? stamp - i : l.run;
 }
 
 static inline void rfx_ring_count(_Atomic uint64_t *c, uint64_t n)
@@ -211,23 +337,13 @@ static inline uint64_t rfx_ring_avail(struct rfx_spsc_ring *r, uint64_t c)
     return r->cons.cached_tail - c;
 }
 
-/* Consumer, block / drop-newest: how many of the next `want` elements are
- * stamped, scanning stamps in order. */
-static inline uint64_t rfx_ring_ready_run(const struct rfx_spsc_ring *r, uint64_t c, uint64_t want)
-{
-    uint64_t k = 0;
-    while (k < want && rfx_ring_ready(r, c + k))
-        k++;
-    return k;
-}
-
 uint64_t rfx_ring_claim(struct rfx_spsc_ring *r, uint64_t want);
 
 /* Consumer fast path: take up to n elements into out. */
 static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size_t n)
 {
     uint64_t c = rfx_ring_cur(r);
-    uint64_t got;
+    uint64_t got = 0;
     unsigned char *o = out;
     uint32_t es = r->cfg.elem_size;
     if (r->cfg.policy == RFX_RING_DROP_OLDEST) {
@@ -235,12 +351,24 @@ static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size
         c = rfx_ring_cur(r);
         if (got > n)
             got = n;
-        for (uint64_t k = 0; k < got; k++)
-            rfx_ring_copy(o + k * es, rfx_ring_elem(r, c + k), es);
+        rfx_ring_get_run(r, c, o, got);
     } else {
-        /* One pass: check each stamp (A1) and copy its element. */
-        for (got = 0; got < n && rfx_ring_ready(r, c + got); got++)
-            rfx_ring_copy(o + got * es, rfx_ring_elem(r, c + got), es);
+        /* One stamp (A1) per group: it tells how much of the group is ready. */
+        struct rfx_ring_loc l = r->cons.at;
+        while (got < n) {
+            uint64_t k = rfx_ring_ready_in(l, c + got);
+            if (k > n - got)
+                k = n - got;
+            if (k == 0)
+                break;
+            rfx_ring_copy_n(o + got * es, es, rfx_ring_loc_elem(r, l, 0), r->cfg.stride, es, k);
+            bool whole = k == l.run;
+            l = rfx_ring_loc_skip(r, l, c + got, k);
+            got += k;
+            if (!whole)
+                break;
+        }
+        r->cons.at = l;
     }
     rfx_ring_set_cur(r, c + got);
     /* A short burst means the ring ran dry: publish at once. */
@@ -250,14 +378,24 @@ static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size
 
 static inline int rfx_ring_pop(struct rfx_spsc_ring *r, void *out)
 {
-    if (r->cfg.policy == RFX_RING_DROP_OLDEST)
-        return rfx_ring_pop_burst(r, out, 1) ? 0 : -EAGAIN;
-    uint64_t c = rfx_ring_cur(r);
-    if (!rfx_ring_ready(r, c)) { /* A1 */
+    uint64_t c;
+    if (r->cfg.policy == RFX_RING_DROP_OLDEST) {
+        if (!rfx_ring_claim(r, 1))
+            return -EAGAIN;
+        c = rfx_ring_cur(r);
+        rfx_ring_copy(out, rfx_ring_elem(r, c), r->cfg.elem_size);
+        rfx_ring_set_cur(r, c + 1);
+        rfx_ring_release_to(r, c + 1, false);
+        return 0;
+    }
+    c = rfx_ring_cur(r);
+    struct rfx_ring_loc l = r->cons.at;
+    if (!rfx_ring_ready_in(l, c)) { /* A1 */
         rfx_ring_release_to(r, c, true);
         return -EAGAIN;
     }
-    rfx_ring_copy(out, rfx_ring_elem(r, c), r->cfg.elem_size);
+    rfx_ring_copy(out, rfx_ring_loc_elem(r, l, 0), r->cfg.elem_size);
+    r->cons.at = rfx_ring_loc_skip(r, l, c, 1);
     rfx_ring_set_cur(r, c + 1);
     rfx_ring_release_to(r, c + 1, false);
     return 0;

@@ -2,9 +2,10 @@
  * reflex — bounded single-producer / single-consumer ring of fixed-size elements.
  *
  * Capacity is a power of two (2 .. 2^31); elements are copied in and out (the
- * engine carries frame pointers, 8 bytes). Each slot stamps its element with
- * a sequence number in the same cache line, so a waiting consumer learns of a
- * new element and reads it with one cache-line transfer. Progress: every operation is
+ * engine carries frame pointers, 8 bytes). Elements sit in groups that share
+ * a cache line with a sequence stamp (7 frame pointers and their stamp to a
+ * 64-byte line), so a waiting consumer learns of a new element and reads it
+ * with one cache-line transfer, and a burst moves 7 pointers per transfer. Progress: every operation is
  * wait-free for its side, except drop-oldest pushes and pops, which are
  * lock-free (a compare-and-swap may retry once per concurrent claim by the
  * other side).
@@ -101,9 +102,9 @@ RFX_API ssize_t rfx_spsc_ring_push_burst(struct rfx_spsc_ring *r, const void *el
 /*
  * Producer, zero-copy: return a pointer to the first of up to `want` free
  * slots and their number in *got (0 and NULL when full; fewer than want at
- * the wrap or when space is short). Element j of the reservation is at
- * (char *)ptr + j * rfx_spsc_ring_stride(r): each slot carries an 8-byte
- * sequence stamp before its element. Write them, then publish k ≤ *got with
+ * the end of a group — at most 7 for 8-byte elements — or when space is
+ * short; loop for more). Element j of the reservation is at
+ * (char *)ptr + j * rfx_spsc_ring_stride(r). Write them, then publish k ≤ *got with
  * commit. reserve without commit publishes nothing. commit returns 0 or
  * -EINVAL (k larger than the reservation).
  */
@@ -118,7 +119,8 @@ RFX_API ssize_t rfx_spsc_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size
 
 /*
  * Consumer, zero-copy: return a pointer to the first of up to `want` readable
- * elements and their number in *got (0 and NULL when empty); element j is at
+ * elements and their number in *got (0 and NULL when empty; a run ends at
+ * the end of a group, as for reserve); element j is at
  * (const char *)ptr + j * rfx_spsc_ring_stride(r). The slots stay
  * the consumer's until release(k), k ≤ *got, hands the first k back to the
  * producer; under drop-oldest they are never evicted while held. release
@@ -132,7 +134,8 @@ RFX_API int rfx_spsc_ring_release(struct rfx_spsc_ring *r, size_t k);
  * a peek are not counted: only those waiting to be claimed. */
 RFX_API uint64_t rfx_spsc_ring_occupancy(const struct rfx_spsc_ring *r);
 RFX_API uint64_t rfx_spsc_ring_capacity(const struct rfx_spsc_ring *r);
-/* Bytes from one element to the next in reserve/peek results (0 for NULL). */
+/* Bytes from one element to the next in reserve/peek results: the element
+ * size rounded up to 8 (0 for NULL). */
 RFX_API size_t rfx_spsc_ring_stride(const struct rfx_spsc_ring *r);
 /* Any thread: fill *out. Returns 0 or -EINVAL. */
 RFX_API int rfx_spsc_ring_stats(const struct rfx_spsc_ring *r, struct rfx_ring_stats *out);

@@ -36,6 +36,36 @@ static uint64_t checksum(uint64_t seq)
     return x * 0xBF58476D1CE4E5B9ull;
 }
 
+/* On the ring an element is 16 bytes (seq, check: 3 to a cache-line group)
+ * or 8 bytes (seq << 20 | low 20 bits of check: 7 to a group, the engine's
+ * frame-pointer size). */
+static size_t esize = 16;
+#define WIRE_MAX 16
+
+static void to_wire(const struct elem *e, unsigned char *w)
+{
+    if (esize == 16) {
+        memcpy(w, e, 16);
+    } else {
+        uint64_t v = e->seq << 20 | (e->check & 0xFFFFF);
+        memcpy(w, &v, 8);
+    }
+}
+
+static struct elem from_wire(const unsigned char *w)
+{
+    struct elem e;
+    if (esize == 16) {
+        memcpy(&e, w, 16);
+    } else {
+        uint64_t v;
+        memcpy(&v, w, 8);
+        e.seq = v >> 20;
+        e.check = (v & 0xFFFFF) == (checksum(e.seq) & 0xFFFFF) ? checksum(e.seq) : ~checksum(e.seq);
+    }
+    return e;
+}
+
 enum api { API_SINGLE, API_BURST, API_ZERO_COPY };
 static const char *const api_names[] = {"single", "burst", "zero-copy"};
 
@@ -98,27 +128,30 @@ static void *producer(void *arg)
 {
     struct run *x = arg;
     pin(x->prod_core);
-    struct elem buf[64], ev[64];
+    struct elem buf[64];
+    unsigned char wire[64 * WIRE_MAX], ev[64 * WIRE_MAX];
     uint64_t seq = 0;
     while (seq < x->items) {
         unsigned n = x->burst;
         if (n > x->items - seq)
             n = (unsigned)(x->items - seq);
-        for (unsigned i = 0; i < n; i++)
+        for (unsigned i = 0; i < n; i++) {
             buf[i] = (struct elem){seq + i, checksum(seq + i)};
+            to_wire(&buf[i], wire + i * esize);
+        }
         size_t stored = 0;
         if (x->api == API_SINGLE || (x->api == API_ZERO_COPY && x->policy != RFX_RING_BLOCK)) {
             /* Drop policies apply to push: zero-copy producers use reserve
              * only under backpressure. */
             for (unsigned i = 0; i < n; i++) {
-                struct elem e;
                 int rc;
-                while ((rc = rfx_ring_push(x->r, &buf[i], &e)) == -EAGAIN)
+                while ((rc = rfx_ring_push(x->r, wire + i * esize, ev)) == -EAGAIN)
                     rfx_cpu_relax();
                 if (rc == -ENOBUFS) {
                     mark(&x->refused, buf[i].seq);
                     x->n_refused++;
                 } else if (rc == 1) {
+                    struct elem e = from_wire(ev);
                     note_evicted(x, &e);
                 }
             }
@@ -126,9 +159,12 @@ static void *producer(void *arg)
         } else if (x->api == API_BURST) {
             while (stored < n) {
                 size_t n_ev = 0, n_drop = 0;
-                size_t k = rfx_ring_push_burst(x->r, buf + stored, n - stored, ev, &n_ev, &n_drop);
-                for (size_t j = 0; j < n_ev; j++)
-                    note_evicted(x, &ev[j]);
+                size_t k = rfx_ring_push_burst(x->r, wire + stored * esize, n - stored, ev, &n_ev,
+                                               &n_drop);
+                for (size_t j = 0; j < n_ev; j++) {
+                    struct elem e = from_wire(ev + j * esize);
+                    note_evicted(x, &e);
+                }
                 for (size_t j = stored + k - n_drop; j < stored + k; j++) {
                     mark(&x->refused, buf[j].seq);
                     x->n_refused++;
@@ -147,7 +183,7 @@ static void *producer(void *arg)
                 }
                 size_t stride = rfx_spsc_ring_stride(x->r);
                 for (size_t j = 0; j < got; j++)
-                    memcpy((unsigned char *)w + j * stride, &buf[stored + j], sizeof buf[0]);
+                    memcpy((unsigned char *)w + j * stride, wire + (stored + j) * esize, esize);
                 rfx_spsc_ring_commit(x->r, got);
                 stored += got;
             }
@@ -180,7 +216,7 @@ static void *consumer(void *arg)
 {
     struct run *x = arg;
     pin(x->cons_core);
-    struct elem buf[64];
+    unsigned char buf[64 * WIRE_MAX];
     uint64_t next = 0, polls = 0;
     for (;;) {
         size_t got;
@@ -189,20 +225,23 @@ static void *consumer(void *arg)
             const unsigned char *p = rfx_spsc_ring_peek(x->r, x->burst, &got);
             size_t stride = rfx_spsc_ring_stride(x->r);
             for (size_t i = 0; i < got; i++) {
-                struct elem e;
-                memcpy(&e, p + i * stride, sizeof e);
+                struct elem e = from_wire(p + i * stride);
                 check_elem(x, &e, &next);
             }
             if (got)
                 rfx_spsc_ring_release(x->r, got);
         } else if (x->api == API_BURST) {
             got = rfx_ring_pop_burst(x->r, buf, x->burst);
-            for (size_t i = 0; i < got; i++)
-                check_elem(x, &buf[i], &next);
+            for (size_t i = 0; i < got; i++) {
+                struct elem e = from_wire(buf + i * esize);
+                check_elem(x, &e, &next);
+            }
         } else {
             got = rfx_ring_pop(x->r, buf) == 0;
-            if (got)
-                check_elem(x, buf, &next);
+            if (got) {
+                struct elem e = from_wire(buf);
+                check_elem(x, &e, &next);
+            }
         }
         if (got == 0) {
             if (done)
@@ -238,7 +277,7 @@ static uint64_t run_case(uint64_t cap, unsigned burst, enum rfx_ring_policy pol,
     struct run x = {0};
     x.policy = pol, x.api = api, x.burst = burst, x.items = items;
     x.prod_core = pc, x.cons_core = cc;
-    if (rfx_spsc_ring_create(cap, sizeof(struct elem), pol, &x.r) != 0) {
+    if (rfx_spsc_ring_create(cap, esize, pol, &x.r) != 0) {
         fprintf(stderr, "ring_torture: create failed\n");
         exit(1);
     }
@@ -275,11 +314,11 @@ static uint64_t run_case(uint64_t cap, unsigned burst, enum rfx_ring_policy pol,
         counter_mismatch++;
     uint64_t bad = lost + double_booked + x.duplicated + x.reordered + x.corrupt + x.bad_evicted +
                    counter_mismatch;
-    printf("cap=%-6" PRIu64 " burst=%-2u policy=%-11s api=%-9s items=%" PRIu64 " received=%" PRIu64
+    printf("elem=%-2zu cap=%-6" PRIu64 " burst=%-2u policy=%-11s api=%-9s items=%" PRIu64 " received=%" PRIu64
            " dropped_newest=%" PRIu64 " evicted=%" PRIu64 " skipped=%" PRIu64 " lost=%" PRIu64
            " dup=%" PRIu64 " reordered=%" PRIu64 " corrupt=%" PRIu64
            " counters=%s %.1f Mitems/s %s\n",
-           cap, burst, rfx_ring_policy_name(pol), api_names[api], items, x.received,
+           esize, cap, burst, rfx_ring_policy_name(pol), api_names[api], items, x.received,
            st.dropped_newest, st.evicted_oldest, st.skipped, lost, x.duplicated + double_booked,
            x.reordered, x.corrupt + x.bad_evicted, counter_mismatch ? "MISMATCH" : "agree",
            (double)items / dt / 1e6, bad ? "FAIL" : "ok");
@@ -318,18 +357,22 @@ int main(int argc, char **argv)
     const uint64_t caps[] = {2, 4, 16, 64, 1024, 65536};
     const unsigned bursts[] = {1, 7, 32, 64};
     uint64_t cases = 0, failed = 0, total_bad = 0;
-    for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
-        for (size_t b = 0; b < sizeof bursts / sizeof bursts[0]; b++) {
-            for (int p = 0; p < 3; p++) {
-                /* Every API shape with every policy, rotating through bursts. */
-                enum api api = (enum api)((c + b + (size_t)p) % 3);
-                if (bursts[b] == 1 && api == API_BURST)
-                    api = API_SINGLE;
-                uint64_t bad =
-                    run_case(caps[c], bursts[b], (enum rfx_ring_policy)p, api, items, pc, cc);
-                cases++;
-                total_bad += bad;
-                failed += bad != 0;
+    const size_t esizes[] = {16, 8};
+    for (size_t e = 0; e < 2; e++) {
+        esize = esizes[e];
+        for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+            for (size_t b = 0; b < sizeof bursts / sizeof bursts[0]; b++) {
+                for (int p = 0; p < 3; p++) {
+                    /* Every API shape with every policy, rotating through bursts. */
+                    enum api api = (enum api)((c + b + (size_t)p + e) % 3);
+                    if (bursts[b] == 1 && api == API_BURST)
+                        api = API_SINGLE;
+                    uint64_t bad =
+                        run_case(caps[c], bursts[b], (enum rfx_ring_policy)p, api, items, pc, cc);
+                    cases++;
+                    total_bad += bad;
+                    failed += bad != 0;
+                }
             }
         }
     }

@@ -83,6 +83,35 @@ Test(spsc_ring, layout_keeps_sides_apart)
     rfx_spsc_ring_destroy(r);
 }
 
+Test(spsc_ring, groups_share_a_line_with_their_stamp)
+{
+    /* 8-byte elements: 7 and a stamp per 64-byte line. */
+    struct rfx_spsc_ring *r = make(1024, 8, RFX_RING_BLOCK);
+    cr_expect_eq(r->cfg.group, 7);
+    cr_expect_eq(r->cfg.group_bytes, 64);
+    for (uint64_t i = 0; i < 1024; i++) {
+        struct rfx_ring_loc l = rfx_ring_locate(r, i);
+        uintptr_t stamp = (uintptr_t)l.group, elem = (uintptr_t)rfx_ring_loc_elem(r, l, 0);
+        cr_assert_eq(stamp / 64, (elem + 7) / 64, "index %llu: stamp and element in one line",
+                     (unsigned long long)i);
+        cr_assert_eq(l.off, (i & 1023) % 7);
+        cr_assert_eq(l.group, r->cfg.slots + (i & 1023) / 7 * 64);
+    }
+    cr_expect_eq(rfx_ring_locate(r, 1023).run, 1, "the last group holds 1024 %% 7 = 2 slots");
+    rfx_spsc_ring_destroy(r);
+    /* 16 and 24 bytes: 3 and 2 a line; larger: a group each. */
+    size_t sizes[] = {16, 24, 32, 100}, groups[] = {3, 2, 1, 1};
+    for (int k = 0; k < 4; k++) {
+        r = make(64, sizes[k], RFX_RING_BLOCK);
+        cr_expect_eq(r->cfg.group, groups[k], "%zu-byte elements", sizes[k]);
+        rfx_spsc_ring_destroy(r);
+    }
+    /* A group never outgrows the ring: a stale stamp must stay below i. */
+    r = make(2, 8, RFX_RING_BLOCK);
+    cr_expect_eq(r->cfg.group, 2);
+    rfx_spsc_ring_destroy(r);
+}
+
 Test(spsc_ring, fifo_order_and_block_when_full)
 {
     struct rfx_spsc_ring *r = make(8, sizeof(uint64_t), RFX_RING_BLOCK);
@@ -246,7 +275,7 @@ Test(spsc_ring, zero_copy_reserve_commit_peek_release)
 {
     struct rfx_spsc_ring *r = make(8, sizeof(uint64_t), RFX_RING_BLOCK);
     size_t got, stride = rfx_spsc_ring_stride(r);
-    cr_expect_eq(stride, 16, "an 8-byte stamp, then the element");
+    cr_expect_eq(stride, 8, "elements of a group are packed; the group's stamp comes first");
     cr_expect_eq(rfx_spsc_ring_stride(NULL), 0);
     unsigned char *w = rfx_spsc_ring_reserve(r, 5, &got);
     cr_assert_eq(got, 5);
@@ -265,9 +294,15 @@ Test(spsc_ring, zero_copy_reserve_commit_peek_release)
     }
     cr_expect_eq(rfx_spsc_ring_release(r, 6), -EINVAL, "cannot release more than peeked");
     cr_expect_eq(rfx_spsc_ring_release(r, 5), 0);
-    /* The next reservation stops at the end of the array (3 slots left). */
+    /* The next reservation stops at the end of the first group (slots 5, 6);
+     * the one after that is the last group, cut short by the array (slot 7). */
     w = rfx_spsc_ring_reserve(r, 8, &got);
-    cr_expect_eq(got, 3);
+    cr_expect_eq(got, 2);
+    cr_expect_eq(rfx_spsc_ring_commit(r, 2), 0);
+    cr_expect_eq(rfx_spsc_ring_pop(r, &v), 0);
+    cr_expect_eq(rfx_spsc_ring_pop(r, &v), 0);
+    w = rfx_spsc_ring_reserve(r, 8, &got);
+    cr_expect_eq(got, 1);
     cr_expect_eq(rfx_spsc_ring_commit(r, 0), 0, "committing nothing publishes nothing");
     cr_expect_eq(rfx_spsc_ring_occupancy(r), 0);
     rfx_spsc_ring_destroy(r);

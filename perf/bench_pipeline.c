@@ -15,8 +15,13 @@
  *             the frame's scheduled capture time to the moment execute
  *             begins, less the service time of the stages before it (so:
  *             source lateness, queue waits, wake-ups, ring transfers).
- *             Beside it, the physical limit: a bare timer loop at the same
- *             rate and length (timer_floor_*), nothing else running.
+ *             Beside it, the physical limits, nothing else running: a bare
+ *             timer loop at the same rate and length (timer_floor_*: what a
+ *             thread that sleeps between frames gets), and a thread that
+ *             spins to each due time and notes how late it saw it
+ *             (spin_floor_*: what even a thread that never sleeps gets when
+ *             the machine takes its CPU away), plus the share of that
+ *             thread's time lost in gaps over 10 us (spin_floor_lost_pct).
  *
  * metrics     latency at 60 Hz with the Prometheus endpoint off and on
  *             (scraped once a second over loopback by a thread of this
@@ -276,6 +281,40 @@ static void timer_floor(double hz, double seconds, double *p99_us, double *p999_
     rfx_hdr_destroy(h);
 }
 
+/*
+ * The other floor: a thread pinned to core 1 that never sleeps. It spins to
+ * each due time at the same rate and records how late it saw it; between
+ * due times it watches for gaps in its own clock readings (the CPU taken
+ * away: another task, an interrupt, the hypervisor). No engine, no stage
+ * work: whatever it records, no thread on this machine can do better.
+ */
+static void spin_floor(double hz, double seconds, double *p99_us, double *p999_us,
+                       double *lost_pct)
+{
+    char msg[200];
+    rfx_thread_pin_self(1, msg, sizeof msg);
+    struct rfx_hdr *h;
+    rfx_hdr_create(1, 60000000000LL, 3, &h);
+    int64_t period = (int64_t)(1e9 / hz), start = rfx_now_ns(), t = start + period;
+    int64_t n = (int64_t)(seconds * hz), lost = 0, last = start;
+    for (int64_t i = 0; i < n; i++, t += period) {
+        int64_t now;
+        while ((now = rfx_now_ns()) < t) {
+            if (now - last > 10000)
+                lost += now - last;
+            last = now;
+        }
+        if (now - last > 10000)
+            lost += now - last;
+        last = now;
+        rfx_hdr_record_fast(h, now - t > 0 ? now - t : 1);
+    }
+    *p99_us = rfx_hdr_value_at_percentile(h, 99) / 1e3;
+    *p999_us = rfx_hdr_value_at_percentile(h, 99.9) / 1e3;
+    *lost_pct = 100.0 * (double)lost / (double)(last - start);
+    rfx_hdr_destroy(h);
+}
+
 static int latency(double hz, double seconds)
 {
     char rate[64];
@@ -292,14 +331,16 @@ static int latency(double hz, double seconds)
     if (run(sets, 6, seconds, &x, &o))
         return 1;
     struct rfx_hdr *h = x.overhead;
-    double t99, t999;
+    double t99, t999, s99, s999, lost;
     timer_floor(hz, seconds, &t99, &t999);
+    spin_floor(hz, seconds, &s99, &s999, &lost);
     printf("SUMMARY bench=pipeline_latency rate_hz=%g overhead_p50_us=%.1f overhead_p99_us=%.1f "
            "overhead_p999_us=%.1f overhead_max_us=%.1f drops=%" PRIu64 " frames=%" PRIu64
-           " timer_floor_p99_us=%.1f timer_floor_p999_us=%.1f strategic=busy seconds=%g\n",
+           " timer_floor_p99_us=%.1f timer_floor_p999_us=%.1f spin_floor_p99_us=%.1f"
+           " spin_floor_p999_us=%.1f spin_floor_lost_pct=%.2f strategic=busy seconds=%g\n",
            hz, rfx_hdr_value_at_percentile(h, 50) / 1e3, rfx_hdr_value_at_percentile(h, 99) / 1e3,
            rfx_hdr_value_at_percentile(h, 99.9) / 1e3, rfx_hdr_max(h) / 1e3, dropped(&o.counts),
-           o.counts.executed, t99, t999, seconds);
+           o.counts.executed, t99, t999, s99, s999, lost, seconds);
     rfx_hdr_destroy(h);
     return 0;
 }

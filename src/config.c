@@ -176,6 +176,7 @@ static void engine_key(struct loader *L, const char *key, const char *val)
     INT("engine", "pool_frames", 16, 1 << 20, true, c->pool_frames)
     INT("engine", "burst", 1, RFX_BURST_MAX, false, c->burst)
     INT("engine", "lead_us", 0, 1000000, false, c->lead_us)
+    INT("engine", "lead_max_us", 0, 1000000, false, c->lead_max_us)
     NUM("engine", "duration_s", 0, 604800, c->duration_s)
     INT("engine", "max_frames", 0, (long long)1 << 50, false, c->max_frames)
     if (!strcmp(key, "out_dir")) {
@@ -726,6 +727,9 @@ static int validate(const struct rfx_engine_config *c, const char *const *stages
         VF("engine", "pool_frames", "%u is not a power of two >= 16", c->pool_frames);
     if (c->burst < 1 || c->burst > RFX_BURST_MAX)
         VF("engine", "burst", "%u is not in [1, %d]", c->burst, RFX_BURST_MAX);
+    if (c->lead_max_us != 0 && c->lead_max_us < c->lead_us)
+        VF("engine", "lead_max_us", "%u is below lead_us (%u); 0 keeps the lead fixed",
+           c->lead_max_us, c->lead_us);
     if (c->pool_frames < 2 * c->burst)
         VF("engine", "pool_frames", "%u frames cannot feed bursts of %u (need at least %u)",
            c->pool_frames, c->burst, 2 * c->burst);

@@ -109,6 +109,7 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->pool_frames = 1024;
     c->burst = 32;
     c->lead_us = 200;
+    c->lead_max_us = 0;
     snprintf(c->out_dir, sizeof c->out_dir, "reflex-out");
     c->ring_capacity = 256;
     c->ring_policy = RFX_RING_BLOCK;
@@ -255,8 +256,11 @@ int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *
 
 void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
 {
-    fprintf(f, "engine: frame_hz=%g payload_bytes=%u pool_frames=%u burst=%u lead_us=%u\n",
+    fprintf(f, "engine: frame_hz=%g payload_bytes=%u pool_frames=%u burst=%u lead_us=%u",
             c->frame_hz, c->payload_bytes, c->pool_frames, c->burst, c->lead_us);
+    if (c->lead_max_us)
+        fprintf(f, " lead_max_us=%u (adaptive)", c->lead_max_us);
+    fputc('\n', f);
     fprintf(f, "rings: capacity=%u overflow=%s\n", c->ring_capacity,
             rfx_ring_policy_name(c->ring_policy));
     fprintf(f, "threads:\n");
@@ -784,19 +788,39 @@ static void wake_consumer(struct rfx_xthread *consumer, struct rfx_spsc_ring *r)
 }
 
 /* How long before a scheduled frame an idle critical thread wakes to spin:
- * lead_us, but at most a quarter of the frame period, so that between
- * frames the critical cores go idle and off-path threads (reporter,
- * planners, at SCHED_IDLE) run in those gaps rather than preempting a
- * spinning critical thread for a scheduler tick. */
-static int64_t lead_ns(const struct rfx_engine *e)
+ * lead_us, or with lead_max_us set, 1.5x the lateness this thread's own
+ * wake-ups have shown lately (between lead_us and lead_max_us), so that on a
+ * machine that wakes sleepers late (a VM whose idle vCPU the host
+ * deschedules) the thread is spinning before the frame is due. Always at most
+ * a quarter of the frame period, so that between frames the critical cores
+ * go idle and off-path threads (reporter, planners, at SCHED_IDLE) run in
+ * those gaps rather than preempting a spinning critical thread for a
+ * scheduler tick. */
+static int64_t lead_ns(const struct rfx_engine *e, const struct rfx_xthread *t)
 {
     int64_t lead = (int64_t)e->cfg.lead_us * 1000;
+    if (e->cfg.lead_max_us > e->cfg.lead_us) {
+        int64_t want = t->wake_peak_ns + t->wake_peak_ns / 2;
+        int64_t max = (int64_t)e->cfg.lead_max_us * 1000;
+        if (want > lead)
+            lead = want < max ? want : max;
+    }
     if (e->cfg.frame_hz > 0) {
         int64_t quarter = (int64_t)(1e9 / e->cfg.frame_hz / 4);
         if (lead > quarter)
             lead = quarter;
     }
     return lead;
+}
+
+/* A timed sleep of this thread ended `late` ns after it was due. */
+static void note_wake(struct rfx_xthread *t, int64_t late, int64_t lead)
+{
+    t->wake_peak_ns -= t->wake_peak_ns >> 10;
+    if (late > t->wake_peak_ns)
+        t->wake_peak_ns = late;
+    if (lead > t->lead_max_used_ns)
+        t->lead_max_used_ns = lead;
 }
 
 static void idle_wait(struct rfx_xthread *t)
@@ -816,15 +840,18 @@ static void idle_wait(struct rfx_xthread *t)
         int64_t period = (int64_t)llround(1e9 / e->cfg.frame_hz);
         int64_t k = (now - e->start_ns) / period + 1;
         int64_t due = e->start_ns + k * period;
-        int64_t wake_at = due - lead_ns(e);
+        int64_t lead = lead_ns(e, t);
+        int64_t wake_at = due - lead;
         int rc = 0;
         if (wake_at > now) {
             struct rfx_wait_config park = {.kind = RFX_WAIT_PARK};
             rc = rfx_wait(&t->data_wp, &park, wake_cond, t, wake_at - now);
+            if (rc == -ETIMEDOUT)
+                note_wake(t, rfx_now_ns() - wake_at, lead);
         }
         if (rc == -ETIMEDOUT || wake_at <= now) {
             struct rfx_wait_config spin = t->cfg.wait;
-            spin.spin_ns += (uint32_t)(2 * lead_ns(e));
+            spin.spin_ns += (uint32_t)(2 * lead);
             rfx_wait(&t->data_wp, &spin, wake_cond, t, 100000000);
         }
     } else {
@@ -903,9 +930,10 @@ static void forward(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
 }
 
 /* Sleep until `due` less the lead, then spin to it. False if stopped. */
-static bool wait_until(struct rfx_engine *e, int64_t due)
+static bool wait_until(struct rfx_xthread *t, int64_t due)
 {
-    int64_t lead = lead_ns(e);
+    struct rfx_engine *e = t->e;
+    int64_t lead = lead_ns(e, t);
     for (;;) {
         if (atomic_load_explicit(&e->stop, memory_order_acquire))
             return false;
@@ -914,10 +942,14 @@ static bool wait_until(struct rfx_engine *e, int64_t due)
             return true;
         if (due - now > lead) {
             int64_t until = due - lead;
-            if (until - now > 5000000)
+            bool last = true;
+            if (until - now > 5000000) {
                 until = now + 5000000; /* re-check stop every 5 ms */
+                last = false;
+            }
             struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
-            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+            if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == 0 && last)
+                note_wake(t, rfx_now_ns() - until, lead);
         } else {
             rfx_cpu_relax();
         }
@@ -947,7 +979,7 @@ static void source_loop(struct rfx_xthread *t)
             if (sched >= end)
                 break;
             atomic_store_explicit(&e->next_sched_ns, sched, memory_order_relaxed);
-            if (!wait_until(e, sched))
+            if (!wait_until(t, sched))
                 break;
             while (atomic_load_explicit(&e->paused, memory_order_acquire) &&
                    !atomic_load_explicit(&e->stop, memory_order_acquire))

@@ -50,6 +50,11 @@ struct rfx_xthread {
     uint64_t alloc_start, alloc_end;
     bool alloc_known;
     uint64_t parks;
+    /* adaptive lead (engine.lead_max_us): this thread's wake-up lateness, a
+     * peak decaying by 1/1024 per wake-up; thread-private, read by the
+     * summary after the thread has ended */
+    int64_t wake_peak_ns;
+    int64_t lead_max_used_ns;
     /* heartbeat for the watchdog: when the current stage call began (0: none) */
     _Alignas(64) _Atomic int64_t busy_since;
     _Atomic int busy_stage;

@@ -970,8 +970,11 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
                 rfx_wait_kind_name(x->cfg.wait.kind));
         for (int k = 0; k < x->n_stages; k++)
             fprintf(f, "%s\"%s\"", k ? ", " : "", e->stages[x->first_stage + k].name);
-        fprintf(f, "], \"cpu_s\": %.3f, \"parks\": %" PRIu64 ", \"allocated_bytes_after_start\": ",
-                x->cpu_s, x->parks);
+        fprintf(f,
+                "], \"cpu_s\": %.3f, \"parks\": %" PRIu64 ", \"wake_late_peak_us\": %.1f, "
+                "\"lead_max_used_us\": %.1f, \"allocated_bytes_after_start\": ",
+                x->cpu_s, x->parks, (double)x->wake_peak_ns / 1e3,
+                (double)x->lead_max_used_ns / 1e3);
         if (x->alloc_known)
             fprintf(f, "%" PRIu64, x->alloc_end - x->alloc_start);
         else

@@ -63,6 +63,10 @@ struct rfx_engine_config {
     uint32_t pool_frames;   /* frames preallocated; power of two */
     uint32_t burst;         /* frames per ring operation, 1..64 */
     uint32_t lead_us;       /* wake this long before a scheduled frame, then spin */
+    uint32_t lead_max_us;   /* 0: the lead is lead_us. Else each critical thread
+                               measures how late its own wake-ups come and leads by
+                               1.5x that (a peak decaying over ~1000 wake-ups),
+                               between lead_us and lead_max_us */
     double duration_s;      /* 0 = until stopped */
     uint64_t max_frames;    /* 0 = no limit */
     char out_dir[RFX_PATH_MAX];

@@ -86,6 +86,22 @@ check(len(hr) >= 10 and last > first,
       f"demo: hit rate in the last third ({last:.3f}) > the first third ({first:.3f})", str(hr))
 check(s["cache"]["publications"] >= 3, f"demo: {s['cache']['publications']} snapshots published")
 check("score" in s.get("demo", {}), "demo: summary.json has demo.score")
+rt0 = next(t for t in s["threads"] if t["name"] == "rfx-rt0")
+check(rt0["lead_max_used_us"] == 200.0 and rt0["wake_late_peak_us"] > 0,
+      f"demo: the source thread led frames by lead_us (200 us; its wake-ups came up to"
+      f" {rt0['wake_late_peak_us']} us late)", str(rt0))
+# Adaptive lead: from lead_us 0, each critical thread's lead follows its own
+# wake-up lateness (always > 0), never beyond lead_max_us.
+d_lead = os.path.join(work, "lead")
+p = subprocess.run([reflex, "demo", "--duration", "3", "--out", d_lead, "--quiet", "--set",
+                    "engine.lead_us=0", "--set", "engine.lead_max_us=3000"],
+                   capture_output=True, text=True, timeout=60)
+s_lead = load_summary(d_lead) if p.returncode == 0 else {"threads": []}
+leads = [(t["name"], t["lead_max_used_us"], t["wake_late_peak_us"]) for t in s_lead["threads"]
+         if t["critical"]]
+check(p.returncode == 0 and leads and all(0 < x <= 3000 for _, x, _ in leads),
+      f"adaptive lead: each critical thread's lead rose from 0 within lead_max_us: {leads}",
+      p.stderr)
 # latency.svg: well-formed (xmllint), renders (rsvg-convert), every stage and
 # e2e drawn and labelled, budgets drawn; 'reflex plot' makes the same from the hlog.
 svg = os.path.join(d, "latency.svg")

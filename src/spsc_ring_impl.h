@@ -124,7 +124,8 @@ _Static_assert(sizeof(_Atomic uint64_t) == 8, "64-bit atomics are lock-free word
 
 __extension__ typedef unsigned __int128 rfx_u128;
 
-
+/* Where index i lives, from scratch: slot / G by a multiply with G's inverse.
+ * The fast paths carry their position along instead (prod.at, cons.at). */
 static inline struct rfx_ring_loc rfx_ring_locate(const struct rfx_spsc_ring *r, uint64_t i)
 {
     uint64_t s = i & r->cfg.mask, g = s, off = 0, run = 1;
@@ -189,7 +190,8 @@ static inline void rfx_ring_copy(void *dst, const void *src, uint32_t size)
 }
 
 /* Copy k elements of `size` bytes, `dstride` and `sstride` bytes apart. The
- * 8-byte case is a run of word moves, inlined (a group run is at most 7). */
+ * 8-byte case is a run of word moves, inlined (a group run is at most 7);
+ * 8-byte elements are 8 bytes apart on both sides, in the ring and out. */
 static inline void rfx_ring_copy_n(unsigned char *dst, size_t dstride, const unsigned char *src,
                                    size_t sstride, uint32_t size, uint64_t k)
 {
@@ -234,21 +236,17 @@ static inline void rfx_ring_put_run(struct rfx_spsc_ring *r, uint64_t t, const u
 }
 
 /* Consumer: copy elements [c, c + k) out to dst, no stamp checks (the caller
- * knows they are published and its own). */
+ * knows they are published and its own: drop-oldest claims). */
 static inline void rfx_ring_get_run(const struct rfx_spsc_ring *r, uint64_t c, unsigned char *dst,
                                     uint64_t k)
 {
     uint32_t es = r->cfg.elem_size;
-    if (k == 0)
-        return;
     struct rfx_ring_loc l = rfx_ring_locate(r, c);
-    for (uint64_t i = c, end = c + k;;) {
+    for (uint64_t i = c, end = c + k; i < end;) {
         uint64_t n = l.run < end - i ? l.run : end - i;
         rfx_ring_copy_n(dst + (i - c) * es, es, rfx_ring_loc_elem(r, l, 0), r->cfg.stride, es, n);
+        l = rfx_ring_loc_skip(r, l, i, n);
         i += n;
-        if (i == end)
-            break;
-        l = rfx_ring_loc_next(r, l, i);
     }
 }
 

@@ -79,6 +79,7 @@ int rfx_spsc_ring_create(uint64_t capacity, size_t elem_size, enum rfx_ring_poli
     r->cfg.group = (uint32_t)group;
     r->cfg.group_bytes = (uint32_t)group_bytes;
     r->cfg.group_magic = group > 1 ? UINT64_MAX / group + 1 : 0;
+    r->cfg.stamp_mask = group > 1 ? ~(uintptr_t)63 : ~(uintptr_t)0;
     /* Block: batch R2 (the producer only waits a little longer when full).
      * The drop policies must see every free slot, or they would drop
      * elements the ring had room for: they publish each release. */
@@ -286,7 +287,7 @@ int rfx_spsc_ring_commit(struct rfx_spsc_ring *r, size_t k)
     r->prod.reserved = 0;
     if (k) {
         /* R1: the caller wrote the elements; the run is within one group. */
-        atomic_store_explicit(rfx_ring_loc_stamp(r->prod.at), t + k, memory_order_release);
+        atomic_store_explicit(rfx_ring_loc_stamp(r, r->prod.at), t + k, memory_order_release);
         r->prod.at = rfx_ring_loc_skip(r, r->prod.at, t, k);
         atomic_store_explicit(&r->prod.tail, t + k, memory_order_release); /* R3 */
     }
@@ -321,7 +322,7 @@ const void *rfx_spsc_ring_peek(struct rfx_spsc_ring *r, size_t want, size_t *got
         r->cfg.policy == RFX_RING_DROP_OLDEST ? rfx_ring_locate(r, c) : r->cons.at;
     uint64_t k = run_in_group(l, want, avail);
     if (k && r->cfg.policy != RFX_RING_DROP_OLDEST) {
-        uint64_t ready = rfx_ring_ready_in(l, c); /* A1 */
+        uint64_t ready = rfx_ring_ready_in(r, l, c); /* A1 */
         k = k < ready ? k : ready;
     }
     r->cons.peeked = k;

@@ -57,6 +57,8 @@ struct rfx_ring_cfg {
                                elem_size rounded up to 8 */
     uint32_t group;         /* G: elements per group, 1 .. 7, <= capacity */
     uint32_t group_bytes;   /* stamp + G elements: 64 when G > 1 */
+    uintptr_t stamp_mask;   /* a group's stamp is at (element - 8) & stamp_mask:
+                               ~63 when groups are lines, ~0 when G = 1 */
     uint64_t group_magic;   /* G > 1: floor(2^64 / G) + 1, so that
                                s / G == (s * magic) >> 64 for every slot s < 2^32 */
     uint64_t release_batch; /* block: R2 at most every this many elements
@@ -65,11 +67,11 @@ struct rfx_ring_cfg {
 };
 
 #define RFX_RING_STAMP 8 /* a group's elements follow its stamp */
-/* Where index i lives: its group's stamp and its element. */
+/* Where index i lives: its element, and how many slots its group has left.
+ * The group's stamp is at (elem - 8) & cfg.stamp_mask. */
 struct rfx_ring_loc {
-    unsigned char *group; /* the group's stamp; its elements follow */
-    uint32_t off;         /* i's position in the group */
-    uint32_t run;         /* slots from i to the end of the group (or the array) */
+    unsigned char *elem; /* element i */
+    uint64_t run;        /* slots from i to the end of the group (or the array) */
 };
 
 /* Written by the producer only. */
@@ -136,8 +138,14 @@ static inline struct rfx_ring_loc rfx_ring_locate(const struct rfx_spsc_ring *r,
         if (run > r->cfg.capacity - s) /* the last group may be short */
             run = r->cfg.capacity - s;
     }
-    return (struct rfx_ring_loc){r->cfg.slots + (size_t)(g * r->cfg.group_bytes), (uint32_t)off,
-                                 (uint32_t)run};
+    return (struct rfx_ring_loc){
+        r->cfg.slots + (size_t)(g * r->cfg.group_bytes + RFX_RING_STAMP + off * r->cfg.stride), run};
+}
+
+static inline _Atomic uint64_t *rfx_ring_loc_stamp(const struct rfx_spsc_ring *r,
+                                                   struct rfx_ring_loc l)
+{
+    return (_Atomic uint64_t *)(void *)((uintptr_t)(l.elem - RFX_RING_STAMP) & r->cfg.stamp_mask);
 }
 
 /* The run after l, which ended at index next_i: the next group from its start. */
@@ -145,10 +153,11 @@ static inline struct rfx_ring_loc rfx_ring_loc_next(const struct rfx_spsc_ring *
                                                     struct rfx_ring_loc l, uint64_t next_i)
 {
     uint64_t s = next_i & r->cfg.mask, left = r->cfg.capacity - s;
-    uint32_t run = left < r->cfg.group ? (uint32_t)left : r->cfg.group;
+    uint64_t run = left < r->cfg.group ? left : r->cfg.group;
     if (s == 0)
-        return (struct rfx_ring_loc){r->cfg.slots, 0, run};
-    return (struct rfx_ring_loc){l.group + r->cfg.group_bytes, 0, run};
+        return (struct rfx_ring_loc){r->cfg.slots + RFX_RING_STAMP, run};
+    unsigned char *stamp = (unsigned char *)rfx_ring_loc_stamp(r, l);
+    return (struct rfx_ring_loc){stamp + r->cfg.group_bytes + RFX_RING_STAMP, run};
 }
 
 /* l moved on by n elements (n <= l.run) from index i. */
@@ -156,23 +165,18 @@ static inline struct rfx_ring_loc rfx_ring_loc_skip(const struct rfx_spsc_ring *
                                                     struct rfx_ring_loc l, uint64_t i, uint64_t n)
 {
     if (n < l.run) {
-        l.off += (uint32_t)n;
-        l.run -= (uint32_t)n;
+        l.elem += n * r->cfg.stride;
+        l.run -= n;
         return l;
     }
     return rfx_ring_loc_next(r, l, i + n);
-}
-
-static inline _Atomic uint64_t *rfx_ring_loc_stamp(struct rfx_ring_loc l)
-{
-    return (_Atomic uint64_t *)(void *)l.group;
 }
 
 /* Element k of a run that starts at l. */
 static inline unsigned char *rfx_ring_loc_elem(const struct rfx_spsc_ring *r,
                                                struct rfx_ring_loc l, uint64_t k)
 {
-    return l.group + RFX_RING_STAMP + (size_t)((l.off + k) * r->cfg.stride);
+    return l.elem + (size_t)(k * r->cfg.stride);
 }
 
 static inline unsigned char *rfx_ring_elem(const struct rfx_spsc_ring *r, uint64_t i)
@@ -214,7 +218,7 @@ static inline void rfx_ring_put(struct rfx_spsc_ring *r, uint64_t i, const void 
 {
     struct rfx_ring_loc l = r->prod.at;
     rfx_ring_copy(rfx_ring_loc_elem(r, l, 0), elem, r->cfg.elem_size);
-    atomic_store_explicit(rfx_ring_loc_stamp(l), i + 1, memory_order_release);
+    atomic_store_explicit(rfx_ring_loc_stamp(r, l), i + 1, memory_order_release);
     r->prod.at = rfx_ring_loc_skip(r, l, i, 1);
 }
 
@@ -228,7 +232,7 @@ static inline void rfx_ring_put_run(struct rfx_spsc_ring *r, uint64_t t, const u
     for (uint64_t i = t, end = t + k; i < end;) {
         uint64_t n = l.run < end - i ? l.run : end - i;
         rfx_ring_copy_n(rfx_ring_loc_elem(r, l, 0), r->cfg.stride, src + (i - t) * es, es, es, n);
-        atomic_store_explicit(rfx_ring_loc_stamp(l), i + n, memory_order_release);
+        atomic_store_explicit(rfx_ring_loc_stamp(r, l), i + n, memory_order_release);
         l = rfx_ring_loc_skip(r, l, i, n);
         i += n;
     }
@@ -252,9 +256,10 @@ static inline void rfx_ring_get_run(const struct rfx_spsc_ring *r, uint64_t c, u
 
 /* Consumer: how many elements from i to the end of its group's run are
  * published (A1: pairs with R1; their bytes are visible after it). */
-static inline uint64_t rfx_ring_ready_in(struct rfx_ring_loc l, uint64_t i)
+static inline uint64_t rfx_ring_ready_in(const struct rfx_spsc_ring *r, struct rfx_ring_loc l,
+                                         uint64_t i)
 {
-    uint64_t stamp = atomic_load_explicit(rfx_ring_loc_stamp(l), memory_order_acquire);
+    uint64_t stamp = atomic_load_explicit(rfx_ring_loc_stamp(r, l), memory_order_acquire);
     if (stamp <= i)
         return 0;
     /* A stamp from the next lap (the producer reused earlier slots of this
@@ -354,7 +359,7 @@ static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size
         /* One stamp (A1) per group: it tells how much of the group is ready. */
         struct rfx_ring_loc l = r->cons.at;
         while (got < n) {
-            uint64_t k = rfx_ring_ready_in(l, c + got);
+            uint64_t k = rfx_ring_ready_in(r, l, c + got);
             if (k > n - got)
                 k = n - got;
             if (k == 0)
@@ -388,7 +393,7 @@ static inline int rfx_ring_pop(struct rfx_spsc_ring *r, void *out)
     }
     c = rfx_ring_cur(r);
     struct rfx_ring_loc l = r->cons.at;
-    if (!rfx_ring_ready_in(l, c)) { /* A1 */
+    if (atomic_load_explicit(rfx_ring_loc_stamp(r, l), memory_order_acquire) <= c) { /* A1 */
         rfx_ring_release_to(r, c, true);
         return -EAGAIN;
     }

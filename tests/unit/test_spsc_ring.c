@@ -91,11 +91,11 @@ Test(spsc_ring, groups_share_a_line_with_their_stamp)
     cr_expect_eq(r->cfg.group_bytes, 64);
     for (uint64_t i = 0; i < 1024; i++) {
         struct rfx_ring_loc l = rfx_ring_locate(r, i);
-        uintptr_t stamp = (uintptr_t)l.group, elem = (uintptr_t)rfx_ring_loc_elem(r, l, 0);
+        uintptr_t stamp = (uintptr_t)rfx_ring_loc_stamp(r, l), elem = (uintptr_t)l.elem;
         cr_assert_eq(stamp / 64, (elem + 7) / 64, "index %llu: stamp and element in one line",
                      (unsigned long long)i);
-        cr_assert_eq(l.off, (i & 1023) % 7);
-        cr_assert_eq(l.group, r->cfg.slots + (i & 1023) / 7 * 64);
+        cr_assert_eq(stamp, (uintptr_t)(r->cfg.slots + (i & 1023) / 7 * 64));
+        cr_assert_eq(elem, stamp + 8 + (i & 1023) % 7 * 8);
     }
     cr_expect_eq(rfx_ring_locate(r, 1023).run, 1, "the last group holds 1024 %% 7 = 2 slots");
     rfx_spsc_ring_destroy(r);

@@ -276,7 +276,7 @@ void *rfx_spsc_ring_reserve(struct rfx_spsc_ring *r, size_t want, size_t *got)
     uint64_t k = run_in_group(l, want, rfx_ring_free(r, t, want ? want : 1));
     r->prod.reserved = k;
     *got = (size_t)k;
-    return k ? rfx_ring_loc_elem(r, l, 0) : NULL;
+    return k ? l.elem : NULL;
 }
 
 int rfx_spsc_ring_commit(struct rfx_spsc_ring *r, size_t k)
@@ -329,7 +329,7 @@ const void *rfx_spsc_ring_peek(struct rfx_spsc_ring *r, size_t want, size_t *got
     if (k == 0)
         rfx_ring_release_to(r, c, true); /* dry: publish what is pending */
     *got = (size_t)k;
-    return k ? rfx_ring_loc_elem(r, l, 0) : NULL;
+    return k ? l.elem : NULL;
 }
 
 int rfx_spsc_ring_release(struct rfx_spsc_ring *r, size_t k)

@@ -172,16 +172,9 @@ static inline struct rfx_ring_loc rfx_ring_loc_skip(const struct rfx_spsc_ring *
     return rfx_ring_loc_next(r, l, i + n);
 }
 
-/* Element k of a run that starts at l. */
-static inline unsigned char *rfx_ring_loc_elem(const struct rfx_spsc_ring *r,
-                                               struct rfx_ring_loc l, uint64_t k)
-{
-    return l.elem + (size_t)(k * r->cfg.stride);
-}
-
 static inline unsigned char *rfx_ring_elem(const struct rfx_spsc_ring *r, uint64_t i)
 {
-    return rfx_ring_loc_elem(r, rfx_ring_locate(r, i), 0);
+    return rfx_ring_locate(r, i).elem;
 }
 
 /* Element copy; the common 8-byte case (frame pointers) is one move. */
@@ -217,7 +210,7 @@ static inline void rfx_ring_copy_n(unsigned char *dst, size_t dstride, const uns
 static inline void rfx_ring_put(struct rfx_spsc_ring *r, uint64_t i, const void *elem)
 {
     struct rfx_ring_loc l = r->prod.at;
-    rfx_ring_copy(rfx_ring_loc_elem(r, l, 0), elem, r->cfg.elem_size);
+    rfx_ring_copy(l.elem, elem, r->cfg.elem_size);
     atomic_store_explicit(rfx_ring_loc_stamp(r, l), i + 1, memory_order_release);
     r->prod.at = rfx_ring_loc_skip(r, l, i, 1);
 }
@@ -231,7 +224,7 @@ static inline void rfx_ring_put_run(struct rfx_spsc_ring *r, uint64_t t, const u
     struct rfx_ring_loc l = r->prod.at;
     for (uint64_t i = t, end = t + k; i < end;) {
         uint64_t n = l.run < end - i ? l.run : end - i;
-        rfx_ring_copy_n(rfx_ring_loc_elem(r, l, 0), r->cfg.stride, src + (i - t) * es, es, es, n);
+        rfx_ring_copy_n(l.elem, r->cfg.stride, src + (i - t) * es, es, es, n);
         atomic_store_explicit(rfx_ring_loc_stamp(r, l), i + n, memory_order_release);
         l = rfx_ring_loc_skip(r, l, i, n);
         i += n;
@@ -248,7 +241,7 @@ static inline void rfx_ring_get_run(const struct rfx_spsc_ring *r, uint64_t c, u
     struct rfx_ring_loc l = rfx_ring_locate(r, c);
     for (uint64_t i = c, end = c + k; i < end;) {
         uint64_t n = l.run < end - i ? l.run : end - i;
-        rfx_ring_copy_n(dst + (i - c) * es, es, rfx_ring_loc_elem(r, l, 0), r->cfg.stride, es, n);
+        rfx_ring_copy_n(dst + (i - c) * es, es, l.elem, r->cfg.stride, es, n);
         l = rfx_ring_loc_skip(r, l, i, n);
         i += n;
     }
@@ -364,7 +357,7 @@ static inline size_t rfx_ring_pop_burst(struct rfx_spsc_ring *r, void *out, size
                 k = n - got;
             if (k == 0)
                 break;
-            rfx_ring_copy_n(o + got * es, es, rfx_ring_loc_elem(r, l, 0), r->cfg.stride, es, k);
+            rfx_ring_copy_n(o + got * es, es, l.elem, r->cfg.stride, es, k);
             bool whole = k == l.run;
             l = rfx_ring_loc_skip(r, l, c + got, k);
             got += k;
@@ -397,7 +390,7 @@ static inline int rfx_ring_pop(struct rfx_spsc_ring *r, void *out)
         rfx_ring_release_to(r, c, true);
         return -EAGAIN;
     }
-    rfx_ring_copy(out, rfx_ring_loc_elem(r, l, 0), r->cfg.elem_size);
+    rfx_ring_copy(out, l.elem, r->cfg.elem_size);
     r->cons.at = rfx_ring_loc_skip(r, l, c, 1);
     rfx_ring_set_cur(r, c + 1);
     rfx_ring_release_to(r, c + 1, false);

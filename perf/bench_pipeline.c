@@ -194,15 +194,31 @@ static uint64_t dropped(const struct rfx_engine_counts *c)
     return d;
 }
 
+/* RFX_BENCH_SET="section.key=value;section.key=value": settings added to a
+ * latency run (at most max; the string is kept for the process's life). */
+static int extra_sets(const char **out, int max)
+{
+    static char buf[1024];
+    const char *env = getenv("RFX_BENCH_SET");
+    if (!env)
+        return 0;
+    snprintf(buf, sizeof buf, "%s", env);
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ";", &save); t && n < max;
+         t = strtok_r(NULL, ";", &save))
+        out[n++] = t;
+    return n;
+}
+
 static int throughput(double seconds)
 {
-    static const char *const fused[12] = {
+    static const char *const fused[11] = {
         "engine.frame_hz=0",  "engine.burst=64",      "engine.pool_frames=16384",
         "ring.capacity=4096", "strategic.workers=0",  "thread.rt0.stages=capture,pattern",
         "thread.rt0.core=0",  "thread.rt0.wait=spin", "thread.rt1.stages=decide,execute,telemetry",
-        "thread.rt1.core=1",  "thread.rt1.wait=spin", NULL,
+        "thread.rt1.core=1",  "thread.rt1.wait=spin",
     };
-    static const char *const split[14] = {
+    static const char *const split[13] = {
         "engine.frame_hz=0",
         "engine.burst=64",
         "engine.pool_frames=16384",
@@ -216,17 +232,16 @@ static int throughput(double seconds)
         "thread.rt1.wait=spin",
         "thread.tel.stages=telemetry",
         "thread.tel.wait=park",
-        NULL,
     };
-    /* RFX_BENCH_SET=section.key=value: one more setting for both layouts. */
-    const char *extra = getenv("RFX_BENCH_SET");
+    /* RFX_BENCH_SET: more settings for both layouts (see extra_sets). */
     const char *names[2] = {"2t", "2t+tel"};
-    const char *fused_x[12], *split_x[14];
-    memcpy(fused_x, fused, sizeof fused_x);
-    memcpy(split_x, split, sizeof split_x);
-    fused_x[11] = split_x[13] = extra;
+    const char *fused_x[11 + 16], *split_x[13 + 16];
+    memcpy(fused_x, fused, 11 * sizeof *fused_x);
+    memcpy(split_x, split, 13 * sizeof *split_x);
+    int n_extra = extra_sets(fused_x + 11, 16);
+    memcpy(split_x + 13, fused_x + 11, (size_t)n_extra * sizeof *split_x);
     const char *const *sets[2] = {fused_x, split_x};
-    int n[2] = {extra ? 12 : 11, extra ? 14 : 13};
+    int n[2] = {11 + n_extra, 13 + n_extra};
     double best = 0, rate[2] = {0, 0};
     int best_i = 0;
     for (int rep = 0; rep < 3; rep++) {
@@ -319,16 +334,13 @@ static int latency(double hz, double seconds)
 {
     char rate[64];
     snprintf(rate, sizeof rate, "engine.frame_hz=%g", hz);
-    const char *sets[] = {rate,
-                          "strategic.workers=1",
-                          "strategic.hz=50",
-                          "strategic.min_hz=50",
-                          "strategic.max_hz=50",
-                          getenv("RFX_BENCH_SET") ? getenv("RFX_BENCH_SET") : "engine.burst=32"};
+    const char *sets[5 + 16] = {rate, "strategic.workers=1", "strategic.hz=50",
+                                "strategic.min_hz=50", "strategic.max_hz=50"};
+    int n_sets = 5 + extra_sets(sets + 5, 16);
     struct ctx x = {0};
     rfx_hdr_create(1, 60000000000LL, 3, &x.overhead);
     struct outcome o;
-    if (run(sets, 6, seconds, &x, &o))
+    if (run(sets, n_sets, seconds, &x, &o))
         return 1;
     struct rfx_hdr *h = x.overhead;
     double t99, t999, s99, s999, lost;

@@ -59,4 +59,16 @@ static inline int rfx_hdr_record_fast(struct rfx_hdr *h, int64_t v)
     return 0;
 }
 
+/* The fast path for n equal values (n >= 0). */
+static inline int rfx_hdr_record_fast_n(struct rfx_hdr *h, int64_t v, int64_t n)
+{
+    if (__builtin_expect((uint64_t)v > h->max_recordable, 0)) {
+        h->out_of_range += (uint64_t)n;
+        return -ERANGE;
+    }
+    h->counts[rfx_hdr_index(h, v)] += n;
+    h->total_count += n;
+    return 0;
+}
+
 #endif

@@ -614,12 +614,39 @@ double rfx_telemetry_hit_rate_last(const struct rfx_telemetry *t)
     return m == UINT64_MAX ? -1 : m / 1000.0;
 }
 
+/*
+ * Runs of equal values. The frames of a burst share each stage's enter and
+ * exit times, so service times and the waits between fused stages repeat
+ * frame after frame: each run goes into its histogram as one record of n.
+ */
+struct run {
+    int64_t v, n;
+};
+
+static inline void run_flush(struct rfx_hdr *h, struct run *r)
+{
+    if (r->n)
+        rfx_hdr_record_fast_n(h, r->v, r->n);
+    r->n = 0;
+}
+
+static inline void run_add(struct rfx_hdr *h, struct run *r, int64_t v)
+{
+    if (v != r->v || r->n == 0) {
+        run_flush(h, r);
+        r->v = v;
+    }
+    r->n++;
+}
+
 static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
                         const struct rfx_stage_env *env)
 {
     struct rfx_telemetry *t = ctx;
     struct rfx_engine *e = t->e;
     uint64_t executed = 0, dropped[RFX_DROP_REASONS] = {0};
+    struct run svc_run[RFX_MAX_STAGES] = {{0}}, wait_run[RFX_MAX_STAGES] = {{0}},
+               late_run[RFX_MAX_STAGES] = {{0}}, e2e_run = {0};
     uint64_t ep = atomic_load_explicit(&t->epoch, memory_order_relaxed);
     atomic_store_explicit(&t->epoch, ep + 1, memory_order_seq_cst);            /* P1 */
     struct tset *set = atomic_load_explicit(&t->active, memory_order_seq_cst); /* P2 */
@@ -633,16 +660,17 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
             int64_t ready = s == 0 ? f->scheduled_ns : f->exit_ns[s - 1];
             int64_t wait = f->enter_ns[s] - ready;
             svc = svc > 0 ? svc : 1;
+            wait = wait > 0 ? wait : 1;
             if (svc <= H_HIGHEST) /* what the histogram takes */
                 set->sum[s] += svc;
-            rfx_hdr_record_fast(set->h[s][K_SERVICE], svc);
-            rfx_hdr_record_fast(set->h[s][K_WAIT], wait > 0 ? wait : 1);
+            run_add(set->h[s][K_SERVICE], &svc_run[s], svc);
+            run_add(set->h[s][K_WAIT], &wait_run[s], wait);
             if (s == 0) {
                 /* The source's wake-up lateness: capture began after its due time. */
                 int64_t late = f->capture_ns - f->scheduled_ns;
-                rfx_hdr_record_fast(set->h[s][K_LATE], late > 0 ? late : 1);
+                run_add(set->h[s][K_LATE], &late_run[s], late > 0 ? late : 1);
             } else if (f->woke_mask & (1u << s)) {
-                rfx_hdr_record_fast(set->h[s][K_LATE], wait > 0 ? wait : 1);
+                run_add(set->h[s][K_LATE], &late_run[s], wait);
             }
             if (t->st[s].budget && svc > t->st[s].budget->p99_ns) {
                 set->over_p99[s]++;
@@ -663,15 +691,21 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
         e2e = e2e > 0 ? e2e : 1;
         if (e2e <= H_HIGHEST)
             set->e2e_sum += e2e;
-        rfx_hdr_record_fast(set->e2e, e2e);
+        run_add(set->e2e, &e2e_run, e2e);
         if (f->context_class < 3)
-            rfx_hdr_record_fast(set->cls[f->context_class], e2e > 0 ? e2e : 1);
+            rfx_hdr_record_fast(set->cls[f->context_class], e2e);
         if (t->e2e_budget && e2e > t->e2e_budget->p99_ns)
             set->e2e_over_p99++;
         set->l1 += f->cache_result == RFX_CACHE_L1;
         set->l2 += f->cache_result == RFX_CACHE_L2;
         set->miss += f->cache_result == RFX_CACHE_MISS;
     }
+    for (int s = 0; s < t->n; s++) {
+        run_flush(set->h[s][K_SERVICE], &svc_run[s]);
+        run_flush(set->h[s][K_WAIT], &wait_run[s]);
+        run_flush(set->h[s][K_LATE], &late_run[s]);
+    }
+    run_flush(set->e2e, &e2e_run);
     atomic_store_explicit(&t->epoch, ep + 2, memory_order_release); /* P3 */
     /* Publish the counts with release: rfx_engine_counts reads them acquire. */
     if (executed)

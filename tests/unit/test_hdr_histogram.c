@@ -76,6 +76,31 @@ Test(hdr, range_check_rejects_and_counts)
     rfx_hdr_destroy(h);
 }
 
+/* The telemetry stage records runs of equal values as one record of n: the
+ * histogram must come out the same as n single records, range check included. */
+Test(hdr, fast_n_equals_n_single_records)
+{
+    struct rfx_hdr *a = make(1, 3600000000LL, 3), *b = make(1, 3600000000LL, 3);
+    static const int64_t vals[] = {1, 7, 2047, 2048, 123457, 99999999, 3600000000LL, 1LL << 40};
+    for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
+        int64_t n = (int64_t)i * 3 + 1;
+        int rc = rfx_hdr_record_fast_n(a, vals[i], n);
+        int want = 0;
+        for (int64_t k = 0; k < n; k++)
+            want = rfx_hdr_record_fast(b, vals[i]);
+        cr_expect_eq(rc, want, "value %lld", (long long)vals[i]);
+    }
+    cr_expect_eq(rfx_hdr_total_count(a), rfx_hdr_total_count(b));
+    cr_expect_eq(rfx_hdr_out_of_range(a), rfx_hdr_out_of_range(b));
+    cr_expect_eq(rfx_hdr_out_of_range(a), 22, "the 2^40 record of 22 is out of range");
+    cr_expect_eq(rfx_hdr_max(a), rfx_hdr_max(b));
+    for (double p = 0; p <= 100; p += 12.5)
+        cr_expect_eq(rfx_hdr_value_at_percentile(a, p), rfx_hdr_value_at_percentile(b, p), "p%g",
+                     p);
+    rfx_hdr_destroy(a);
+    rfx_hdr_destroy(b);
+}
+
 Test(hdr, percentiles_match_java_2_1_11)
 {
     /* Checked against the jar (shared notes). */

@@ -212,40 +212,38 @@ static int extra_sets(const char **out, int max)
 
 static int throughput(double seconds)
 {
-    static const char *const fused[11] = {
-        "engine.frame_hz=0",  "engine.burst=64",      "engine.pool_frames=16384",
-        "ring.capacity=4096", "strategic.workers=0",  "thread.rt0.stages=capture,pattern",
-        "thread.rt0.core=0",  "thread.rt0.wait=spin", "thread.rt1.stages=decide,execute,telemetry",
-        "thread.rt1.core=1",  "thread.rt1.wait=spin",
+    static const char *const common[] = {
+        "engine.frame_hz=0",    "engine.burst=64",   "engine.pool_frames=16384",
+        "ring.capacity=4096",   "strategic.workers=0", "thread.rt0.core=0",
+        "thread.rt0.wait=spin", "thread.rt1.core=1", "thread.rt1.wait=spin",
     };
-    static const char *const split[13] = {
-        "engine.frame_hz=0",
-        "engine.burst=64",
-        "engine.pool_frames=16384",
-        "ring.capacity=4096",
-        "strategic.workers=0",
-        "thread.rt0.stages=capture,pattern",
-        "thread.rt0.core=0",
-        "thread.rt0.wait=spin",
-        "thread.rt1.stages=decide,execute",
-        "thread.rt1.core=1",
-        "thread.rt1.wait=spin",
-        "thread.tel.stages=telemetry",
-        "thread.tel.wait=park",
+    enum { N_COMMON = sizeof common / sizeof *common, N_LAYOUTS = 3 };
+    /* The candidate layouts: two fused splits of the five stages over the
+     * two cores, and the default for 2 CPUs (telemetry on a parked thread). */
+    static const struct {
+        const char *name, *key, *sets[4];
+    } layouts[N_LAYOUTS] = {
+        {"2t", "mframes_2t",
+         {"thread.rt0.stages=capture,pattern", "thread.rt1.stages=decide,execute,telemetry"}},
+        {"2t-b", "mframes_2t_b",
+         {"thread.rt0.stages=capture,pattern,decide", "thread.rt1.stages=execute,telemetry"}},
+        {"2t+tel", "mframes_2t_tel",
+         {"thread.rt0.stages=capture,pattern", "thread.rt1.stages=decide,execute",
+          "thread.tel.stages=telemetry", "thread.tel.wait=park"}},
     };
-    /* RFX_BENCH_SET: more settings for both layouts (see extra_sets). */
-    const char *names[2] = {"2t", "2t+tel"};
-    const char *fused_x[11 + 16], *split_x[13 + 16];
-    memcpy(fused_x, fused, 11 * sizeof *fused_x);
-    memcpy(split_x, split, 13 * sizeof *split_x);
-    int n_extra = extra_sets(fused_x + 11, 16);
-    memcpy(split_x + 13, fused_x + 11, (size_t)n_extra * sizeof *split_x);
-    const char *const *sets[2] = {fused_x, split_x};
-    int n[2] = {11 + n_extra, 13 + n_extra};
-    double best = 0, rate[2] = {0, 0};
+    const char *sets[N_LAYOUTS][N_COMMON + 4 + 16];
+    int n[N_LAYOUTS];
+    for (int i = 0; i < N_LAYOUTS; i++) {
+        memcpy(sets[i], common, sizeof common);
+        n[i] = N_COMMON;
+        for (int k = 0; k < 4 && layouts[i].sets[k]; k++)
+            sets[i][n[i]++] = layouts[i].sets[k];
+        n[i] += extra_sets(sets[i] + n[i], 16); /* RFX_BENCH_SET: more settings */
+    }
+    double best = 0, rate[N_LAYOUTS] = {0};
     int best_i = 0;
     for (int rep = 0; rep < 3; rep++) {
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < N_LAYOUTS; i++) {
             struct ctx x = {0};
             struct outcome o;
             if (run(sets[i], n[i], seconds, &x, &o))
@@ -253,20 +251,22 @@ static int throughput(double seconds)
             double r = o.counts.executed / o.seconds / 1e6;
             printf("layout %-7s rep %d: %.2f M frames/s (captured %" PRIu64 ", executed %" PRIu64
                    ", dropped %" PRIu64 ", in flight %" PRIu64 ")\n",
-                   names[i], rep, r, o.counts.captured, o.counts.executed, dropped(&o.counts),
-                   o.counts.in_flight);
+                   layouts[i].name, rep, r, o.counts.captured, o.counts.executed,
+                   dropped(&o.counts), o.counts.in_flight);
             if (r > rate[i])
                 rate[i] = r;
         }
     }
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < N_LAYOUTS; i++)
         if (rate[i] > best) {
             best = rate[i];
             best_i = i;
         }
-    printf("SUMMARY bench=pipeline_throughput mframes_per_s=%.2f layout=%s mframes_2t=%.2f "
-           "mframes_2t_tel=%.2f telemetry=on seconds=%g best_of=3\n",
-           best, names[best_i], rate[0], rate[1], seconds);
+    printf("SUMMARY bench=pipeline_throughput mframes_per_s=%.2f layout=%s", best,
+           layouts[best_i].name);
+    for (int i = 0; i < N_LAYOUTS; i++)
+        printf(" %s=%.2f", layouts[i].key, rate[i]);
+    printf(" telemetry=on seconds=%g best_of=3\n", seconds);
     return 0;
 }
 

@@ -56,6 +56,24 @@ bool rfx_breaker_allow(struct rfx_breaker *b, int64_t now)
     return false;
 }
 
+void rfx_breaker_ok_n(struct rfx_breaker *b, uint64_t n, int64_t now)
+{
+    if (n == 0)
+        return;
+    atomic_store_explicit(&b->successes,
+                          atomic_load_explicit(&b->successes, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+    b->fail_run = 0;
+    if (atomic_load_explicit(&b->state, memory_order_relaxed) != RFX_BREAKER_HALF_OPEN)
+        return;
+    /* ok_run < successes_to_close here, so the sum cannot wrap past it. */
+    uint64_t run = b->ok_run + n;
+    if (run >= b->successes_to_close)
+        go(b, RFX_BREAKER_CLOSED, now);
+    else
+        b->ok_run = (uint32_t)run;
+}
+
 void rfx_breaker_result(struct rfx_breaker *b, bool ok, int64_t now)
 {
     int s = atomic_load_explicit(&b->state, memory_order_relaxed);

@@ -39,6 +39,14 @@ void rfx_breaker_init(struct rfx_breaker *b, uint32_t failures, int64_t reset_ns
 bool rfx_breaker_allow(struct rfx_breaker *b, int64_t now);
 /* The sink's outcome for one frame it was allowed. */
 void rfx_breaker_result(struct rfx_breaker *b, bool ok, int64_t now);
+/* n successes at once: the same as n calls of rfx_breaker_result(b, true, now). */
+void rfx_breaker_ok_n(struct rfx_breaker *b, uint64_t n, int64_t now);
+/* Whether allow could refuse now (OPEN); CLOSED and HALF_OPEN allow every frame
+ * without side effects, so a burst may skip the per-frame calls. */
+static inline bool rfx_breaker_is_open(const struct rfx_breaker *b)
+{
+    return atomic_load_explicit(&b->state, memory_order_relaxed) == RFX_BREAKER_OPEN;
+}
 const char *rfx_breaker_state_name(enum rfx_breaker_state s);
 
 #endif

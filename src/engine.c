@@ -664,12 +664,18 @@ static void sink_inject(struct rfx_engine *e, struct rfx_frame **f, size_t m, in
  * (reason sink_failed). */
 static void sink_outcomes(struct rfx_engine *e, struct rfx_frame **f, size_t m, int64_t now)
 {
+    uint64_t oks = 0; /* a run of successes goes to the breaker at once */
     for (size_t i = 0; i < m; i++) {
-        bool ok = !(f[i]->flags & RFX_FRAME_SINK_FAILED);
-        if (!ok)
-            rfx_frame_drop(f[i], RFX_DROP_SINK_FAILED);
-        rfx_breaker_result(&e->breaker, ok, now);
+        if (!(f[i]->flags & RFX_FRAME_SINK_FAILED)) {
+            oks++;
+            continue;
+        }
+        rfx_breaker_ok_n(&e->breaker, oks, now);
+        oks = 0;
+        rfx_frame_drop(f[i], RFX_DROP_SINK_FAILED);
+        rfx_breaker_result(&e->breaker, false, now);
     }
+    rfx_breaker_ok_n(&e->breaker, oks, now);
 }
 
 static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
@@ -705,12 +711,15 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         int64_t t0 = rfx_now_ns();
         if (si == e->sink_stage) {
             /* The breaker: while OPEN, frames never reach the sink. */
-            size_t kept = 0;
-            for (size_t i = 0; i < m; i++) {
-                if (rfx_breaker_allow(&e->breaker, t0))
-                    live[kept++] = live[i];
-                else
-                    rfx_frame_drop(live[i], RFX_DROP_CIRCUIT_OPEN);
+            size_t kept = m;
+            if (rfx_breaker_is_open(&e->breaker)) {
+                kept = 0;
+                for (size_t i = 0; i < m; i++) {
+                    if (rfx_breaker_allow(&e->breaker, t0))
+                        live[kept++] = live[i];
+                    else
+                        rfx_frame_drop(live[i], RFX_DROP_CIRCUIT_OPEN);
+                }
             }
             if (kept < m)
                 rfx_count(&e->stage_dropped[si], m - kept);

@@ -166,6 +166,45 @@ Test(breaker, opens_after_n_failures_probes_after_reset_closes_after_m_successes
     cr_expect_eq(b.n_log, 5);
 }
 
+/* A burst's successes go to the breaker as one call: it must end in the
+ * same state, counters and transitions as one call per frame. */
+Test(breaker, ok_n_equals_n_single_successes)
+{
+    for (uint64_t n = 0; n < 6; n++) {
+        for (int start = 0; start < 3; start++) {
+            struct rfx_breaker a, b;
+            rfx_breaker_init(&a, 2, 1000, 3);
+            rfx_breaker_init(&b, 2, 1000, 3);
+            struct rfx_breaker *both[2] = {&a, &b};
+            for (int k = 0; k < 2; k++) {
+                struct rfx_breaker *x = both[k];
+                rfx_breaker_result(x, false, 0); /* fail_run 1 */
+                if (start >= 1) {                /* OPEN, then HALF_OPEN with one success */
+                    rfx_breaker_result(x, false, 0);
+                    cr_assert(rfx_breaker_allow(x, 1000));
+                    cr_assert_eq(atomic_load(&x->state), RFX_BREAKER_HALF_OPEN);
+                    if (start == 2)
+                        rfx_breaker_result(x, true, 1000);
+                }
+            }
+            rfx_breaker_ok_n(&a, n, 2000);
+            for (uint64_t i = 0; i < n; i++)
+                rfx_breaker_result(&b, true, 2000);
+            cr_expect_eq(atomic_load(&a.state), atomic_load(&b.state), "n=%llu start=%d",
+                         (unsigned long long)n, start);
+            cr_expect_eq(atomic_load(&a.successes), atomic_load(&b.successes));
+            cr_expect_eq(a.fail_run, b.fail_run);
+            cr_expect_eq(a.ok_run, b.ok_run, "n=%llu start=%d", (unsigned long long)n, start);
+            cr_expect_eq(a.n_log, b.n_log);
+            cr_expect_eq(memcmp(a.log, b.log, sizeof a.log), 0);
+            /* and one failure afterwards acts the same */
+            rfx_breaker_result(&a, false, 3000);
+            rfx_breaker_result(&b, false, 3000);
+            cr_expect_eq(atomic_load(&a.state), atomic_load(&b.state));
+        }
+    }
+}
+
 static int delivered;
 static void count_alert(void *arg, const struct rfx_alert *a)
 {

@@ -678,6 +678,19 @@ static void sink_outcomes(struct rfx_engine *e, struct rfx_frame **f, size_t m, 
     rfx_breaker_ok_n(&e->breaker, oks, now);
 }
 
+/*
+ * A burst's frame headers were last written on another core (upstream, or
+ * telemetry for frames back from the pool). Ask for every header line, for
+ * writing, before the stages walk the burst frame by frame, so the
+ * transfers overlap instead of stalling one frame at a time.
+ */
+static void prefetch_headers(struct rfx_frame *const *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t off = 0; off < sizeof(struct rfx_frame); off += 64)
+            __builtin_prefetch((const char *)frames[i] + off, 1, 3);
+}
+
 static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
 {
     struct rfx_engine *e = t->e;
@@ -1019,6 +1032,7 @@ static void source_loop(struct rfx_xthread *t)
                 rfx_cpu_relax(); /* max rate: the pipeline is full; wait for frames */
             continue;
         }
+        prefetch_headers(frames, n);
         int64_t now = rfx_now_ns();
         int level = atomic_load_explicit(&e->level, memory_order_relaxed);
         for (size_t i = 0; i < n; i++) {
@@ -1085,6 +1099,7 @@ static void consumer_loop(struct rfx_xthread *t)
         }
         if (prev && e->cfg.ring_policy == RFX_RING_BLOCK)
             rfx_wake(&t->space_wp);
+        prefetch_headers(frames, n);
         if (t->parks != parks_seen) {
             parks_seen = t->parks;
             frames[0]->woke_mask |= (uint16_t)(1u << t->first_stage);

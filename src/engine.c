@@ -1048,6 +1048,10 @@ static void source_loop(struct rfx_xthread *t)
             f->drop_reason = RFX_DROP_NONE;
             f->cache_result = RFX_CACHE_NONE;
             f->woke_mask = 0;
+            /* A recycled frame still holds its last lap's stage times; a
+             * stage that skips it this lap (dropped before) must read 0. */
+            memset(f->enter_ns, 0, sizeof f->enter_ns);
+            memset(f->exit_ns, 0, sizeof f->exit_ns);
             RFX_PROBE2(frame_capture, f->seq, f->scheduled_ns);
         }
         run_stages(t, frames, n);

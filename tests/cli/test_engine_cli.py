@@ -167,6 +167,28 @@ s = check_bundle(d, "drops")
 check(s["frames"]["dropped"]["ring_full"] > 0 and s["frames"]["captured"] == 200000,
       f"drops: {s['frames']['dropped']['ring_full']} ring_full drops of 200000 frames counted")
 
+# 3b. A stage that drops frames, with a pool so small that every frame is
+#     recycled many times: a later stage records exactly the frames that
+#     reached it (a recycled frame's last-lap stage times must not count).
+d = os.path.join(work, "recycled")
+cfg = os.path.join(work, "recycled.ini")
+with open(cfg, "w") as f:
+    f.write("[engine]\nframe_hz = 500\npool_frames = 64\n"
+            "[fault]\nfail_stage = pattern\nfail_prob = 0.2\n"
+            "[degrade]\nenabled = false\n")
+p = subprocess.run([reflex, "run", cfg, "--duration", "3", "--out", d, "--quiet"],
+                   capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, "recycled: run exits 0", p.stderr)
+s = load_summary(d)
+fr, st = s["frames"], s["stages"]
+reached = fr["captured"] - fr["dropped"]["stage"]
+check(fr["dropped"]["stage"] > 0 and fr["captured"] > 64 * 10 and
+      st["pattern"]["count"] == fr["captured"] and
+      st["decide"]["count"] == reached and st["execute"]["count"] == reached,
+      f"recycled: {fr['captured']} frames through a pool of 64, {fr['dropped']['stage']} dropped"
+      f" at pattern; decide recorded {st['decide']['count']}, execute {st['execute']['count']},"
+      f" {reached} reached them")
+
 # 4. reflex run: usage and config errors exit 2.
 p = subprocess.run([reflex, "run"], capture_output=True, text=True)
 check(p.returncode == 2 and "missing CONFIG" in p.stderr, "run without CONFIG: exit 2")

@@ -646,7 +646,7 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
     struct rfx_engine *e = t->e;
     uint64_t executed = 0, dropped[RFX_DROP_REASONS] = {0};
     struct run svc_run[RFX_MAX_STAGES] = {{0}}, wait_run[RFX_MAX_STAGES] = {{0}},
-               late_run[RFX_MAX_STAGES] = {{0}}, e2e_run = {0};
+               late_run[RFX_MAX_STAGES] = {{0}}, e2e_run = {0}, cls_run[3] = {{0}};
     uint64_t ep = atomic_load_explicit(&t->epoch, memory_order_relaxed);
     atomic_store_explicit(&t->epoch, ep + 1, memory_order_seq_cst);            /* P1 */
     struct tset *set = atomic_load_explicit(&t->active, memory_order_seq_cst); /* P2 */
@@ -693,7 +693,7 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
             set->e2e_sum += e2e;
         run_add(set->e2e, &e2e_run, e2e);
         if (f->context_class < 3)
-            rfx_hdr_record_fast(set->cls[f->context_class], e2e);
+            run_add(set->cls[f->context_class], &cls_run[f->context_class], e2e);
         if (t->e2e_budget && e2e > t->e2e_budget->p99_ns)
             set->e2e_over_p99++;
         set->l1 += f->cache_result == RFX_CACHE_L1;
@@ -706,6 +706,8 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
         run_flush(set->h[s][K_LATE], &late_run[s]);
     }
     run_flush(set->e2e, &e2e_run);
+    for (int c = 0; c < 3; c++)
+        run_flush(set->cls[c], &cls_run[c]);
     atomic_store_explicit(&t->epoch, ep + 2, memory_order_release); /* P3 */
     /* Publish the counts with release: rfx_engine_counts reads them acquire. */
     if (executed)

@@ -6,8 +6,9 @@
  *             telemetry on, the source as fast as the pipeline goes, for
  *             each candidate layout on this machine; frames executed per
  *             second of the best. Layouts: "2t" (capture+pattern | decide+
- *             execute+telemetry, one thread per core) and "2t+tel" (telemetry
- *             on its own parked thread, the default on 2 CPUs).
+ *             execute+telemetry, one thread per core), "2t-b" (capture+
+ *             pattern+decide | execute+telemetry) and "2t+tel" (telemetry on
+ *             its own parked thread).
  * latency     the same stages at a fixed rate (60 Hz for 20 s, or 10 kHz for
  *             5 s) with the default layout and the strategic workers kept
  *             busy (a planner that computes for 20 ms per call, 50 calls a
@@ -31,6 +32,8 @@
  * usage: bench_pipeline throughput [--seconds S]
  *        bench_pipeline latency --rate HZ [--seconds S]
  *        bench_pipeline metrics [--rate HZ] [--seconds S] [--reps N]
+ * RFX_BENCH_SET="section.key=value;..." adds settings to every throughput
+ * layout and to the latency run (e.g. "thread.rt0.priority=fifo:50").
  */
 #include "hdr_histogram_impl.h"
 
@@ -195,7 +198,7 @@ static uint64_t dropped(const struct rfx_engine_counts *c)
 }
 
 /* RFX_BENCH_SET="section.key=value;section.key=value": settings added to a
- * latency run (at most max; the string is kept for the process's life). */
+ * run (at most max; the strings live as long as the process). */
 static int extra_sets(const char **out, int max)
 {
     static char buf[1024];

@@ -678,6 +678,9 @@ static void sink_outcomes(struct rfx_engine *e, struct rfx_frame **f, size_t m, 
     rfx_breaker_ok_n(&e->breaker, oks, now);
 }
 
+_Static_assert(sizeof(struct rfx_frame) <= 3 * 64,
+               "a frame header crosses cores every lap: keep it in three cache lines");
+
 /*
  * A burst's frame headers were last written on another core (upstream, or
  * telemetry for frames back from the pool). Ask for every header line, for

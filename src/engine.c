@@ -1076,6 +1076,14 @@ static void source_loop(struct rfx_xthread *t)
         forward(t, frames, kept);
         if (t->critical)
             rfx_cache_quiescent();
+        if (!period && n_spare < want) {
+            /* Full speed: take the next burst's frames now and prefetch
+             * their headers, so that their lines (last written by the
+             * telemetry thread) arrive while this burst is handed on. */
+            size_t got = rfx_ring_pop_burst(e->pool, spare + n_spare, want - n_spare);
+            prefetch_headers(spare + n_spare, got);
+            n_spare += got;
+        }
     }
     /* Frames held back are returned by the last thread's pool only; the
      * spare ones never left this thread, so nothing is in flight here. */

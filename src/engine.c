@@ -871,8 +871,13 @@ static void idle_wait(struct rfx_xthread *t)
         if (wake_at > now) {
             struct rfx_wait_config park = {.kind = RFX_WAIT_PARK};
             rc = rfx_wait(&t->data_wp, &park, wake_cond, t, wake_at - now);
-            if (rc == -ETIMEDOUT)
-                note_wake(t, rfx_now_ns() - wake_at, lead);
+            /* Woken after wake_at, by the timer or by a frame that came
+             * before the timer fired: either way the timer was at least this
+             * late. (Learning only from time-outs, a thread whose frames
+             * always beat its late timer would never raise its lead.) */
+            int64_t woke = rfx_now_ns();
+            if (woke > wake_at)
+                note_wake(t, woke - wake_at, lead);
         }
         if (rc == -ETIMEDOUT || wake_at <= now) {
             struct rfx_wait_config spin = t->cfg.wait;

@@ -16,6 +16,9 @@
  *             the frame's scheduled capture time to the moment execute
  *             begins, less the service time of the stages before it (so:
  *             source lateness, queue waits, wake-ups, ring transfers).
+ *             Then the same with the latency layout for two CPUs (spin1t_*):
+ *             capture..execute on one thread spinning on core 0, telemetry,
+ *             the planner and the engine's helpers on core 1.
  *             Beside it, the physical limits, nothing else running: a bare
  *             timer loop at the same rate and length (timer_floor_*: what a
  *             thread that sleeps between frames gets), and a thread that
@@ -346,17 +349,42 @@ static int latency(double hz, double seconds)
     if (run(sets, n_sets, seconds, &x, &o))
         return 1;
     struct rfx_hdr *h = x.overhead;
+    /* The same with one critical thread for capture..execute, spinning on
+     * core 0 (it never sleeps, so the host never parks its vCPU), and
+     * everything else (telemetry, the busy planner, the engine's helpers)
+     * on core 1: the layout for latency on two CPUs. */
+    const char *sets1[5 + 7 + 16];
+    memcpy(sets1, sets, 5 * sizeof *sets1);
+    static const char *const one[7] = {
+        "thread.rt0.stages=capture,pattern,decide,execute", "thread.rt0.core=0",
+        "thread.rt0.wait=spin", "thread.tel.stages=telemetry", "thread.tel.wait=park",
+        "thread.tel.core=1", "strategic.cores=1"};
+    memcpy(sets1 + 5, one, sizeof one);
+    int n1 = 12 + extra_sets(sets1 + 12, 16);
+    struct ctx x1 = {0};
+    rfx_hdr_create(1, 60000000000LL, 3, &x1.overhead);
+    struct outcome o1;
+    if (run(sets1, n1, seconds, &x1, &o1))
+        return 1;
+    struct rfx_hdr *h1 = x1.overhead;
     double t99, t999, s99, s999, lost;
     timer_floor(hz, seconds, &t99, &t999);
     spin_floor(hz, seconds, &s99, &s999, &lost);
     printf("SUMMARY bench=pipeline_latency rate_hz=%g overhead_p50_us=%.1f overhead_p99_us=%.1f "
            "overhead_p999_us=%.1f overhead_max_us=%.1f drops=%" PRIu64 " frames=%" PRIu64
            " timer_floor_p99_us=%.1f timer_floor_p999_us=%.1f spin_floor_p99_us=%.1f"
-           " spin_floor_p999_us=%.1f spin_floor_lost_pct=%.2f strategic=busy seconds=%g\n",
+           " spin_floor_p999_us=%.1f spin_floor_lost_pct=%.2f strategic=busy seconds=%g"
+           " layout=default spin1t_overhead_p50_us=%.1f spin1t_overhead_p99_us=%.1f"
+           " spin1t_overhead_p999_us=%.1f spin1t_overhead_max_us=%.1f spin1t_drops=%" PRIu64
+           " spin1t_frames=%" PRIu64 "\n",
            hz, rfx_hdr_value_at_percentile(h, 50) / 1e3, rfx_hdr_value_at_percentile(h, 99) / 1e3,
            rfx_hdr_value_at_percentile(h, 99.9) / 1e3, rfx_hdr_max(h) / 1e3, dropped(&o.counts),
-           o.counts.executed, t99, t999, s99, s999, lost, seconds);
+           o.counts.executed, t99, t999, s99, s999, lost, seconds,
+           rfx_hdr_value_at_percentile(h1, 50) / 1e3, rfx_hdr_value_at_percentile(h1, 99) / 1e3,
+           rfx_hdr_value_at_percentile(h1, 99.9) / 1e3, rfx_hdr_max(h1) / 1e3,
+           dropped(&o1.counts), o1.counts.executed);
     rfx_hdr_destroy(h);
+    rfx_hdr_destroy(h1);
     return 0;
 }
 

@@ -821,6 +821,44 @@ static void wake_consumer(struct rfx_xthread *consumer, struct rfx_spsc_ring *r)
  * go idle and off-path threads (reporter, planners, at SCHED_IDLE) run in
  * those gaps rather than preempting a spinning critical thread for a
  * scheduler tick. */
+int rfx_cpus_without(const cpu_set_t *from, const int *cores, int n, cpu_set_t *out)
+{
+    CPU_ZERO(out);
+    CPU_OR(out, out, from);
+    for (int i = 0; i < n; i++)
+        if (cores[i] >= 0 && cores[i] < CPU_SETSIZE)
+            CPU_CLR(cores[i], out);
+    return CPU_COUNT(out);
+}
+
+/*
+ * Threads inherit their creator's CPU mask. While the engine creates its
+ * off-path threads, point the calling thread's mask at the CPUs that no
+ * pinned critical thread uses, so that none of them lands on (and, being
+ * runnable, takes time slices from) a critical core. Nothing changes when
+ * the critical threads take every allowed CPU. Returns whether the mask
+ * changed; offpath_leave restores it.
+ */
+static bool offpath_enter(const struct rfx_engine *e, cpu_set_t *saved)
+{
+    int cores[RFX_MAX_STAGES];
+    int n = 0;
+    for (int i = 0; i < e->n_threads; i++)
+        if (e->threads[i].critical)
+            cores[n++] = e->threads[i].cfg.core;
+    cpu_set_t off;
+    if (pthread_getaffinity_np(pthread_self(), sizeof *saved, saved) != 0 ||
+        rfx_cpus_without(saved, cores, n, &off) == 0 || CPU_EQUAL(&off, saved))
+        return false;
+    return pthread_setaffinity_np(pthread_self(), sizeof off, &off) == 0;
+}
+
+static void offpath_leave(bool changed, const cpu_set_t *saved)
+{
+    if (changed)
+        pthread_setaffinity_np(pthread_self(), sizeof *saved, saved);
+}
+
 static int64_t lead_ns(const struct rfx_engine *e, const struct rfx_xthread *t)
 {
     int64_t lead = (int64_t)e->cfg.lead_us * 1000;
@@ -959,11 +997,12 @@ static void forward(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
     }
 }
 
-/* Sleep until `due` less the lead, then spin to it. False if stopped. */
+/* Sleep until `due` less the lead, then spin to it; a thread whose wait is
+ * `spin` never sleeps. False if stopped. */
 static bool wait_until(struct rfx_xthread *t, int64_t due)
 {
     struct rfx_engine *e = t->e;
-    int64_t lead = lead_ns(e, t);
+    int64_t lead = t->cfg.wait.kind == RFX_WAIT_SPIN ? INT64_MAX : lead_ns(e, t);
     for (;;) {
         if (atomic_load_explicit(&e->stop, memory_order_acquire))
             return false;
@@ -1279,7 +1318,11 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         return rc;
     /* The endpoint first: a port in use fails the start before any thread. */
     if (e->cfg.metrics_listen[0]) {
-        if ((rc = rfx_metrics_server_start(e->cfg.metrics_listen, &e->metrics, msg, msglen)) != 0)
+        cpu_set_t saved;
+        bool moved = offpath_enter(e, &saved);
+        rc = rfx_metrics_server_start(e->cfg.metrics_listen, &e->metrics, msg, msglen);
+        offpath_leave(moved, &saved);
+        if (rc != 0)
             return rc;
         fprintf(stderr, "reflex: metrics on http://%s:%d/metrics\n",
                 rfx_metrics_server_host(e->metrics), rfx_metrics_server_port(e->metrics));
@@ -1367,7 +1410,13 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         fprintf(stderr, "reflex: warning: %s\n", msg);
     e->started = true;
     for (int i = 0; i < e->n_threads; i++) {
-        if (pthread_create(&e->threads[i].tid, NULL, thread_main, &e->threads[i]) != 0) {
+        /* A telemetry-only thread left unpinned is off-path too. */
+        cpu_set_t saved;
+        bool moved = !e->threads[i].critical && e->threads[i].cfg.core < 0 &&
+                     offpath_enter(e, &saved);
+        int prc = pthread_create(&e->threads[i].tid, NULL, thread_main, &e->threads[i]);
+        offpath_leave(moved, &saved);
+        if (prc != 0) {
             atomic_store(&e->go, -1);
             snprintf(msg, msglen, "cannot create thread %s", e->threads[i].cfg.name);
             for (int j = 0; j < i; j++)
@@ -1392,16 +1441,14 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         }
     }
     e->start_ns = rfx_now_ns(); /* before the planners: their faults read it */
-    if ((rc = rfx_strategic_start(e->strat, msg, msglen)) != 0) {
-        atomic_store(&e->go, -1);
-        for (int j = 0; j < e->n_threads; j++)
-            pthread_join(e->threads[j].tid, NULL);
-        e->waited = true;
-        return rc;
-    }
+    cpu_set_t saved;
+    bool moved = offpath_enter(e, &saved);
+    rc = rfx_strategic_start(e->strat, msg, msglen);
     /* The watchdog before the reporter: the reporter reads e->watchdog. */
-    if ((rc = rfx_watchdog_start(e, &e->watchdog, msg, msglen)) != 0 ||
-        (rc = rfx_telemetry_start(e->tel, e->start_ns, msg, msglen)) != 0) {
+    if (rc == 0 && (rc = rfx_watchdog_start(e, &e->watchdog, msg, msglen)) == 0)
+        rc = rfx_telemetry_start(e->tel, e->start_ns, msg, msglen);
+    offpath_leave(moved, &saved);
+    if (rc != 0) {
         atomic_store(&e->go, -1);
         for (int j = 0; j < e->n_threads; j++)
             pthread_join(e->threads[j].tid, NULL);

@@ -3,6 +3,7 @@
 #define REFLEX_ENGINE_IMPL_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -155,6 +156,14 @@ int rfx_config_validate(const struct rfx_engine_config *cfg, const char *file, r
                         void *arg, char *msg, size_t msglen);
 
 /* The built-in telemetry stage (stages/telemetry.c). */
+/*
+ * The CPUs of `from` less `cores` (n of them; entries < 0 ignored) into
+ * *out; returns how many are left. The engine starts its off-path threads
+ * (planners without cores, watchdog, reporter, metrics) on the CPUs its
+ * pinned critical threads leave free, when any are.
+ */
+int rfx_cpus_without(const cpu_set_t *from, const int *cores, int n, cpu_set_t *out);
+
 int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char *msg,
                          size_t msglen);
 void rfx_telemetry_destroy(struct rfx_telemetry *t);

@@ -189,6 +189,33 @@ check(fr["dropped"]["stage"] > 0 and fr["captured"] > 64 * 10 and
       f" at pattern; decide recorded {st['decide']['count']}, execute {st['execute']['count']},"
       f" {reached} reached them")
 
+# 3c. One critical thread pinned to core 0: every off-path thread (the
+#     telemetry thread, planner, watchdog, reporter) is kept off core 0.
+if os.cpu_count() and os.cpu_count() >= 2:
+    d = os.path.join(work, "offpath")
+    cfg = os.path.join(work, "offpath.ini")
+    with open(cfg, "w") as f:
+        f.write("[thread.rt0]\nstages = capture, pattern, decide, execute\ncore = 0\n"
+                "wait = spin\n[thread.tel]\nstages = telemetry\nwait = park\n")
+    proc = subprocess.Popen([reflex, "run", cfg, "--duration", "3", "--out", d, "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    masks = {}
+    for tid in os.listdir(f"/proc/{proc.pid}/task"):
+        try:
+            with open(f"/proc/{proc.pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{proc.pid}/task/{tid}/status") as f:
+                masks[name] = next(l.split()[1] for l in f if l.startswith("Cpus_allowed_list"))
+        except OSError:
+            pass
+    err = proc.communicate(timeout=60)[1]
+    off = {n: m for n, m in masks.items() if n.startswith("rfx-") and n != "rfx-rt0"}
+    check(proc.returncode == 0 and masks.get("rfx-rt0") == "0" and
+          {"rfx-tel", "rfx-plan0", "rfx-watchdog", "rfx-report"} <= set(off) and
+          all("0" not in m.replace("-", ",").split(",") for m in off.values()),
+          f"off-path threads off the critical core: {masks}", err)
+
 # 4. reflex run: usage and config errors exit 2.
 p = subprocess.run([reflex, "run"], capture_output=True, text=True)
 check(p.returncode == 2 and "missing CONFIG" in p.stderr, "run without CONFIG: exit 2")

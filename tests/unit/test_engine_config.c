@@ -200,3 +200,23 @@ Test(config, degradation_actions_per_level)
     cr_expect_eq(rfx_engine_config_check(&c, msg, sizeof msg), -EINVAL);
     cr_expect(strstr(msg, "degrade.severe"), "%s", msg);
 }
+
+/* Off-path threads go where the pinned critical threads are not. */
+Test(offpath, cpus_without_critical_cores)
+{
+    cpu_set_t all, out;
+    CPU_ZERO(&all);
+    for (int c = 0; c < 4; c++)
+        CPU_SET(c, &all);
+    int one[] = {0};
+    cr_expect_eq(rfx_cpus_without(&all, one, 1, &out), 3);
+    cr_expect(!CPU_ISSET(0, &out) && CPU_ISSET(1, &out) && CPU_ISSET(3, &out));
+    int unpinned[] = {-1, 2};
+    cr_expect_eq(rfx_cpus_without(&all, unpinned, 2, &out), 3, "an unpinned thread frees nothing");
+    cr_expect(!CPU_ISSET(2, &out) && CPU_ISSET(0, &out));
+    int every[] = {0, 1, 2, 3};
+    cr_expect_eq(rfx_cpus_without(&all, every, 4, &out), 0,
+                 "all taken: none left (the engine then leaves the mask alone)");
+    int outside[] = {7};
+    cr_expect_eq(rfx_cpus_without(&all, outside, 1, &out), 4, "a core not in the set changes nothing");
+}

@@ -336,6 +336,16 @@ static void spin_floor(double hz, double seconds, double *p99_us, double *p999_u
     rfx_hdr_destroy(h);
 }
 
+/* One paced run; *h receives the engine overhead per frame (destroy it). */
+static int run_overhead(const char *const *sets, int n, double seconds, struct rfx_hdr **h,
+                        struct outcome *o)
+{
+    struct ctx x = {0};
+    rfx_hdr_create(1, 60000000000LL, 3, &x.overhead);
+    *h = x.overhead;
+    return run(sets, n, seconds, &x, o);
+}
+
 static int latency(double hz, double seconds)
 {
     char rate[64];
@@ -343,12 +353,10 @@ static int latency(double hz, double seconds)
     const char *sets[5 + 16] = {rate, "strategic.workers=1", "strategic.hz=50",
                                 "strategic.min_hz=50", "strategic.max_hz=50"};
     int n_sets = 5 + extra_sets(sets + 5, 16);
-    struct ctx x = {0};
-    rfx_hdr_create(1, 60000000000LL, 3, &x.overhead);
+    struct rfx_hdr *h;
     struct outcome o;
-    if (run(sets, n_sets, seconds, &x, &o))
+    if (run_overhead(sets, n_sets, seconds, &h, &o))
         return 1;
-    struct rfx_hdr *h = x.overhead;
     /* The same with one critical thread for capture..execute, spinning on
      * core 0 (it never sleeps, so the host never parks its vCPU), and
      * everything else (telemetry, the busy planner, the engine's helpers)
@@ -361,12 +369,10 @@ static int latency(double hz, double seconds)
         "thread.tel.core=1", "strategic.cores=1"};
     memcpy(sets1 + 5, one, sizeof one);
     int n1 = 12 + extra_sets(sets1 + 12, 16);
-    struct ctx x1 = {0};
-    rfx_hdr_create(1, 60000000000LL, 3, &x1.overhead);
+    struct rfx_hdr *h1;
     struct outcome o1;
-    if (run(sets1, n1, seconds, &x1, &o1))
+    if (run_overhead(sets1, n1, seconds, &h1, &o1))
         return 1;
-    struct rfx_hdr *h1 = x1.overhead;
     double t99, t999, s99, s999, lost;
     timer_floor(hz, seconds, &t99, &t999);
     spin_floor(hz, seconds, &s99, &s999, &lost);

@@ -215,6 +215,13 @@ if os.cpu_count() and os.cpu_count() >= 2:
           {"rfx-tel", "rfx-plan0", "rfx-watchdog", "rfx-report"} <= set(off) and
           all("0" not in m.replace("-", ",").split(",") for m in off.values()),
           f"off-path threads off the critical core: {masks}", err)
+    # wait = spin: the paced source spins between frames and never sleeps,
+    # so it records no timed wake-up and uses no lead.
+    if proc.returncode == 0:
+        rt0 = next(t for t in load_summary(d)["threads"] if t["name"] == "rfx-rt0")
+        check(rt0["wake_late_peak_us"] == 0 and rt0["lead_max_used_us"] == 0,
+              f"spin: the source thread never slept (wake-up peak {rt0['wake_late_peak_us']} us,"
+              f" lead used {rt0['lead_max_used_us']} us)", str(rt0))
 
 # 4. reflex run: usage and config errors exit 2.
 p = subprocess.run([reflex, "run"], capture_output=True, text=True)

@@ -36,7 +36,8 @@
  *        bench_pipeline latency --rate HZ [--seconds S]
  *        bench_pipeline metrics [--rate HZ] [--seconds S] [--reps N]
  * RFX_BENCH_SET="section.key=value;..." adds settings to every throughput
- * layout and to the latency run (e.g. "thread.rt0.priority=fifo:50").
+ * layout and to the latency runs (e.g. "thread.rt0.priority=fifo:50");
+ * RFX_BENCH_SET_SPIN1T, when set, replaces it for the spin1t latency run.
  */
 #include "hdr_histogram_impl.h"
 
@@ -202,18 +203,24 @@ static uint64_t dropped(const struct rfx_engine_counts *c)
 
 /* RFX_BENCH_SET="section.key=value;section.key=value": settings added to a
  * run (at most max; the strings live as long as the process). */
-static int extra_sets(const char **out, int max)
+static int extra_sets_from(const char *var, const char **out, int max)
 {
-    static char buf[1024];
-    const char *env = getenv("RFX_BENCH_SET");
+    static char bufs[2][1024];
+    char *buf = bufs[strcmp(var, "RFX_BENCH_SET") != 0];
+    const char *env = getenv(var);
     if (!env)
         return 0;
-    snprintf(buf, sizeof buf, "%s", env);
+    snprintf(buf, sizeof bufs[0], "%s", env);
     int n = 0;
     for (char *save = NULL, *t = strtok_r(buf, ";", &save); t && n < max;
          t = strtok_r(NULL, ";", &save))
         out[n++] = t;
     return n;
+}
+
+static int extra_sets(const char **out, int max)
+{
+    return extra_sets_from("RFX_BENCH_SET", out, max);
 }
 
 static int throughput(double seconds)
@@ -368,7 +375,9 @@ static int latency(double hz, double seconds)
         "thread.rt0.wait=spin", "thread.tel.stages=telemetry", "thread.tel.wait=park",
         "thread.tel.core=1", "strategic.cores=1"};
     memcpy(sets1 + 5, one, sizeof one);
-    int n1 = 12 + extra_sets(sets1 + 12, 16);
+    int n1 = 12 + (getenv("RFX_BENCH_SET_SPIN1T")
+                       ? extra_sets_from("RFX_BENCH_SET_SPIN1T", sets1 + 12, 16)
+                       : extra_sets(sets1 + 12, 16));
     struct rfx_hdr *h1;
     struct outcome o1;
     if (run_overhead(sets1, n1, seconds, &h1, &o1))

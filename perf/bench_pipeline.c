@@ -16,7 +16,7 @@
  *             the frame's scheduled capture time to the moment execute
  *             begins, less the service time of the stages before it (so:
  *             source lateness, queue waits, wake-ups, ring transfers).
- *             Then the same with the latency layout for two CPUs (spin1t_*):
+ *             Then the same with `[engine] layout = latency` (spin1t_*); on two CPUs:
  *             capture..execute on one thread spinning on core 0, telemetry,
  *             the planner and the engine's helpers on core 1.
  *             Beside it, the physical limits, nothing else running: a bare
@@ -364,20 +364,16 @@ static int latency(double hz, double seconds)
     struct outcome o;
     if (run_overhead(sets, n_sets, seconds, &h, &o))
         return 1;
-    /* The same with one critical thread for capture..execute, spinning on
-     * core 0 (it never sleeps, so the host never parks its vCPU), and
-     * everything else (telemetry, the busy planner, the engine's helpers)
-     * on core 1: the layout for latency on two CPUs. */
-    const char *sets1[5 + 7 + 16];
+    /* The same with [engine] layout = latency: on two CPUs, one critical
+     * thread for capture..execute spinning on core 0 (it never sleeps, so
+     * the host never parks its vCPU), and everything else (telemetry, the
+     * busy planner, the engine's helpers) on core 1. */
+    const char *sets1[5 + 1 + 16];
     memcpy(sets1, sets, 5 * sizeof *sets1);
-    static const char *const one[7] = {
-        "thread.rt0.stages=capture,pattern,decide,execute", "thread.rt0.core=0",
-        "thread.rt0.wait=spin", "thread.tel.stages=telemetry", "thread.tel.wait=park",
-        "thread.tel.core=1", "strategic.cores=1"};
-    memcpy(sets1 + 5, one, sizeof one);
-    int n1 = 12 + (getenv("RFX_BENCH_SET_SPIN1T")
-                       ? extra_sets_from("RFX_BENCH_SET_SPIN1T", sets1 + 12, 16)
-                       : extra_sets(sets1 + 12, 16));
+    sets1[5] = "engine.layout=latency";
+    int n1 = 6 + (getenv("RFX_BENCH_SET_SPIN1T")
+                      ? extra_sets_from("RFX_BENCH_SET_SPIN1T", sets1 + 6, 16)
+                      : extra_sets(sets1 + 6, 16));
     struct rfx_hdr *h1;
     struct outcome o1;
     if (run_overhead(sets1, n1, seconds, &h1, &o1))

@@ -191,6 +191,15 @@ static void engine_key(struct loader *L, const char *key, const char *val)
             fail(L, "engine", key, "'%s' is not true or false", val);
         return;
     }
+    if (!strcmp(key, "layout")) {
+        if (!strcmp(val, "auto"))
+            c->layout = RFX_LAYOUT_AUTO;
+        else if (!strcmp(val, "latency"))
+            c->layout = RFX_LAYOUT_LATENCY;
+        else
+            fail(L, "engine", key, "'%s' is not auto or latency", val);
+        return;
+    }
     fail(L, "engine", key, "unknown key");
 }
 
@@ -966,8 +975,18 @@ int rfx_config_load(const char *path, const char *const *sets, int n_sets,
             return -EINVAL;
         }
     }
-    if (cfg->n_threads == 0 && stages) {
-        if ((rc = rfx_engine_layout_resolve(cfg, stages, n_stages, 0, msg, msglen)) != 0) {
+    if (stages) {
+        char why[256];
+        if (cfg->layout != RFX_LAYOUT_AUTO && cfg->n_threads > 0) {
+            rc = vfail(path, line_of, L, msg, msglen, "engine", "layout",
+                       "'latency' places the stages itself, and threads are given too "
+                       "(thread.%s): keep one or the other",
+                       cfg->threads[0].name);
+            free(L);
+            return rc;
+        }
+        if (rfx_engine_layout_resolve(cfg, stages, n_stages, 0, why, sizeof why) != 0) {
+            rc = vfail(path, line_of, L, msg, msglen, "engine", "layout", "%s", why);
             free(L);
             return rc;
         }

@@ -127,7 +127,7 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     b->p50_ns = 2500000;
     c->strategic_workers = 1;
     for (int i = 0; i < RFX_MAX_WORKERS; i++)
-        c->strategic_cores[i] = -1;
+        c->strategic_cores[i] = RFX_CORE_AUTO;
     c->strategic_hz = 2;
     c->strategic_min_hz = 0.5;
     c->strategic_max_hz = 4;
@@ -206,6 +206,15 @@ static void add_thread(struct rfx_engine_config *c, const char *name, const char
     t->priority.kind = RFX_PRIO_NORMAL;
 }
 
+/* Workers left to the resolver get `cores` in turn, or `fallback` (a core
+ * or -1) when there are none. */
+static void place_workers(struct rfx_engine_config *cfg, const int *cores, int n, int fallback)
+{
+    for (int w = 0, k = 0; w < RFX_MAX_WORKERS; w++)
+        if (cfg->strategic_cores[w] == RFX_CORE_AUTO)
+            cfg->strategic_cores[w] = n > 0 ? cores[k++ % n] : fallback;
+}
+
 int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *stages,
                               int n_stages, int cpus, char *msg, size_t msglen)
 {
@@ -214,17 +223,40 @@ int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *
             snprintf(msg, msglen, "layout: need 2..%d stages", RFX_MAX_STAGES);
         return -EINVAL;
     }
-    if (cfg->n_threads > 0)
+    if (cfg->n_threads > 0) { /* given (or resolved before): kept as they are */
+        place_workers(cfg, NULL, 0, -1);
         return 0;
+    }
     if (cpus <= 0)
         cpus = rfx_cpu_online_count();
     int k = n_stages - 1; /* critical stages; telemetry is last */
+    int base = cpus >= 5 ? 1 : 0;
+    int spare[RFX_MAX_WORKERS], n_spare = 0;
+    if (cfg->layout == RFX_LAYOUT_LATENCY) {
+        /* One thread for every critical stage, spinning on a core no other
+         * thread of the engine's uses (no ring hop, no wake-up, a CPU that
+         * never idles); telemetry parked on the next core with the
+         * strategic workers, which take any further cores. */
+        if (cpus < 2) {
+            if (msg)
+                snprintf(msg, msglen,
+                         "'latency' needs 2 or more online CPUs (this machine has %d): its "
+                         "critical thread spins on a core of its own",
+                         cpus);
+            return -EINVAL;
+        }
+        add_thread(cfg, "rt0", stages, 0, k, base, RFX_WAIT_SPIN);
+        add_thread(cfg, "tel", stages, k, 1, base + 1, RFX_WAIT_PARK);
+        for (int c = base + 2; c < cpus && n_spare < RFX_MAX_WORKERS; c++)
+            spare[n_spare++] = c;
+        place_workers(cfg, spare, n_spare, base + 1);
+        return 0;
+    }
     /* Up to 2 CPUs: one critical thread per CPU, telemetry's recording fused
      * into the last (its interval work runs on the unpinned reporter
      * thread), so no third thread competes for the critical cores. From 3:
      * one critical thread per stage up to the cores available, telemetry
      * on its own core, and from 5 core 0 left to the system. */
-    int base = cpus >= 5 ? 1 : 0;
     int groups = cpus <= 2 ? cpus : cpus - 1 - base;
     if (groups > k)
         groups = k;
@@ -246,11 +278,9 @@ int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *
         tcore = base + groups;
         add_thread(cfg, "telemetry", stages, k, 1, tcore, RFX_WAIT_HYBRID);
     }
-    int w = 0;
-    for (int c = base + groups; c < cpus && w < RFX_MAX_WORKERS; c++)
-        cfg->strategic_cores[w++] = c;
-    for (; w < RFX_MAX_WORKERS; w++)
-        cfg->strategic_cores[w] = tcore;
+    for (int c = base + groups; c < cpus && n_spare < RFX_MAX_WORKERS; c++)
+        spare[n_spare++] = c;
+    place_workers(cfg, spare, n_spare, tcore);
     return 0;
 }
 
@@ -260,6 +290,8 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
             c->frame_hz, c->payload_bytes, c->pool_frames, c->burst, c->lead_us);
     if (c->lead_max_us)
         fprintf(f, " lead_max_us=%u (adaptive)", c->lead_max_us);
+    if (c->layout == RFX_LAYOUT_LATENCY)
+        fprintf(f, " layout=latency");
     fputc('\n', f);
     fprintf(f, "rings: capacity=%u overflow=%s\n", c->ring_capacity,
             rfx_ring_policy_name(c->ring_policy));

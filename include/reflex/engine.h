@@ -37,6 +37,16 @@ extern "C" {
 #define RFX_MAX_THREADS 8
 #define RFX_MAX_WORKERS 16
 #define RFX_PATH_MAX    256
+#define RFX_CORE_AUTO   (-2) /* strategic_cores[i]: the layout resolver picks */
+
+/* How the threads are chosen when the config names none ([engine] layout). */
+enum rfx_layout {
+    RFX_LAYOUT_AUTO = 0, /* fits the online CPUs: one critical thread per CPU
+                            up to 2 CPUs, one per stage beyond (hybrid waits) */
+    RFX_LAYOUT_LATENCY,  /* every critical stage fused on one thread spinning
+                            on a core of its own; telemetry parked on the
+                            next core with the strategic workers (2+ CPUs) */
+};
 
 struct rfx_engine;
 struct rfx_action_cache;
@@ -71,6 +81,7 @@ struct rfx_engine_config {
     uint64_t max_frames;    /* 0 = no limit */
     char out_dir[RFX_PATH_MAX];
     bool lock_memory; /* mlockall at start */
+    enum rfx_layout layout; /* used when n_threads is 0 */
     /* [thread.NAME]; n_threads = 0: pick a layout for the online CPUs */
     int n_threads;
     struct rfx_thread_config threads[RFX_MAX_THREADS];
@@ -82,7 +93,9 @@ struct rfx_engine_config {
     struct rfx_budget budgets[RFX_MAX_STAGES + 1];
     /* [strategic] */
     int strategic_workers;
-    int strategic_cores[RFX_MAX_WORKERS]; /* -1: not pinned */
+    int strategic_cores[RFX_MAX_WORKERS]; /* -1: not pinned; RFX_CORE_AUTO (the
+                                             default): the resolver picks
+                                             cores off the critical ones */
     double strategic_hz, strategic_min_hz, strategic_max_hz;
     bool pause_planning; /* ask the source to pause while the planner runs */
     /* [cache] */
@@ -161,7 +174,11 @@ RFX_API int rfx_engine_config_check(const struct rfx_engine_config *cfg, char *m
 /*
  * Resolve the layout: when cfg->n_threads is 0, fill threads for `cpus`
  * online CPUs (cpus <= 0: this machine's) and `stages` (the pipeline, the
- * telemetry stage last). Returns 0 or -EINVAL with a message.
+ * telemetry stage last) as cfg->layout says, and give every strategic
+ * worker left at RFX_CORE_AUTO a core off the critical ones (or none).
+ * Threads already given are kept, whatever cfg->layout says (the config
+ * loader refuses a file that names both). Returns 0, or -EINVAL with a
+ * message (the latency layout on one CPU).
  */
 RFX_API int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *stages,
                                       int n_stages, int cpus, char *msg, size_t msglen);

@@ -154,14 +154,18 @@ except subprocess.TimeoutExpired:
     check(False, "SIGINT: reflex did not stop within 20 s")
 
 # 3. Drops are counted by reason: a drop-newest ring too small for the load.
-d = os.path.join(work, "drops")
-cfg = os.path.join(work, "drops.ini")
-with open(cfg, "w") as f:
-    f.write("[engine]\nframe_hz = 0\nmax_frames = 200000\npool_frames = 4096\n"
-            "[ring]\ncapacity = 8\noverflow = drop-newest\n"
-            "[source]\nkind = synthetic\nwork_ns = 0, 0, 0, 2000\n[sink]\nkind = null\n")
-p = subprocess.run([reflex, "run", cfg, "--out", d, "--quiet"], capture_output=True, text=True,
-                   timeout=120)
+def run_ini(name, ini, *args):
+    """reflex run on a config written from `ini`, out dir work/NAME; (dir, result)."""
+    d, cfg = os.path.join(work, name), os.path.join(work, name + ".ini")
+    with open(cfg, "w") as f:
+        f.write(ini)
+    return d, subprocess.run([reflex, "run", cfg, *args, "--out", d, "--quiet"],
+                             capture_output=True, text=True, timeout=120)
+
+
+d, p = run_ini("drops", "[engine]\nframe_hz = 0\nmax_frames = 200000\npool_frames = 4096\n"
+               "[ring]\ncapacity = 8\noverflow = drop-newest\n"
+               "[source]\nkind = synthetic\nwork_ns = 0, 0, 0, 2000\n[sink]\nkind = null\n")
 check(p.returncode == 0, "synthetic run with drops exits 0", p.stderr)
 s = check_bundle(d, "drops")
 check(s["frames"]["dropped"]["ring_full"] > 0 and s["frames"]["captured"] == 200000,
@@ -170,14 +174,9 @@ check(s["frames"]["dropped"]["ring_full"] > 0 and s["frames"]["captured"] == 200
 # 3b. A stage that drops frames, with a pool so small that every frame is
 #     recycled many times: a later stage records exactly the frames that
 #     reached it (a recycled frame's last-lap stage times must not count).
-d = os.path.join(work, "recycled")
-cfg = os.path.join(work, "recycled.ini")
-with open(cfg, "w") as f:
-    f.write("[engine]\nframe_hz = 500\npool_frames = 64\n"
-            "[fault]\nfail_stage = pattern\nfail_prob = 0.2\n"
-            "[degrade]\nenabled = false\n")
-p = subprocess.run([reflex, "run", cfg, "--duration", "3", "--out", d, "--quiet"],
-                   capture_output=True, text=True, timeout=120)
+d, p = run_ini("recycled", "[engine]\nframe_hz = 500\npool_frames = 64\n"
+               "[fault]\nfail_stage = pattern\nfail_prob = 0.2\n"
+               "[degrade]\nenabled = false\n", "--duration", "3")
 check(p.returncode == 0, "recycled: run exits 0", p.stderr)
 s = load_summary(d)
 fr, st = s["frames"], s["stages"]
@@ -222,6 +221,25 @@ if os.cpu_count() and os.cpu_count() >= 2:
         check(rt0["wake_late_peak_us"] == 0 and rt0["lead_max_used_us"] == 0,
               f"spin: the source thread never slept (wake-up peak {rt0['wake_late_peak_us']} us,"
               f" lead used {rt0['lead_max_used_us']} us)", str(rt0))
+
+# 3d. [engine] layout = latency: capture..execute on one spinning thread on
+#     core 0, telemetry parked on core 1 with the planner; a full bundle.
+if os.cpu_count() and os.cpu_count() >= 2:
+    d = os.path.join(work, "latency_layout")
+    p = subprocess.run([reflex, "demo", "--duration", "3", "--out", d, "--quiet",
+                        "--set", "engine.layout=latency"], capture_output=True, text=True,
+                       timeout=60)
+    check(p.returncode == 0, "layout=latency: demo exits 0", p.stderr)
+    if p.returncode == 0:
+        s = check_bundle(d, "layout=latency")
+        th = {t["name"]: t for t in s["threads"]}
+        rt0, tel = th.get("rfx-rt0", {}), th.get("rfx-tel", {})
+        check(set(th) >= {"rfx-rt0", "rfx-tel"} and
+              rt0.get("stages") == ["capture", "pattern", "decide", "execute"] and
+              rt0.get("core") == 0 and rt0.get("wake_late_peak_us") == 0 and
+              tel.get("stages") == ["telemetry"] and tel.get("core") == 1,
+              f"layout=latency: rt0 {rt0.get('stages')} on core {rt0.get('core')} never slept,"
+              f" tel {tel.get('stages')} on core {tel.get('core')}", str(s["threads"]))
 
 # 4. reflex run: usage and config errors exit 2.
 p = subprocess.run([reflex, "run"], capture_output=True, text=True)

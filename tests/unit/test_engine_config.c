@@ -103,6 +103,83 @@ Test(layout, a_given_layout_is_kept)
     cr_expect_eq(rfx_engine_layout_resolve(&c, stages, 5, 2, NULL, 0), 0);
     cr_expect_eq(c.n_threads, 1);
     cr_expect_eq(rfx_engine_layout_resolve(&c, stages, 1, 2, NULL, 0), -EINVAL);
+    for (int w = 0; w < RFX_MAX_WORKERS; w++)
+        cr_expect_eq(c.strategic_cores[w], -1, "no layout to place them by: unpinned");
+}
+
+static void resolve_latency(struct rfx_engine_config *c, int cpus)
+{
+    char msg[256];
+    rfx_engine_config_default(c);
+    c->layout = RFX_LAYOUT_LATENCY;
+    c->strategic_workers = 4;
+    cr_assert_eq(rfx_engine_layout_resolve(c, stages, 5, cpus, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(c->n_threads, 2);
+    cr_expect_eq(c->threads[0].n_stages, 4, "every critical stage on one thread");
+    cr_expect_eq(c->threads[0].wait.kind, RFX_WAIT_SPIN);
+    cr_expect_eq(c->threads[1].n_stages, 1);
+    cr_expect_eq(c->threads[1].wait.kind, RFX_WAIT_PARK);
+    cr_expect_neq(c->threads[1].core, c->threads[0].core);
+    for (int w = 0; w < c->strategic_workers; w++)
+        cr_expect_neq(c->strategic_cores[w], c->threads[0].core,
+                      "worker %d shares the spinning core", w);
+    check_cover(c);
+}
+
+Test(layout, latency_two_cpus_spins_on_core_0_and_leaves_core_1_to_the_rest)
+{
+    struct rfx_engine_config c;
+    resolve_latency(&c, 2);
+    cr_expect_eq(c.threads[0].core, 0);
+    cr_expect_eq(c.threads[1].core, 1);
+    for (int w = 0; w < 4; w++)
+        cr_expect_eq(c.strategic_cores[w], 1);
+}
+
+Test(layout, latency_four_and_sixteen_cpus_spread_the_workers)
+{
+    struct rfx_engine_config c;
+    resolve_latency(&c, 4);
+    cr_expect_eq(c.threads[0].core, 0);
+    cr_expect_eq(c.threads[1].core, 1);
+    int want4[4] = {2, 3, 2, 3};
+    for (int w = 0; w < 4; w++)
+        cr_expect_eq(c.strategic_cores[w], want4[w]);
+    resolve_latency(&c, 16);
+    cr_expect_eq(c.threads[0].core, 1, "from 5 CPUs core 0 is left to the system");
+    cr_expect_eq(c.threads[1].core, 2);
+    for (int w = 0; w < 4; w++)
+        cr_expect_eq(c.strategic_cores[w], 3 + w);
+}
+
+Test(layout, latency_on_one_cpu_is_refused_and_a_resolved_one_is_kept)
+{
+    struct rfx_engine_config c;
+    char msg[256] = "";
+    rfx_engine_config_default(&c);
+    c.layout = RFX_LAYOUT_LATENCY;
+    cr_expect_eq(rfx_engine_layout_resolve(&c, stages, 5, 1, msg, sizeof msg), -EINVAL);
+    cr_expect(strstr(msg, "2 or more online CPUs") != NULL, "%s", msg);
+    cr_expect_eq(c.n_threads, 0);
+    /* The loader resolves, then the engine resolves again at start. */
+    resolve_latency(&c, 2);
+    cr_expect_eq(rfx_engine_layout_resolve(&c, stages, 5, 2, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(c.n_threads, 2);
+    cr_expect_eq(c.threads[0].wait.kind, RFX_WAIT_SPIN);
+}
+
+Test(layout, strategic_cores_the_user_set_are_kept)
+{
+    struct rfx_engine_config c;
+    char msg[256];
+    rfx_engine_config_default(&c);
+    c.strategic_workers = 3;
+    c.strategic_cores[0] = 15;
+    c.strategic_cores[1] = -1;
+    cr_assert_eq(rfx_engine_layout_resolve(&c, stages, 5, 16, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(c.strategic_cores[0], 15);
+    cr_expect_eq(c.strategic_cores[1], -1, "unpinned on purpose stays unpinned");
+    cr_expect_geq(c.strategic_cores[2], 5, "left to the resolver: a spare core");
 }
 
 static char *write_tmp(const char *text)

@@ -164,6 +164,15 @@ int rfx_config_validate(const struct rfx_engine_config *cfg, const char *file, r
  */
 int rfx_cpus_without(const cpu_set_t *from, const int *cores, int n, cpu_set_t *out);
 
+/* The machine's kernel.sched_rt_runtime_us and sched_rt_period_us (-1: RT
+ * throttling off); the kernel's defaults if they cannot be read. */
+void rfx_rt_throttle(long *runtime_us, long *period_us);
+
+/* A thread that would spin at SCHED_FIFO under RT throttling (runtime_us of
+ * period_us; runtime_us -1: off): true with a warning naming the thread. */
+bool rfx_spin_fifo_hazard(const struct rfx_thread_config *t, long runtime_us, long period_us,
+                          char *msg, size_t msglen);
+
 int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char *msg,
                          size_t msglen);
 void rfx_telemetry_destroy(struct rfx_telemetry *t);

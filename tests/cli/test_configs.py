@@ -34,5 +34,26 @@ if not layout_ok:
     print(f"FAIL good.ini: exit {p.returncode}\n{p.stdout}{p.stderr}")
 else:
     print("ok   good.ini:\n" + p.stdout)
+# A thread spinning at SCHED_FIFO: valid, but `check` warns while the
+# kernel's RT throttling is on (it takes the core back every period).
+import tempfile
+with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as f:
+    f.write("[thread.rt0]\nstages = capture, pattern, decide, execute\ncore = 0\nwait = spin\n"
+            "priority = fifo:50\n[thread.tel]\nstages = telemetry\nwait = park\n")
+    spin_fifo = f.name
+p = subprocess.run([reflex, "check", spin_fifo], capture_output=True, text=True)
+os.unlink(spin_fifo)
+try:
+    with open("/proc/sys/kernel/sched_rt_runtime_us") as f:
+        throttled = int(f.read()) != -1
+except OSError:
+    throttled = True
+warned = "warning: thread rt0: wait = spin at fifo:50 never yields its core" in p.stdout
+if p.returncode != 0 or warned != throttled:
+    failures += 1
+    print(f"FAIL spin at fifo: exit {p.returncode}, warned {warned}, RT throttling {throttled}"
+          f"\n{p.stdout}{p.stderr}")
+else:
+    print(f"ok   spin at fifo: exit 0, warned {warned} (RT throttling {throttled})")
 print(f"{len(files)} bad configs and 1 good: {failures} failed")
 sys.exit(1 if failures else 0)

@@ -297,3 +297,27 @@ Test(offpath, cpus_without_critical_cores)
     int outside[] = {7};
     cr_expect_eq(rfx_cpus_without(&all, outside, 1, &out), 4, "a core not in the set changes nothing");
 }
+
+/* A spinning FIFO thread is flagged only while RT throttling is on. */
+Test(advice, spin_at_fifo_under_rt_throttling)
+{
+    struct rfx_thread_config t = {.name = "rt0", .core = 0};
+    t.wait.kind = RFX_WAIT_SPIN;
+    t.priority = (struct rfx_priority){.kind = RFX_PRIO_FIFO, .value = 50};
+    char msg[400] = "";
+    cr_expect(rfx_spin_fifo_hazard(&t, 950000, 1000000, msg, sizeof msg));
+    cr_expect(strstr(msg, "thread rt0") && strstr(msg, "fifo:50") &&
+                  strstr(msg, "up to 50 ms of every 1000 ms"),
+              "%s", msg);
+    cr_expect(!rfx_spin_fifo_hazard(&t, -1, 1000000, msg, sizeof msg), "throttling off");
+    cr_expect(!rfx_spin_fifo_hazard(&t, 1000000, 1000000, msg, sizeof msg), "runtime = period");
+    t.wait.kind = RFX_WAIT_HYBRID;
+    cr_expect(!rfx_spin_fifo_hazard(&t, 950000, 1000000, msg, sizeof msg), "it sleeps: fine");
+    t.wait.kind = RFX_WAIT_SPIN;
+    t.priority.kind = RFX_PRIO_NORMAL;
+    cr_expect(!rfx_spin_fifo_hazard(&t, 950000, 1000000, msg, sizeof msg), "normal: fine");
+    long runtime, period;
+    rfx_rt_throttle(&runtime, &period);
+    cr_expect(period > 0 && (runtime == -1 || (runtime >= 0 && runtime <= period)),
+              "read the machine's: %ld of %ld", runtime, period);
+}

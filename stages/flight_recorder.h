@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <reflex/stage.h>
 
@@ -33,6 +34,12 @@ struct rfx_trace_frame {
     int8_t over_stage; /* the first stage over its p99 budget, -1: none */
     uint8_t over_e2e;  /* end to end over its p99 budget */
 };
+
+_Static_assert(sizeof(((struct rfx_trace_frame *)0)->enter_ns) ==
+                       sizeof(((struct rfx_frame *)0)->enter_ns) &&
+                   sizeof(((struct rfx_trace_frame *)0)->exit_ns) ==
+                       sizeof(((struct rfx_frame *)0)->exit_ns),
+               "a trace frame copies the frame's stage times whole");
 
 struct rfx_flight {
     uint32_t k; /* frames per ring, a power of two; 0: off */
@@ -68,10 +75,10 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
     x->seq = f->seq;
     x->scheduled_ns = f->scheduled_ns;
     x->capture_ns = f->capture_ns;
-    for (int s = 0; s < n_stages; s++) {
-        x->enter_ns[s] = f->enter_ns[s];
-        x->exit_ns[s] = f->exit_ns[s];
-    }
+    /* Whole arrays (fixed size: a few vector moves); only n_stages are read. */
+    memcpy(x->enter_ns, f->enter_ns, sizeof x->enter_ns);
+    memcpy(x->exit_ns, f->exit_ns, sizeof x->exit_ns);
+    (void)n_stages;
     x->level = f->level;
     x->drop_reason = f->drop_reason;
     x->cache_result = f->cache_result;

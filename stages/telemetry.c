@@ -645,15 +645,30 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
     struct rfx_telemetry *t = ctx;
     struct rfx_engine *e = t->e;
     uint64_t executed = 0, dropped[RFX_DROP_REASONS] = {0};
-    struct run svc_run[RFX_MAX_STAGES] = {{0}}, wait_run[RFX_MAX_STAGES] = {{0}},
-               late_run[RFX_MAX_STAGES] = {{0}}, e2e_run = {0}, cls_run[3] = {{0}};
+    struct run e2e_run = {0}, cls_run[3] = {{0}};
+    int8_t over_stage[RFX_BURST_MAX * 2];
+    if (n > sizeof over_stage) { /* the engine passes at most two bursts */
+        tel_process(ctx, frames, sizeof over_stage, env);
+        tel_process(ctx, frames + sizeof over_stage, n - sizeof over_stage, env);
+        return;
+    }
     uint64_t ep = atomic_load_explicit(&t->epoch, memory_order_relaxed);
     atomic_store_explicit(&t->epoch, ep + 1, memory_order_seq_cst);            /* P1 */
     struct tset *set = atomic_load_explicit(&t->active, memory_order_seq_cst); /* P2 */
-    for (size_t i = 0; i < n; i++) {
-        struct rfx_frame *f = frames[i];
-        int over_stage = -1;
-        for (int s = 0; s < t->n; s++) {
+    memset(over_stage, -1, n);
+    /* Stage by stage: each histogram still gets its frames in order (the
+     * same records as frame by frame), and a stage's histograms, budget and
+     * runs stay in registers across the burst. */
+    for (int s = 0; s < t->n; s++) {
+        struct rfx_hdr *hs = set->h[s][K_SERVICE], *hw = set->h[s][K_WAIT],
+                       *hl = set->h[s][K_LATE];
+        struct run svc_run = {0}, wait_run = {0}, late_run = {0};
+        int64_t budget = t->st[s].budget ? t->st[s].budget->p99_ns : INT64_MAX;
+        int64_t sum = 0;
+        uint64_t over = 0;
+        unsigned bit = 1u << s;
+        for (size_t i = 0; i < n; i++) {
+            const struct rfx_frame *f = frames[i];
             if (f->exit_ns[s] == 0)
                 continue; /* did not run there (dropped before) */
             int64_t svc = f->exit_ns[s] - f->enter_ns[s];
@@ -662,26 +677,34 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
             svc = svc > 0 ? svc : 1;
             wait = wait > 0 ? wait : 1;
             if (svc <= H_HIGHEST) /* what the histogram takes */
-                set->sum[s] += svc;
-            run_add(set->h[s][K_SERVICE], &svc_run[s], svc);
-            run_add(set->h[s][K_WAIT], &wait_run[s], wait);
+                sum += svc;
+            run_add(hs, &svc_run, svc);
+            run_add(hw, &wait_run, wait);
             if (s == 0) {
                 /* The source's wake-up lateness: capture began after its due time. */
                 int64_t late = f->capture_ns - f->scheduled_ns;
-                run_add(set->h[s][K_LATE], &late_run[s], late > 0 ? late : 1);
-            } else if (f->woke_mask & (1u << s)) {
-                run_add(set->h[s][K_LATE], &late_run[s], wait);
+                run_add(hl, &late_run, late > 0 ? late : 1);
+            } else if (f->woke_mask & bit) {
+                run_add(hl, &late_run, wait);
             }
-            if (t->st[s].budget && svc > t->st[s].budget->p99_ns) {
-                set->over_p99[s]++;
-                if (over_stage < 0)
-                    over_stage = s;
+            if (svc > budget) {
+                over++;
+                if (over_stage[i] < 0)
+                    over_stage[i] = (int8_t)s;
             }
         }
+        set->sum[s] += sum;
+        set->over_p99[s] += over;
+        run_flush(hs, &svc_run);
+        run_flush(hw, &wait_run);
+        run_flush(hl, &late_run);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct rfx_frame *f = frames[i];
         int64_t e2e = f->exit_ns[t->n - 1] - f->scheduled_ns;
         bool over_e2e =
             f->drop_reason == RFX_DROP_NONE && t->e2e_budget && e2e > t->e2e_budget->p99_ns;
-        rfx_flight_record(&t->flight, f, t->n, over_stage, over_e2e);
+        rfx_flight_record(&t->flight, f, t->n, over_stage[i], over_e2e);
         if (f->drop_reason != RFX_DROP_NONE) {
             RFX_PROBE2(frame_drop, f->seq, f->drop_reason);
             dropped[f->drop_reason < RFX_DROP_REASONS ? f->drop_reason : RFX_DROP_STAGE]++;
@@ -699,11 +722,6 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
         set->l1 += f->cache_result == RFX_CACHE_L1;
         set->l2 += f->cache_result == RFX_CACHE_L2;
         set->miss += f->cache_result == RFX_CACHE_MISS;
-    }
-    for (int s = 0; s < t->n; s++) {
-        run_flush(set->h[s][K_SERVICE], &svc_run[s]);
-        run_flush(set->h[s][K_WAIT], &wait_run[s]);
-        run_flush(set->h[s][K_LATE], &late_run[s]);
     }
     run_flush(set->e2e, &e2e_run);
     for (int c = 0; c < 3; c++)

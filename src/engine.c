@@ -1263,15 +1263,15 @@ static void *thread_main(void *arg)
     }
     if (t->init_rc == 0) {
         int rc = rfx_thread_priority_self(&t->cfg.priority, msg, sizeof msg);
-        char why[400];
-        long rt_runtime, rt_period;
-        rfx_rt_throttle(&rt_runtime, &rt_period);
         if (rc == 1)
             fprintf(stderr, "reflex: warning: thread %s: %s\n", t->cfg.name, msg);
-        else if (rc == 0 &&
-                 rfx_spin_fifo_hazard(&t->cfg, rt_runtime, rt_period, why, sizeof why))
-            fprintf(stderr, "reflex: warning: %s\n", why);
-        else if (rc < 0) {
+        else if (rc == 0 && t->cfg.priority.kind == RFX_PRIO_FIFO) {
+            char why[400];
+            long rt_runtime, rt_period;
+            rfx_rt_throttle(&rt_runtime, &rt_period);
+            if (rfx_spin_fifo_hazard(&t->cfg, rt_runtime, rt_period, why, sizeof why))
+                fprintf(stderr, "reflex: warning: %s\n", why);
+        } else if (rc < 0) {
             t->init_rc = rc;
             snprintf(t->init_msg, sizeof t->init_msg, "thread %s: %s", t->cfg.name, msg);
         }

@@ -215,8 +215,9 @@ int rfx_action_cache_queue_miss(struct rfx_action_cache *c, const struct rfx_cac
 {
     if (!c || !m)
         return -EINVAL;
-    struct rfx_cache_miss copy = *m;
-    if (!ck_ring_enqueue_spmc_rfx_miss(&c->misses, c->miss_buf, &copy)) {
+    /* ck only reads the entry (its inner enqueue takes a const pointer), and
+     * only when there is room: a full queue costs two loads, not a copy. */
+    if (!ck_ring_enqueue_spmc_rfx_miss(&c->misses, c->miss_buf, (struct rfx_cache_miss *)m)) {
         atomic_store_explicit(&c->misses_dropped,
                               atomic_load_explicit(&c->misses_dropped, memory_order_relaxed) + 1,
                               memory_order_relaxed);

@@ -33,6 +33,7 @@
 #include <jemalloc/jemalloc.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -639,6 +640,76 @@ static inline void run_add(struct rfx_hdr *h, struct run *r, int64_t v)
     r->n++;
 }
 
+static inline void run_add_n(struct rfx_hdr *h, struct run *r, int64_t v, int64_t k)
+{
+    if (v != r->v || r->n == 0) {
+        run_flush(h, r);
+        r->v = v;
+    }
+    r->n += k;
+}
+
+/*
+ * Frames whose timings are all equal: the frames of one burst, when the
+ * source captured them together (it does at full speed) and every stage
+ * took them as one burst. Compares scheduled_ns..exit_ns[] whole (a fixed
+ * 128 bytes: a few vector compares) and woke_mask.
+ */
+_Static_assert(offsetof(struct rfx_frame, exit_ns) + sizeof(((struct rfx_frame *)0)->exit_ns) -
+                       offsetof(struct rfx_frame, scheduled_ns) ==
+                   (2 + 2 * RFX_MAX_STAGES) * sizeof(int64_t),
+               "a frame's times are contiguous, from scheduled_ns to exit_ns[]");
+
+static inline bool same_times(const struct rfx_frame *a, const struct rfx_frame *b)
+{
+    typedef uint64_t v2 __attribute__((vector_size(16))); /* SSE2: on every x86-64 */
+    const char *p = (const char *)&a->scheduled_ns, *q = (const char *)&b->scheduled_ns;
+    v2 d = {0, 0};
+    for (size_t i = 0; i < (2 + 2 * RFX_MAX_STAGES) * sizeof(int64_t); i += sizeof d) {
+        v2 x, y;
+        memcpy(&x, p + i, sizeof x);
+        memcpy(&y, q + i, sizeof y);
+        d |= x ^ y;
+    }
+    return (d[0] | d[1]) == 0 && a->woke_mask == b->woke_mask;
+}
+
+/*
+ * Record k frames with the timings of f, stage by stage, into the runs;
+ * fills over_stage[0..k) (the first stage over its p99 budget, or -1).
+ */
+static inline void record_times(struct rfx_telemetry *t, struct tset *set, struct run runs[][K_KINDS],
+                                const struct rfx_frame *f, int64_t k, int8_t *over_stage)
+{
+    int first_over = -1;
+    for (int s = 0; s < t->n; s++) {
+        if (f->exit_ns[s] == 0)
+            continue; /* did not run there (dropped before) */
+        int64_t svc = f->exit_ns[s] - f->enter_ns[s];
+        int64_t ready = s == 0 ? f->scheduled_ns : f->exit_ns[s - 1];
+        int64_t wait = f->enter_ns[s] - ready;
+        svc = svc > 0 ? svc : 1;
+        wait = wait > 0 ? wait : 1;
+        if (svc <= H_HIGHEST) /* what the histogram takes */
+            set->sum[s] += svc * k;
+        run_add_n(set->h[s][K_SERVICE], &runs[s][K_SERVICE], svc, k);
+        run_add_n(set->h[s][K_WAIT], &runs[s][K_WAIT], wait, k);
+        if (s == 0) {
+            /* The source's wake-up lateness: capture began after its due time. */
+            int64_t late = f->capture_ns - f->scheduled_ns;
+            run_add_n(set->h[s][K_LATE], &runs[s][K_LATE], late > 0 ? late : 1, k);
+        } else if (f->woke_mask & (1u << s)) {
+            run_add_n(set->h[s][K_LATE], &runs[s][K_LATE], wait, k);
+        }
+        if (t->st[s].budget && svc > t->st[s].budget->p99_ns) {
+            set->over_p99[s] += (uint64_t)k;
+            if (first_over < 0)
+                first_over = s;
+        }
+    }
+    memset(over_stage, first_over, (size_t)k);
+}
+
 static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
                         const struct rfx_stage_env *env)
 {
@@ -655,50 +726,22 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
     uint64_t ep = atomic_load_explicit(&t->epoch, memory_order_relaxed);
     atomic_store_explicit(&t->epoch, ep + 1, memory_order_seq_cst);            /* P1 */
     struct tset *set = atomic_load_explicit(&t->active, memory_order_seq_cst); /* P2 */
-    memset(over_stage, -1, n);
-    /* Stage by stage: each histogram still gets its frames in order (the
-     * same records as frame by frame), and a stage's histograms, budget and
-     * runs stay in registers across the burst. */
-    for (int s = 0; s < t->n; s++) {
-        struct rfx_hdr *hs = set->h[s][K_SERVICE], *hw = set->h[s][K_WAIT],
-                       *hl = set->h[s][K_LATE];
-        struct run svc_run = {0}, wait_run = {0}, late_run = {0};
-        int64_t budget = t->st[s].budget ? t->st[s].budget->p99_ns : INT64_MAX;
-        int64_t sum = 0;
-        uint64_t over = 0;
-        unsigned bit = 1u << s;
-        for (size_t i = 0; i < n; i++) {
-            const struct rfx_frame *f = frames[i];
-            if (f->exit_ns[s] == 0)
-                continue; /* did not run there (dropped before) */
-            int64_t svc = f->exit_ns[s] - f->enter_ns[s];
-            int64_t ready = s == 0 ? f->scheduled_ns : f->exit_ns[s - 1];
-            int64_t wait = f->enter_ns[s] - ready;
-            svc = svc > 0 ? svc : 1;
-            wait = wait > 0 ? wait : 1;
-            if (svc <= H_HIGHEST) /* what the histogram takes */
-                sum += svc;
-            run_add(hs, &svc_run, svc);
-            run_add(hw, &wait_run, wait);
-            if (s == 0) {
-                /* The source's wake-up lateness: capture began after its due time. */
-                int64_t late = f->capture_ns - f->scheduled_ns;
-                run_add(hl, &late_run, late > 0 ? late : 1);
-            } else if (f->woke_mask & bit) {
-                run_add(hl, &late_run, wait);
-            }
-            if (svc > budget) {
-                over++;
-                if (over_stage[i] < 0)
-                    over_stage[i] = (int8_t)s;
-            }
-        }
-        set->sum[s] += sum;
-        set->over_p99[s] += over;
-        run_flush(hs, &svc_run);
-        run_flush(hw, &wait_run);
-        run_flush(hl, &late_run);
+    /* Per stage: service time, queue wait, lateness. A run of frames with
+     * equal timings is worked out once and recorded as k frames; each
+     * histogram's runs of equal values become one record. The records are
+     * the same as frame by frame. */
+    struct run runs[RFX_MAX_STAGES][K_KINDS];
+    memset(runs, 0, sizeof runs);
+    size_t first = 0;
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && same_times(frames[i], frames[first]))
+            continue;
+        record_times(t, set, runs, frames[first], (int64_t)(i - first), over_stage + first);
+        first = i;
     }
+    for (int s = 0; s < t->n; s++)
+        for (int k = 0; k < K_KINDS; k++)
+            run_flush(set->h[s][k], &runs[s][k]);
     for (size_t i = 0; i < n; i++) {
         struct rfx_frame *f = frames[i];
         int64_t e2e = f->exit_ns[t->n - 1] - f->scheduled_ns;

@@ -1,0 +1,185 @@
+/*
+ * The telemetry stage's recording: whatever shortcuts it takes (runs of
+ * frames with equal timings, runs of equal values in one histogram), each
+ * histogram must hold exactly what recording frame by frame would put
+ * there. The reference below is the definition, one frame at a time.
+ */
+#include "engine_impl.h"
+#include "hdr_histogram_impl.h"
+#include "telemetry_impl.h"
+
+#include <reflex/config.h>
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const names[] = {"capture", "pattern", "decide", "execute", "telemetry"};
+enum { S = 4, FRAMES = 4000 };
+
+static void nop(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_env *env)
+{
+    (void)c, (void)f, (void)n, (void)env;
+}
+
+struct expect {
+    struct rfx_hdr *h[S][K_KINDS], *e2e;
+    int64_t sum[S];
+    uint64_t over[S], executed, dropped;
+};
+
+static struct rfx_hdr *hist(void)
+{
+    struct rfx_hdr *h;
+    cr_assert_eq(rfx_hdr_create(1, 60000000000LL, 3, &h), 0);
+    return h;
+}
+
+static int64_t at_least_1(int64_t v)
+{
+    return v > 0 ? v : 1;
+}
+
+/* One frame, recorded the plain way. */
+static void expect_frame(struct expect *x, const struct rfx_frame *f, const int64_t *p99)
+{
+    for (int s = 0; s < S; s++) {
+        if (f->exit_ns[s] == 0)
+            continue;
+        int64_t svc = at_least_1(f->exit_ns[s] - f->enter_ns[s]);
+        int64_t wait = at_least_1(f->enter_ns[s] - (s ? f->exit_ns[s - 1] : f->scheduled_ns));
+        rfx_hdr_record(x->h[s][K_SERVICE], svc);
+        rfx_hdr_record(x->h[s][K_WAIT], wait);
+        if (s == 0)
+            rfx_hdr_record(x->h[s][K_LATE], at_least_1(f->capture_ns - f->scheduled_ns));
+        else if (f->woke_mask & (1u << s))
+            rfx_hdr_record(x->h[s][K_LATE], wait);
+        x->sum[s] += svc;
+        x->over[s] += svc > p99[s];
+    }
+    if (f->drop_reason != RFX_DROP_NONE) {
+        x->dropped++;
+        return;
+    }
+    x->executed++;
+    rfx_hdr_record(x->e2e, at_least_1(f->exit_ns[S - 1] - f->scheduled_ns));
+}
+
+static void expect_same(const struct rfx_hdr *got, const struct rfx_hdr *want, const char *what,
+                        int s)
+{
+    cr_expect_eq(got->total_count, want->total_count, "%s of stage %d: %lld records, want %lld",
+                 what, s, (long long)got->total_count, (long long)want->total_count);
+    int differ = 0;
+    for (int i = 0; i < want->counts_len; i++)
+        differ += got->counts[i] != want->counts[i];
+    cr_expect_eq(differ, 0, "%s of stage %d: %d buckets differ", what, s, differ);
+}
+
+/*
+ * Frames as the engine makes them: a burst captured together shares its
+ * times (full speed), a paced source's frames do not, some frames are
+ * dropped part way (later stages' times stay 0), some stages parked
+ * (woke_mask), some services run over their budget. Random burst sizes.
+ */
+Test(telemetry, records_what_frame_by_frame_recording_would)
+{
+    struct rfx_engine_config c;
+    char msg[300];
+    const char *sets[] = {"budget.pattern=1,2,3", "budget.decide=1,1,2"};
+    cr_assert_eq(rfx_config_load(NULL, sets, 2, names, 5, &c, msg, sizeof msg), 0, "%s", msg);
+    struct rfx_engine *e;
+    cr_assert_eq(rfx_engine_create(&c, &e), 0);
+    struct rfx_stage_ops ops = {.process = nop};
+    for (int s = 0; s < S; s++)
+        cr_assert_eq(rfx_engine_add_stage(e, names[s], &ops, NULL), 0);
+    struct rfx_telemetry *t;
+    cr_assert_eq(rfx_telemetry_create(e, &t, msg, sizeof msg), 0, "%s", msg);
+    int64_t p99[S];
+    for (int s = 0; s < S; s++)
+        p99[s] = t->st[s].budget ? t->st[s].budget->p99_ns : INT64_MAX;
+    cr_assert_eq(p99[1], 3000);
+
+    struct expect x = {0};
+    for (int s = 0; s < S; s++)
+        for (int k = 0; k < K_KINDS; k++)
+            x.h[s][k] = hist();
+    x.e2e = hist();
+
+    struct rfx_frame *fr = calloc(FRAMES, sizeof *fr);
+    struct rfx_frame *ptr[FRAMES];
+    srand(3);
+    int64_t now = 1000000;
+    for (int i = 0; i < FRAMES; i++) {
+        struct rfx_frame *f = &fr[i];
+        ptr[i] = f;
+        if (i > 0 && rand() % 4 != 0) { /* mostly: a burst-mate of the one before */
+            struct rfx_frame *p = &fr[i - 1];
+            f->scheduled_ns = p->scheduled_ns;
+            f->capture_ns = p->capture_ns;
+            memcpy(f->enter_ns, p->enter_ns, sizeof f->enter_ns);
+            memcpy(f->exit_ns, p->exit_ns, sizeof f->exit_ns);
+            f->woke_mask = p->woke_mask;
+            f->drop_reason = p->drop_reason;
+            if (rand() % 8 == 0) /* a paced frame: its own due time */
+                f->scheduled_ns -= 1 + rand() % 3;
+            if (rand() % 16 == 0)
+                f->woke_mask ^= 1u << (1 + rand() % (S - 1));
+        } else {
+            now += 1000 + rand() % 5000;
+            f->scheduled_ns = now - rand() % 3;
+            f->capture_ns = now + rand() % 3;
+            int64_t at = f->capture_ns;
+            int last = rand() % 6 == 0 ? rand() % S : S - 1; /* dropped after `last` */
+            for (int s = 0; s <= last; s++) {
+                f->enter_ns[s] = at + rand() % 4;
+                f->exit_ns[s] = f->enter_ns[s] + (rand() % 3 ? 1 + rand() % 4000 : 0);
+                at = f->exit_ns[s];
+            }
+            f->drop_reason = last < S - 1 ? RFX_DROP_STAGE : RFX_DROP_NONE;
+            f->woke_mask = (uint16_t)(rand() & 0xe);
+            now = at;
+        }
+        f->seq = (uint64_t)i;
+        f->context_class = RFX_CLASS_ROUTINE;
+        f->cache_result = RFX_CACHE_NONE;
+        expect_frame(&x, f, p99);
+    }
+    struct rfx_stage_env env = {.engine = e, .stage_index = S};
+    for (int i = 0; i < FRAMES;) {
+        int n = 1 + rand() % 128;
+        if (n > FRAMES - i)
+            n = FRAMES - i;
+        rfx_telemetry_ops.process(t, ptr + i, (size_t)n, &env);
+        i += n;
+    }
+
+    struct tset *got = atomic_load(&t->active);
+    for (int s = 0; s < S; s++) {
+        expect_same(got->h[s][K_SERVICE], x.h[s][K_SERVICE], "service", s);
+        expect_same(got->h[s][K_WAIT], x.h[s][K_WAIT], "queue wait", s);
+        expect_same(got->h[s][K_LATE], x.h[s][K_LATE], "lateness", s);
+        cr_expect_eq(got->sum[s], x.sum[s], "stage %d: sum %lld, want %lld", s,
+                     (long long)got->sum[s], (long long)x.sum[s]);
+        cr_expect_eq(got->over_p99[s], x.over[s], "stage %d: %llu over budget, want %llu", s,
+                     (unsigned long long)got->over_p99[s], (unsigned long long)x.over[s]);
+    }
+    expect_same(got->e2e, x.e2e, "e2e", -1);
+    cr_expect(x.over[1] > 0 && x.over[2] > 0, "the data has frames over budget");
+    cr_expect(x.dropped > 0 && x.executed > 0);
+    struct rfx_engine_counts k;
+    rfx_engine_counts(e, &k);
+    cr_expect_eq(k.executed, x.executed);
+    uint64_t dropped = 0;
+    for (int r = 0; r < RFX_DROP_REASONS; r++)
+        dropped += k.dropped[r];
+    cr_expect_eq(dropped, x.dropped);
+
+    for (int s = 0; s < S; s++)
+        for (int k2 = 0; k2 < K_KINDS; k2++)
+            rfx_hdr_destroy(x.h[s][k2]);
+    rfx_hdr_destroy(x.e2e);
+    free(fr);
+    rfx_telemetry_destroy(t);
+    rfx_engine_destroy(e);
+}

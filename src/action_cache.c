@@ -16,6 +16,7 @@
  */
 #define _LGPL_SOURCE /* inline read-side fast paths */
 #include "action_cache_impl.h"
+#include "memtouch.h"
 #include "probes.h"
 
 #include <ck_ring.h>
@@ -106,6 +107,7 @@ int rfx_action_cache_create(const struct rfx_action_cache_config *cfg,
         free(c);
         return -ENOMEM;
     }
+    rfx_touch_zeroed(c->miss_buf, cfg->miss_queue * sizeof *c->miss_buf); /* decide writes it */
     ck_ring_init(&c->misses, cfg->miss_queue);
     pthread_mutex_init(&c->writer, NULL);
     atomic_init(&c->publications, 0);
@@ -277,6 +279,7 @@ int64_t rfx_action_cache_publish(struct rfx_action_cache *c, const struct rfx_ca
     struct rfx_snapshot *s = calloc(1, bytes);
     if (!s)
         return -ENOMEM;
+    rfx_touch_zeroed(s, bytes); /* decide's reads of empty slots must not fault */
     s->l1 = (struct rfx_cache_entry *)(s + 1);
     s->l2 = s->l1 + s1;
     s->l1_mask = s1 - 1;

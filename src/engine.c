@@ -23,6 +23,7 @@
  * empty, so every captured frame reaches telemetry (in flight = 0).
  */
 #include "engine_impl.h"
+#include "memtouch.h"
 #include "metrics_http.h"
 #include "probes.h"
 #include "persist.h"
@@ -34,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 
 int64_t rfx_now_ns(void)
@@ -57,6 +59,27 @@ const char *rfx_level_name(enum rfx_level l)
 {
     static const char *const n[] = {"NONE", "MINIMAL", "MODERATE", "SEVERE", "CRITICAL"};
     return (unsigned)l <= RFX_LEVEL_CRITICAL ? n[l] : "unknown";
+}
+
+/*
+ * Map the calling thread's stack below here before its first frame, so a
+ * deeper call in steady state (an alert, a rare branch) does not fault.
+ */
+__attribute__((noinline)) static void prefault_stack(void)
+{
+    volatile char pad[RFX_STACK_PREFAULT];
+    for (size_t i = 0; i < sizeof pad; i += 4096)
+        pad[i] = 0;
+    pad[sizeof pad - 1] = 0;
+}
+
+/* Page faults the calling thread has taken (minor + major), or -1. */
+static int64_t thread_faults(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0)
+        return -1;
+    return (int64_t)ru.ru_minflt + (int64_t)ru.ru_majflt;
 }
 
 bool rfx_thread_allocated(uint64_t *out)
@@ -402,6 +425,7 @@ int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **o
     struct rfx_engine *e = calloc(1, sizeof *e);
     if (!e)
         return -ENOMEM;
+    rfx_touch_zeroed(e, sizeof *e); /* waitpoints and counters: no fault after start */
     e->cfg = *cfg;
     e->frame_bytes = ((sizeof(struct rfx_frame) + 63) & ~(size_t)63) +
                      (((size_t)cfg->payload_bytes + 63) & ~(size_t)63);
@@ -1293,6 +1317,7 @@ static void *thread_main(void *arg)
             break;
         }
     }
+    prefault_stack();
     atomic_fetch_add_explicit(&e->ready, 1, memory_order_acq_rel);
     int go;
     while ((go = atomic_load_explicit(&e->go, memory_order_acquire)) == 0) {
@@ -1303,10 +1328,12 @@ static void *thread_main(void *arg)
         if (t->critical)
             rfx_cache_reader_online();
         t->alloc_known = e->alloc_tracking && rfx_thread_allocated(&t->alloc_start);
+        t->faults_start = thread_faults();
         if (t->idx == 0)
             source_loop(t);
         else
             consumer_loop(t);
+        t->faults_end = thread_faults();
         if (t->alloc_known)
             rfx_thread_allocated(&t->alloc_end);
     }

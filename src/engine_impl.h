@@ -29,6 +29,9 @@ struct rfx_stage_slot {
     int thread; /* index of the hosting thread */
 };
 
+/* Stack bytes each engine thread maps before its first frame. */
+#define RFX_STACK_PREFAULT (256 * 1024)
+
 struct rfx_xthread {
     struct rfx_engine *e;
     int idx;
@@ -50,6 +53,7 @@ struct rfx_xthread {
     double cpu_s;
     uint64_t alloc_start, alloc_end;
     bool alloc_known;
+    int64_t faults_start, faults_end; /* page faults (minor + major), getrusage(RUSAGE_THREAD) */
     uint64_t parks;
     /* adaptive lead (engine.lead_max_us): this thread's wake-up lateness, a
      * peak decaying by 1/1024 per wake-up; thread-private, read by the

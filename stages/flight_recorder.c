@@ -12,6 +12,7 @@
 
 #include "degrade.h"
 #include "engine_impl.h"
+#include "memtouch.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +31,7 @@ int rfx_flight_init(struct rfx_flight *fl, uint32_t k)
         fl->ring[i] = calloc(k, sizeof *fl->ring[i]);
         if (!fl->ring[i])
             return -ENOMEM;
+        rfx_touch_zeroed(fl->ring[i], k * sizeof *fl->ring[i]); /* the first lap must not fault */
     }
     fl->mem = open_memstream(&fl->events, &fl->events_len);
     if (!fl->mem)

@@ -64,6 +64,9 @@ def check_bundle(d, label, stages=("capture", "pattern", "decide", "execute")):
     check(crit and all(t["allocated_bytes_after_start"] == 0 for t in crit),
           f"{label}: 0 bytes allocated on critical threads after start",
           str([(t["name"], t["allocated_bytes_after_start"]) for t in crit]))
+    check(crit and all(t["page_faults_after_start"] == 0 for t in crit),
+          f"{label}: 0 page faults on critical threads after start",
+          str([(t["name"], t["page_faults_after_start"]) for t in crit]))
     p = subprocess.run([reflex, "hist", os.path.join(d, "latency.hlog"), "--tag", "e2e"],
                        capture_output=True, text=True)
     check(p.returncode == 0 and "#[Mean" in p.stdout, f"{label}: latency.hlog e2e decodes")

@@ -395,8 +395,11 @@ print("overload timeline:", s["degradation"]["level_by_interval"])
 # 7. Stall: decide stalls for 40 ms every 120 frames (2 s) from 5 s to 15 s.
 #    Every 3 s window from the first stall to 3 s after the last holds one
 #    (e2e p99 over budget): ~11 violated windows, a level per 2, so SEVERE
-#    or CRITICAL at the top.
-s = fault_run("stall", 35, ["fault.stall_stage=decide", "fault.stall_ms=40",
+#    or CRITICAL at the top. 50 s: the transition bound allows one relapse
+#    (a host stall of this VM after the fault pushes e2e over its budget
+#    again), and climbing down from CRITICAL after it takes four steps of
+#    about 6 s; in 35 s a relapse at 22 s still ended the run at MODERATE.
+s = fault_run("stall", 50, ["fault.stall_stage=decide", "fault.stall_ms=40",
                             "fault.stall_every=120", "fault.from_s=5", "fault.to_s=15"],
               "stall", "stall", "decide", "SEVERE", "CRITICAL", 3)
 # Within the fault window every stall is decide's. Outside it, a host stall

@@ -124,10 +124,11 @@ static int new_hist(struct rfx_hdr **h)
     return rfx_hdr_create(H_LOWEST, H_HIGHEST, H_SIGFIGS, h);
 }
 
+/* Histograms are created zero, so writing a zero changes nothing. */
 static void populate(const struct rfx_hdr *h)
 {
     if (h)
-        rfx_populate_write(h->counts, (size_t)h->counts_len * sizeof *h->counts);
+        rfx_touch_zeroed(h->counts, (size_t)h->counts_len * sizeof *h->counts);
 }
 
 /*
@@ -136,11 +137,12 @@ static void populate(const struct rfx_hdr *h)
  * reporter has only read (a percentile, an hlog encoding) maps the zero
  * page, so the reset's write copies it and flushes the TLB of every core
  * running the process: over a thousand IPIs to the critical cores in the
- * first seconds of a demo. Populating does not change the contents.
+ * first seconds of a demo.
  *
- * The two sets the telemetry stage records into are mapped at start (32
- * histograms of 221 KB for the demo: about 4 ms here); the reporter's own
- * (45 more) are mapped by the reporter, while the pipeline runs.
+ * The two sets the telemetry stage records into are mapped when telemetry
+ * is made, before any thread runs (32 histograms of 221 KB for the demo:
+ * about 4 ms here). The reporter's own (45 more), which only the reporter
+ * writes, are mapped by the reporter as it starts, while the pipeline runs.
  */
 static void populate_sets(struct rfx_telemetry *t)
 {

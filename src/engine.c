@@ -67,6 +67,7 @@ const char *rfx_level_name(enum rfx_level l)
  */
 __attribute__((noinline)) static void prefault_stack(void)
 {
+    /* volatile keeps the stores to a buffer nothing reads; it orders nothing. */
     volatile char pad[RFX_STACK_PREFAULT];
     for (size_t i = 0; i < sizeof pad; i += 4096)
         pad[i] = 0;

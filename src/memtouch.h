@@ -14,6 +14,9 @@
  * (fresh from calloc or memset), so its contents do not change. */
 static inline void rfx_touch_zeroed(void *p, size_t n)
 {
+    /* volatile orders nothing here (one thread, before anyone else sees the
+     * memory): it keeps the stores, which the compiler may otherwise drop as
+     * writing what calloc already made zero. */
     volatile char *c = p;
     if (n == 0)
         return;

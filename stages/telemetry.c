@@ -679,15 +679,7 @@ static inline void run_flush(struct rfx_hdr *h, struct run *r)
     r->n = 0;
 }
 
-static inline void run_add(struct rfx_hdr *h, struct run *r, int64_t v)
-{
-    if (v != r->v || r->n == 0) {
-        run_flush(h, r);
-        r->v = v;
-    }
-    r->n++;
-}
-
+/* k more frames of value v. */
 static inline void run_add_n(struct rfx_hdr *h, struct run *r, int64_t v, int64_t k)
 {
     if (v != r->v || r->n == 0) {
@@ -695,6 +687,11 @@ static inline void run_add_n(struct rfx_hdr *h, struct run *r, int64_t v, int64_
         r->v = v;
     }
     r->n += k;
+}
+
+static inline void run_add(struct rfx_hdr *h, struct run *r, int64_t v)
+{
+    run_add_n(h, r, v, 1);
 }
 
 /*

@@ -9,20 +9,20 @@
 #define REFLEX_MEMTOUCH_H
 
 #include <stddef.h>
+#include <string.h>
 
 /* Write a zero into every page of [p, p + n), which must already be zero
- * (fresh from calloc or memset), so its contents do not change. */
+ * (fresh from calloc or memset), so its contents do not change.
+ * explicit_bzero, because the compiler may drop a plain store of a zero it
+ * knows calloc already put there. */
 static inline void rfx_touch_zeroed(void *p, size_t n)
 {
-    /* volatile orders nothing here (one thread, before anyone else sees the
-     * memory): it keeps the stores, which the compiler may otherwise drop as
-     * writing what calloc already made zero. */
-    volatile char *c = p;
+    char *c = p;
     if (n == 0)
         return;
     for (size_t i = 0; i < n; i += 4096)
-        c[i] = 0;
-    c[n - 1] = 0;
+        explicit_bzero(c + i, 1);
+    explicit_bzero(c + n - 1, 1);
 }
 
 #endif

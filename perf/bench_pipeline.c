@@ -21,7 +21,8 @@
  *             the planner and the engine's helpers on core 1.
  *             Beside it, the physical limits, nothing else running: a bare
  *             timer loop at the same rate and length (timer_floor_*: what a
- *             thread that sleeps between frames gets), and a thread that
+ *             thread that sleeps between frames gets, under the CPU latency
+ *             request the default run held: cpu_latency_us), and a thread that
  *             spins to each due time and notes how late it saw it
  *             (spin_floor_*: what even a thread that never sleeps gets when
  *             the machine takes its CPU away), plus the share of that
@@ -152,6 +153,7 @@ static const struct rfx_planner_ops planner = {.plan = busy_plan};
 
 struct outcome {
     double seconds;
+    int cpu_latency_us; /* the engine's CPU latency request while it ran; -1: none */
     struct rfx_engine_counts counts;
     int64_t e2e_p99;
 };
@@ -179,6 +181,7 @@ static int run(const char *const *sets, int n_sets, double seconds, struct ctx *
         return 1;
     }
     atomic_store(&x->port, rfx_engine_metrics_port(x->e));
+    o->cpu_latency_us = rfx_engine_cpu_latency(x->e);
     int64_t t0 = rfx_now_ns();
     rfx_engine_wait(x->e);
     atomic_store(&x->port, -1);
@@ -289,10 +292,14 @@ static int throughput(double seconds)
  * same rate for the same time, nothing else running. Its wake-up lateness is
  * what this machine gives any thread that does not spin between frames.
  */
-static void timer_floor(double hz, double seconds, double *p99_us, double *p999_us)
+static void timer_floor(double hz, double seconds, int cpu_latency_us, double *p99_us,
+                        double *p999_us)
 {
     char msg[200];
     rfx_thread_pin_self(1, msg, sizeof msg);
+    /* the CPU latency request the default run held, if any (idle CPUs poll) */
+    int qos = cpu_latency_us >= 0 ? rfx_cpu_latency_hold((unsigned)cpu_latency_us, msg, sizeof msg)
+                                  : -1;
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     struct rfx_hdr *h;
     rfx_hdr_create(1, 60000000000LL, 3, &h);
@@ -304,6 +311,7 @@ static void timer_floor(double hz, double seconds, double *p99_us, double *p999_
         int64_t late = rfx_now_ns() - t;
         rfx_hdr_record_fast(h, late > 0 ? late : 1);
     }
+    rfx_cpu_latency_release(qos);
     *p99_us = rfx_hdr_value_at_percentile(h, 99) / 1e3;
     *p999_us = rfx_hdr_value_at_percentile(h, 99.9) / 1e3;
     rfx_hdr_destroy(h);
@@ -353,6 +361,14 @@ static int run_overhead(const char *const *sets, int n, double seconds, struct r
     return run(sets, n, seconds, &x, o);
 }
 
+static const char *qos_name(int us, char *buf)
+{
+    if (us < 0)
+        return "none";
+    snprintf(buf, 16, "%d", us);
+    return buf;
+}
+
 static int latency(double hz, double seconds)
 {
     char rate[64];
@@ -379,7 +395,8 @@ static int latency(double hz, double seconds)
     if (run_overhead(sets1, n1, seconds, &h1, &o1))
         return 1;
     double t99, t999, s99, s999, lost;
-    timer_floor(hz, seconds, &t99, &t999);
+    char q0[16], q1[16];
+    timer_floor(hz, seconds, o.cpu_latency_us, &t99, &t999);
     spin_floor(hz, seconds, &s99, &s999, &lost);
     printf("SUMMARY bench=pipeline_latency rate_hz=%g overhead_p50_us=%.1f overhead_p99_us=%.1f "
            "overhead_p999_us=%.1f overhead_max_us=%.1f drops=%" PRIu64 " frames=%" PRIu64
@@ -387,13 +404,14 @@ static int latency(double hz, double seconds)
            " spin_floor_p999_us=%.1f spin_floor_lost_pct=%.2f strategic=busy seconds=%g"
            " layout=default spin1t_overhead_p50_us=%.1f spin1t_overhead_p99_us=%.1f"
            " spin1t_overhead_p999_us=%.1f spin1t_overhead_max_us=%.1f spin1t_drops=%" PRIu64
-           " spin1t_frames=%" PRIu64 "\n",
+           " spin1t_frames=%" PRIu64 " cpu_latency_us=%s spin1t_cpu_latency_us=%s\n",
            hz, rfx_hdr_value_at_percentile(h, 50) / 1e3, rfx_hdr_value_at_percentile(h, 99) / 1e3,
            rfx_hdr_value_at_percentile(h, 99.9) / 1e3, rfx_hdr_max(h) / 1e3, dropped(&o.counts),
            o.counts.executed, t99, t999, s99, s999, lost, seconds,
            rfx_hdr_value_at_percentile(h1, 50) / 1e3, rfx_hdr_value_at_percentile(h1, 99) / 1e3,
            rfx_hdr_value_at_percentile(h1, 99.9) / 1e3, rfx_hdr_max(h1) / 1e3,
-           dropped(&o1.counts), o1.counts.executed);
+           dropped(&o1.counts), o1.counts.executed, qos_name(o.cpu_latency_us, q0),
+           qos_name(o1.cpu_latency_us, q1));
     rfx_hdr_destroy(h);
     rfx_hdr_destroy(h1);
     return 0;

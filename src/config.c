@@ -186,6 +186,18 @@ static void engine_key(struct loader *L, const char *key, const char *val)
             snprintf(c->out_dir, sizeof c->out_dir, "%s", val);
         return;
     }
+    if (!strcmp(key, "cpu_latency_us")) {
+        long long x;
+        if (!strcmp(val, "auto"))
+            c->cpu_latency_us = RFX_CPU_LATENCY_AUTO;
+        else if (!strcmp(val, "off"))
+            c->cpu_latency_us = RFX_CPU_LATENCY_OFF;
+        else if (parse_i64(val, 0, 1000000, &x))
+            c->cpu_latency_us = (int32_t)x;
+        else
+            fail(L, "engine", key, "'%s' is not auto, off or an integer in [0, 1000000]", val);
+        return;
+    }
     if (!strcmp(key, "lock_memory")) {
         if (!parse_bool(val, &c->lock_memory))
             fail(L, "engine", key, "'%s' is not true or false", val);
@@ -739,6 +751,10 @@ static int validate(const struct rfx_engine_config *c, const char *const *stages
     if (c->lead_max_us != 0 && c->lead_max_us < c->lead_us)
         VF("engine", "lead_max_us", "%u is below lead_us (%u); 0 keeps the lead fixed",
            c->lead_max_us, c->lead_us);
+    if (c->cpu_latency_us != RFX_CPU_LATENCY_AUTO && c->cpu_latency_us != RFX_CPU_LATENCY_OFF &&
+        (c->cpu_latency_us < 0 || c->cpu_latency_us > 1000000))
+        VF("engine", "cpu_latency_us", "%d is not auto, off or in [0, 1000000]",
+           (int)c->cpu_latency_us);
     if (c->pool_frames < 2 * c->burst)
         VF("engine", "pool_frames", "%u frames cannot feed bursts of %u (need at least %u)",
            c->pool_frames, c->burst, 2 * c->burst);

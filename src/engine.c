@@ -165,6 +165,7 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->burst = 32;
     c->lead_us = 200;
     c->lead_max_us = 0;
+    c->cpu_latency_us = RFX_CPU_LATENCY_AUTO;
     snprintf(c->out_dir, sizeof c->out_dir, "reflex-out");
     c->ring_capacity = 256;
     c->ring_policy = RFX_RING_BLOCK;
@@ -389,6 +390,10 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
         fprintf(f, " lead_max_us=%u (adaptive)", c->lead_max_us);
     if (c->layout == RFX_LAYOUT_LATENCY)
         fprintf(f, " layout=latency");
+    if (c->cpu_latency_us == RFX_CPU_LATENCY_OFF)
+        fprintf(f, " cpu_latency_us=off");
+    else if (c->cpu_latency_us >= 0)
+        fprintf(f, " cpu_latency_us=%d", (int)c->cpu_latency_us);
     fputc('\n', f);
     fprintf(f, "rings: capacity=%u overflow=%s\n", c->ring_capacity,
             rfx_ring_policy_name(c->ring_policy));
@@ -449,6 +454,48 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
 
 /* ---- create / destroy ---- */
 
+/*
+ * [engine] cpu_latency_us. A critical thread that parks between frames lets
+ * its CPU go idle, and an idle CPU that halts can be slow to wake: on a
+ * virtual machine the host deschedules a halted vCPU and takes up to
+ * milliseconds to run it again when the thread's timer fires
+ * (docs/benchmarks.md). Asking for 0 us makes idle CPUs poll instead, so
+ * `auto` asks for it whenever some critical thread can sleep; when every
+ * critical thread spins, its core never idles and polling the others would
+ * only take host time from them. A refusal is a warning, as for
+ * lock_memory: the engine runs, with the reason in summary.json.
+ */
+static void hold_cpu_latency(struct rfx_engine *e)
+{
+    int32_t want = e->cfg.cpu_latency_us;
+    if (want == RFX_CPU_LATENCY_AUTO) {
+        want = RFX_CPU_LATENCY_OFF;
+        for (int i = 0; i < e->n_threads; i++)
+            if (e->threads[i].critical && e->threads[i].cfg.wait.kind != RFX_WAIT_SPIN)
+                want = 0;
+    }
+    if (want < 0)
+        return;
+    char why[200];
+    int fd = rfx_cpu_latency_hold((unsigned)want, why, sizeof why);
+    if (fd < 0) {
+        snprintf(e->cpu_latency_error, sizeof e->cpu_latency_error, "%s", why);
+        fprintf(stderr,
+                "reflex: warning: engine.cpu_latency_us: %s; idle CPUs may halt, and a critical "
+                "thread that sleeps can wake late\n",
+                why);
+        return;
+    }
+    e->cpu_latency_fd = fd;
+    e->cpu_latency_held_us = want;
+}
+
+static void release_cpu_latency(struct rfx_engine *e)
+{
+    rfx_cpu_latency_release(e->cpu_latency_fd);
+    e->cpu_latency_fd = -1;
+}
+
 int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **out)
 {
     char msg[256];
@@ -458,6 +505,8 @@ int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **o
     if (!e)
         return -ENOMEM;
     rfx_touch_zeroed(e, sizeof *e); /* waitpoints and counters: no fault after start */
+    e->cpu_latency_fd = -1;
+    e->cpu_latency_held_us = -1;
     e->cfg = *cfg;
     e->frame_bytes = ((sizeof(struct rfx_frame) + 63) & ~(size_t)63) +
                      (((size_t)cfg->payload_bytes + 63) & ~(size_t)63);
@@ -521,6 +570,7 @@ void rfx_engine_destroy(struct rfx_engine *e)
         rfx_engine_stop(e);
         rfx_engine_wait(e);
     }
+    release_cpu_latency(e); /* a start that failed after taking it */
     rfx_watchdog_destroy(e->watchdog);
     rfx_metrics_server_destroy(e->metrics);
     rfx_strategic_destroy(e->strat);
@@ -658,6 +708,11 @@ const char *rfx_degrade_action_name(unsigned bit_index)
 bool rfx_engine_paused(const struct rfx_engine *e)
 {
     return e && atomic_load_explicit(&((struct rfx_engine *)e)->paused, memory_order_acquire);
+}
+
+int rfx_engine_cpu_latency(const struct rfx_engine *e)
+{
+    return e && e->cpu_latency_fd >= 0 ? (int)e->cpu_latency_held_us : -1;
 }
 
 enum rfx_level rfx_engine_level(const struct rfx_engine *e)
@@ -1555,6 +1610,7 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
     }
     if (e->cfg.lock_memory && rfx_memory_lock(msg, msglen) != 0)
         fprintf(stderr, "reflex: warning: %s\n", msg);
+    hold_cpu_latency(e);
     e->started = true;
     for (int i = 0; i < e->n_threads; i++) {
         /* A telemetry-only thread left unpinned is off-path too. */
@@ -1615,6 +1671,7 @@ int rfx_engine_wait(struct rfx_engine *e)
     for (int i = 0; i < e->n_threads; i++)
         pthread_join(e->threads[i].tid, NULL);
     e->end_ns = rfx_now_ns();
+    release_cpu_latency(e);
     rfx_watchdog_stop(e->watchdog);
     rfx_telemetry_stop(e->tel);
     rfx_strategic_stop(e->strat);

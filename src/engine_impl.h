@@ -135,6 +135,10 @@ struct rfx_engine {
     bool alloc_tracking;
     bool started, waited;
     char *summary_extra;
+    /* [engine] cpu_latency_us: the request held while the threads run */
+    int cpu_latency_fd;           /* -1: none held */
+    int32_t cpu_latency_held_us;  /* what it asks; -1: none */
+    char cpu_latency_error[200];  /* why a wanted request is not held */
 };
 
 /* Remember when a fault first acted (any thread; the first wins). */

@@ -1,10 +1,12 @@
 /*
  * Thread placement: pinning with clear refusals, names visible to perf/top,
- * priorities with a permitted fallback, mlockall.
+ * priorities with a permitted fallback, mlockall, the CPU latency request.
  */
 #include <reflex/thread.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -224,4 +226,51 @@ int rfx_memory_lock(char *msg, size_t msglen)
         return -e;
     }
     return 0;
+}
+
+#define CPU_LATENCY_DEV "/dev/cpu_dma_latency"
+
+int rfx_cpu_latency_hold(unsigned us, char *msg, size_t msglen)
+{
+    if (us > INT32_MAX) {
+        say(msg, msglen, "CPU latency %u us is out of range", us);
+        return -ERANGE;
+    }
+    int fd = open(CPU_LATENCY_DEV, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        say(msg, msglen, "cannot open %s: %s%s", CPU_LATENCY_DEV, strerror(e),
+            e == EACCES || e == EPERM ? " (it is root's)" : "");
+        return -e;
+    }
+    /* The kernel takes the request as a binary s32 (it also parses text,
+     * but only the binary form is the same on every kernel). */
+    int32_t v = (int32_t)us;
+    if (write(fd, &v, sizeof v) != (ssize_t)sizeof v) {
+        int e = errno ? errno : EIO;
+        say(msg, msglen, "cannot write %s: %s", CPU_LATENCY_DEV, strerror(e));
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+void rfx_cpu_latency_release(int handle)
+{
+    if (handle >= 0)
+        close(handle);
+}
+
+long long rfx_cpu_latency_current(void)
+{
+    int fd = open(CPU_LATENCY_DEV, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int32_t v;
+    ssize_t n = read(fd, &v, sizeof v);
+    int e = errno;
+    close(fd);
+    if (n != (ssize_t)sizeof v)
+        return n < 0 ? -e : -EIO;
+    return v;
 }

@@ -1101,6 +1101,19 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     fprintf(f, "]},\n");
     rfx_watchdog_json(e->watchdog, f);
     faults_json(e, f);
+    fprintf(f, "  \"cpu_latency\": {\"setting\": ");
+    if (e->cfg.cpu_latency_us == RFX_CPU_LATENCY_AUTO)
+        fprintf(f, "\"auto\"");
+    else if (e->cfg.cpu_latency_us == RFX_CPU_LATENCY_OFF)
+        fprintf(f, "\"off\"");
+    else
+        fprintf(f, "%d", (int)e->cfg.cpu_latency_us);
+    fprintf(f, ", \"held_us\": ");
+    if (e->cpu_latency_held_us >= 0)
+        fprintf(f, "%d", (int)e->cpu_latency_held_us);
+    else
+        fprintf(f, "null");
+    fprintf(f, ", \"error\": \"%s\"},\n", e->cpu_latency_error);
     fprintf(f, "  \"allocation_tracking\": %s,\n", e->alloc_tracking ? "true" : "false");
     fprintf(f, "  \"threads\": [\n");
     for (int i = 0; i < e->n_threads; i++) {

@@ -39,6 +39,12 @@ extern "C" {
 #define RFX_PATH_MAX    256
 #define RFX_CORE_AUTO   (-2) /* strategic_cores[i]: the layout resolver picks */
 
+/* cpu_latency_us: AUTO holds 0 us (idle CPUs poll) while the engine runs if a
+ * critical thread can sleep (its wait is not spin), else nothing; OFF never
+ * asks. */
+#define RFX_CPU_LATENCY_AUTO (-1)
+#define RFX_CPU_LATENCY_OFF  (-2)
+
 /* How the threads are chosen when the config names none ([engine] layout). */
 enum rfx_layout {
     RFX_LAYOUT_AUTO = 0, /* fits the online CPUs: one critical thread per CPU
@@ -81,6 +87,9 @@ struct rfx_engine_config {
     uint64_t max_frames;    /* 0 = no limit */
     char out_dir[RFX_PATH_MAX];
     bool lock_memory; /* mlockall at start */
+    int32_t cpu_latency_us; /* CPU latency request while running (rfx_cpu_latency_hold):
+                               RFX_CPU_LATENCY_AUTO (the default), RFX_CPU_LATENCY_OFF,
+                               or a bound in us held whatever the layout */
     enum rfx_layout layout; /* used when n_threads is 0 */
     /* [thread.NAME]; n_threads = 0: pick a layout for the online CPUs */
     int n_threads;
@@ -246,6 +255,12 @@ RFX_API const char *rfx_level_name(enum rfx_level l);
 /* The Prometheus endpoint's TCP port once started ([telemetry]
  * metrics_listen; port 0 picks a free one); -1 when it is off. */
 RFX_API int rfx_engine_metrics_port(const struct rfx_engine *e);
+
+/* The CPU latency request the engine holds while its threads run
+ * ([engine] cpu_latency_us, rfx_cpu_latency_hold) in us; -1 when it holds
+ * none (off, auto with every critical thread spinning, refused, or not
+ * running). Any thread. */
+RFX_API int rfx_engine_cpu_latency(const struct rfx_engine *e);
 
 /* Current degradation level (stages receive it in their env). */
 RFX_API enum rfx_level rfx_engine_level(const struct rfx_engine *e);

@@ -1,5 +1,6 @@
 /*
- * reflex — placing the calling thread: core pinning, name, priority, memory locking.
+ * reflex — placing the calling thread: core pinning, name, priority, memory
+ * locking; and how fast idle CPUs must be able to wake (CPU latency QoS).
  *
  * Every function acts on the calling thread (the engine calls them at the top
  * of each thread it starts) and is thread-safe. Functions that can explain a
@@ -62,6 +63,30 @@ RFX_API int rfx_thread_priority_self(const struct rfx_priority *prio, char *msg,
 /* Lock all current and future pages (mlockall). Returns 0, or a negative errno
  * with the reason (e.g. RLIMIT_MEMLOCK too small) in msg. */
 RFX_API int rfx_memory_lock(char *msg, size_t msglen);
+
+/*
+ * Ask the kernel to keep every CPU able to wake within `us` microseconds
+ * (the PM QoS CPU latency request, /dev/cpu_dma_latency). With 0, an idle CPU
+ * polls instead of halting, so a thread woken on it runs at once; on a
+ * virtual machine a halted vCPU is handed back to the host, which can take
+ * milliseconds to run it again. The cost is an idle CPU that keeps running.
+ * Unlike the other functions here it is process-wide, not per thread.
+ *
+ * Returns a handle (>= 0) that holds the request until
+ * rfx_cpu_latency_release or the end of the process, whichever comes first
+ * (the kernel drops it when the process exits, however it exits); or a
+ * negative errno with the reason in msg (usually -EACCES: the device is
+ * root's). Thread-safe.
+ */
+RFX_API int rfx_cpu_latency_hold(unsigned us, char *msg, size_t msglen);
+
+/* Drop a request of rfx_cpu_latency_hold; a negative handle is ignored. */
+RFX_API void rfx_cpu_latency_release(int handle);
+
+/* The machine's current CPU latency limit in microseconds, the strictest
+ * request any process holds (2000000000 when none does); a negative errno if
+ * it cannot be read. */
+RFX_API long long rfx_cpu_latency_current(void);
 
 #ifdef __cplusplus
 }

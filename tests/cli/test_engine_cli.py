@@ -76,8 +76,19 @@ def check_bundle(d, label, stages=("capture", "pattern", "decide", "execute")):
 # 1. The demo: bundle complete, identity, zero allocations, the cache learns.
 d = os.path.join(work, "demo")
 t0 = time.time()
-p = subprocess.run([reflex, "demo", "--duration", "12", "--out", d, "--quiet"],
-                   capture_output=True, text=True, timeout=120)
+proc = subprocess.Popen([reflex, "demo", "--duration", "12", "--out", d, "--quiet"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+# While it runs, the machine's CPU latency limit is 0 (engine.cpu_latency_us
+# = auto with critical threads that sleep): idle CPUs poll. The device is
+# root's; other tests running beside this one may hold 0 too, so only the
+# value during the run is checked, not the one after.
+time.sleep(3)
+qos = None
+if os.geteuid() == 0:
+    with open("/dev/cpu_dma_latency", "rb") as f:
+        qos = struct.unpack("i", f.read(4))[0]
+out, err = proc.communicate(timeout=120)
+p = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 check(p.returncode == 0, "demo exits 0", p.stderr)
 check("demo: score" in p.stdout and "e2e" in p.stdout and "cache: hit rate" in p.stdout,
       "demo prints score, the stage table and the cache hit rate", p.stdout)
@@ -89,6 +100,12 @@ check(len(hr) >= 10 and last > first,
       f"demo: hit rate in the last third ({last:.3f}) > the first third ({first:.3f})", str(hr))
 check(s["cache"]["publications"] >= 3, f"demo: {s['cache']['publications']} snapshots published")
 check("score" in s.get("demo", {}), "demo: summary.json has demo.score")
+cl = s.get("cpu_latency", {})
+if qos is None:
+    print("skip demo: CPU latency request (not root)")
+else:
+    check(qos == 0 and cl.get("setting") == "auto" and cl.get("held_us") == 0,
+          f"demo: CPU latency limit {qos} us during the run, summary.json says {cl}")
 rt0 = next(t for t in s["threads"] if t["name"] == "rfx-rt0")
 check(rt0["lead_max_used_us"] == 200.0 and rt0["wake_late_peak_us"] > 0,
       f"demo: the source thread led frames by lead_us (200 us; its wake-ups came up to"
@@ -97,7 +114,8 @@ check(rt0["lead_max_used_us"] == 200.0 and rt0["wake_late_peak_us"] > 0,
 # wake-up lateness (always > 0), never beyond lead_max_us.
 d_lead = os.path.join(work, "lead")
 p = subprocess.run([reflex, "demo", "--duration", "3", "--out", d_lead, "--quiet", "--set",
-                    "engine.lead_us=0", "--set", "engine.lead_max_us=3000"],
+                    "engine.lead_us=0", "--set", "engine.lead_max_us=3000",
+                    "--set", "engine.cpu_latency_us=off"],
                    capture_output=True, text=True, timeout=60)
 s_lead = load_summary(d_lead) if p.returncode == 0 else {"threads": []}
 leads = [(t["name"], t["lead_max_used_us"], t["wake_late_peak_us"]) for t in s_lead["threads"]
@@ -105,6 +123,9 @@ leads = [(t["name"], t["lead_max_used_us"], t["wake_late_peak_us"]) for t in s_l
 check(p.returncode == 0 and leads and all(0 < x <= 3000 for _, x, _ in leads),
       f"adaptive lead: each critical thread's lead rose from 0 within lead_max_us: {leads}",
       p.stderr)
+cl = s_lead.get("cpu_latency", {})
+check(cl.get("setting") == "off" and cl.get("held_us") is None and cl.get("error") == "",
+      f"cpu_latency_us=off: no request held ({cl})")
 # latency.svg: well-formed (xmllint), renders (rsvg-convert), every stage and
 # e2e drawn and labelled, budgets drawn; 'reflex plot' makes the same from the hlog.
 svg = os.path.join(d, "latency.svg")
@@ -243,6 +264,10 @@ if os.cpu_count() and os.cpu_count() >= 2:
               tel.get("stages") == ["telemetry"] and tel.get("core") == 1,
               f"layout=latency: rt0 {rt0.get('stages')} on core {rt0.get('core')} never slept,"
               f" tel {tel.get('stages')} on core {tel.get('core')}", str(s["threads"]))
+        # auto with every critical thread spinning: no request, as its core
+        # never idles and polling telemetry's core would only take host time.
+        check(s.get("cpu_latency", {}).get("held_us") is None,
+              f"layout=latency: no CPU latency request ({s.get('cpu_latency')})")
 
 # 4. reflex run: usage and config errors exit 2.
 p = subprocess.run([reflex, "run"], capture_output=True, text=True)

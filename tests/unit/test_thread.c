@@ -172,3 +172,26 @@ Test(thread, memory_lock_reports_failures)
     cr_expect(strstr(msg, "RLIMIT_MEMLOCK 0 bytes") != NULL, "%s", msg);
 #endif
 }
+
+Test(thread, cpu_latency_request_is_held_then_refused_without_root)
+{
+    char msg[256] = "";
+    cr_expect_eq(rfx_cpu_latency_hold(3000000000u, msg, sizeof msg), -ERANGE);
+    if (geteuid() == 0) {
+        int h = rfx_cpu_latency_hold(0, msg, sizeof msg);
+        cr_assert_geq(h, 0, "%s", msg);
+        /* the machine's limit is the strictest request: ours, 0 */
+        cr_expect_eq(rfx_cpu_latency_current(), 0);
+        int h2 = rfx_cpu_latency_hold(500, msg, sizeof msg);
+        cr_expect_geq(h2, 0, "%s", msg);
+        cr_expect_eq(rfx_cpu_latency_current(), 0, "a looser request does not loosen it");
+        rfx_cpu_latency_release(h2);
+        rfx_cpu_latency_release(h);
+        rfx_cpu_latency_release(-1); /* ignored */
+        cr_assert_eq(setresuid(65534, 65534, 65534), 0);
+    }
+    msg[0] = 0;
+    cr_expect_eq(rfx_cpu_latency_hold(0, msg, sizeof msg), -EACCES);
+    cr_expect(strstr(msg, "/dev/cpu_dma_latency") && strstr(msg, "root's"), "%s", msg);
+    cr_expect_eq(rfx_cpu_latency_current(), -EACCES);
+}

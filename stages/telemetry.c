@@ -280,14 +280,31 @@ static struct tset *swap_sets(struct rfx_telemetry *t)
     return old;
 }
 
-static size_t resident_bytes(void)
+/* jemalloc's stats.resident (pages it holds) and stats.allocated (bytes
+ * live in the application's allocations), refreshed; 0 when unknown. */
+static size_t jemalloc_bytes(size_t *allocated)
 {
     uint64_t epoch = 1;
-    size_t sz = sizeof epoch, res = 0, rsz = sizeof res;
+    size_t sz = sizeof epoch, res = 0, all = 0, rsz = sizeof res;
+    *allocated = 0;
     if (mallctl("epoch", &epoch, &sz, &epoch, sz) != 0 ||
         mallctl("stats.resident", &res, &rsz, NULL, 0) != 0)
         return 0;
+    if (mallctl("stats.allocated", &all, &rsz, NULL, 0) == 0)
+        *allocated = all;
     return res;
+}
+
+/* The process's resident set in bytes (/proc/self/statm), 0 if unreadable. */
+static uint64_t process_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (!f)
+        return 0;
+    unsigned long long size, pages = 0;
+    int n = fscanf(f, "%llu %llu", &size, &pages);
+    fclose(f);
+    return n == 2 ? (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
 /* summary.json "faults": each configured fault, its window and when it
@@ -323,7 +340,8 @@ static void faults_json(struct rfx_engine *e, FILE *f)
 }
 
 /* Reporter: the alerts an interval can raise (seed 001's thresholds). */
-static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64_t end, double hr)
+static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64_t end, double hr,
+                            size_t res)
 {
     struct rfx_engine *e = t->e;
     const struct rfx_engine_config *c = &e->cfg;
@@ -365,7 +383,6 @@ static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64
         rfx_alert_raise(&e->alerts, ts, RFX_ALERT_HIT_RATE, RFX_SEV_WARNING, looker,
                         "cache hit rate %.1f%% (threshold %.0f%%)", hr * 100,
                         c->alert_hit_rate_warning * 100);
-    size_t res = resident_bytes();
     if (t->resident0 == 0)
         t->resident0 = res;
     else if (res > (size_t)((double)t->resident0 * (1 + c->alert_memory_growth)))
@@ -549,13 +566,18 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
     if (had && e->strat)
         rfx_strategic_adapt(e->strat, rfx_hdr_value_at_percentile(s->e2e, 95),
                             rfx_hdr_mean(s->e2e));
+    size_t live;
+    size_t res = jemalloc_bytes(&live);
     if (t->n_iv < MAX_INTERVALS) {
         t->hit_rate[t->n_iv] = hr;
         t->hz[t->n_iv] = e->strat ? rfx_strategic_hz(e->strat) : 0;
         t->e2e_p99[t->n_iv] = had ? rfx_hdr_value_at_percentile(s->e2e, 99) : -1;
+        t->resident[t->n_iv] = res;
+        t->allocated[t->n_iv] = live;
+        t->rss[t->n_iv] = process_rss();
         t->n_iv++;
     }
-    interval_alerts(t, s, end, hr);
+    interval_alerts(t, s, end, hr, res);
     evaluate(t, s, end);
     update_status(t, s, end, len, hr);
     if (t->n_iv > 0 && t->n_iv <= MAX_INTERVALS)
@@ -895,6 +917,19 @@ static void json_series(FILE *f, const double *v, int n, int prec)
     fprintf(f, "]");
 }
 
+/* A series of byte counts; 0 (unknown) is null. */
+static void json_counts(FILE *f, const uint64_t *v, int n)
+{
+    fprintf(f, "[");
+    for (int i = 0; i < n; i++) {
+        if (v[i] == 0)
+            fprintf(f, "%snull", i ? ", " : "");
+        else
+            fprintf(f, "%s%" PRIu64, i ? ", " : "", v[i]);
+    }
+    fprintf(f, "]");
+}
+
 /* latency.svg: every stage and end to end, with their budgets. */
 static int write_plot(struct rfx_telemetry *t, const char *dir)
 {
@@ -1045,6 +1080,13 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     for (int i = 0; i < t->n_iv; i++)
         fprintf(f, "%s%" PRId64, i ? ", " : "", t->e2e_p99[i]);
     fprintf(f, "],\n");
+    fprintf(f, "  \"memory\": {\"rss_bytes_by_interval\": ");
+    json_counts(f, t->rss, t->n_iv);
+    fprintf(f, ", \"jemalloc_resident_bytes_by_interval\": ");
+    json_counts(f, t->resident, t->n_iv);
+    fprintf(f, ", \"jemalloc_allocated_bytes_by_interval\": ");
+    json_counts(f, t->allocated, t->n_iv);
+    fprintf(f, "},\n");
     const struct rfx_ladder *L = &t->ladder;
     fprintf(f,
             "  \"degradation\": {\"enabled\": %s, \"level\": \"%s\", \"escalate_windows\": %d, "

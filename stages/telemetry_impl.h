@@ -77,6 +77,10 @@ struct rfx_telemetry {
     double hit_rate[MAX_INTERVALS]; /* < 0: no lookups that interval */
     double hz[MAX_INTERVALS];
     int64_t e2e_p99[MAX_INTERVALS];
+    /* memory at each interval's end: the process's resident set
+     * (/proc/self/statm), jemalloc's stats.resident and stats.allocated;
+     * 0: unknown */
+    uint64_t rss[MAX_INTERVALS], resident[MAX_INTERVALS], allocated[MAX_INTERVALS];
     _Atomic uint64_t last_hit_milli; /* for other threads; UINT64_MAX: none */
     int hlog_errors;
 };

@@ -36,6 +36,7 @@
  * usage: bench_pipeline throughput [--seconds S]
  *        bench_pipeline latency --rate HZ [--seconds S]
  *        bench_pipeline metrics [--rate HZ] [--seconds S] [--reps N]
+ *        bench_pipeline start [--reps N]
  * RFX_BENCH_SET="section.key=value;..." adds settings to every throughput
  * layout and to the latency runs (e.g. "thread.rt0.priority=fifo:50");
  * RFX_BENCH_SET_SPIN1T, when set, replaces it for the spin1t latency run.
@@ -65,13 +66,16 @@ struct ctx {
     struct rfx_hdr *overhead; /* execute's thread only */
     uint64_t executed;
     _Atomic int port; /* the metrics endpoint while the engine runs, else -1 */
+    _Atomic int64_t first_ns; /* capture's first call (0: not yet) */
 };
 
 static void cap(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_env *env)
 {
+    struct ctx *x = c;
+    if (!atomic_load_explicit(&x->first_ns, memory_order_relaxed))
+        atomic_store_explicit(&x->first_ns, rfx_now_ns(), memory_order_release);
     for (size_t i = 0; i < n; i++)
         memcpy(f[i]->payload, &f[i]->seq, 8);
-    (void)c;
     (void)env;
 }
 
@@ -531,14 +535,119 @@ static int metrics(double hz, double seconds, int reps)
     return failures ? 1 : 0;
 }
 
+/*
+ * start: from rfx_engine_create, and from rfx_engine_start, to the first
+ * call of the capture stage, with the default layout at 60 Hz and one
+ * planner; `reps` engines one after another. Beside it the floor for any
+ * engine with two pinned threads: create both, pin them, have each report
+ * ready, release them, and the first one notes the time (holding the CPU
+ * latency request the engine held, if it held one).
+ */
+struct floor_thread {
+    int core;
+    _Atomic int *ready, *go;
+    _Atomic int64_t *first_ns;
+};
+
+static void *floor_main(void *arg)
+{
+    struct floor_thread *ft = arg;
+    char msg[200];
+    rfx_thread_pin_self(ft->core, msg, sizeof msg);
+    atomic_fetch_add(ft->ready, 1);
+    while (!atomic_load_explicit(ft->go, memory_order_acquire))
+        rfx_cpu_relax();
+    if (ft->core == 0)
+        atomic_store(ft->first_ns, rfx_now_ns());
+    return NULL;
+}
+
+static double floor_start_ms(int cpu_latency_us)
+{
+    char msg[200];
+    int qos = cpu_latency_us >= 0 ? rfx_cpu_latency_hold((unsigned)cpu_latency_us, msg, sizeof msg)
+                                  : -1;
+    _Atomic int ready = 0, go = 0;
+    _Atomic int64_t first = 0;
+    struct floor_thread ft[2] = {{0, &ready, &go, &first}, {1, &ready, &go, &first}};
+    pthread_t tid[2];
+    int64_t t0 = rfx_now_ns();
+    for (int i = 0; i < 2; i++)
+        pthread_create(&tid[i], NULL, floor_main, &ft[i]);
+    while (atomic_load(&ready) < 2)
+        rfx_cpu_relax();
+    atomic_store_explicit(&go, 1, memory_order_release);
+    for (int i = 0; i < 2; i++)
+        pthread_join(tid[i], NULL);
+    rfx_cpu_latency_release(qos);
+    return (atomic_load(&first) - t0) / 1e6;
+}
+
+static int start_bench(int reps)
+{
+    double start_ms[64], create_ms[64], floor_ms[64];
+    const char *sets[16] = {"engine.frame_hz=60", "strategic.workers=1"};
+    int n_sets = 2 + extra_sets(sets + 2, 14);
+    for (int r = 0; r < reps; r++) {
+        struct ctx x = {0};
+        struct rfx_engine_config cfg;
+        char msg[512];
+        if (rfx_config_load(NULL, sets, n_sets, stages, 5, &cfg, msg, sizeof msg)) {
+            fprintf(stderr, "bench_pipeline: %s\n", msg);
+            return 1;
+        }
+        snprintf(cfg.out_dir, sizeof cfg.out_dir, "/tmp/rfx-bench-start-%d", (int)getpid());
+        int64_t t0 = rfx_now_ns();
+        if (rfx_engine_create(&cfg, &x.e)) {
+            fprintf(stderr, "bench_pipeline: engine create failed\n");
+            return 1;
+        }
+        for (int i = 0; i < 4; i++)
+            rfx_engine_add_stage(x.e, stages[i], &ops[i], &x);
+        int64_t t1 = rfx_now_ns();
+        if (rfx_engine_start(x.e, msg, sizeof msg)) {
+            fprintf(stderr, "bench_pipeline: start: %s\n", msg);
+            return 1;
+        }
+        int64_t first;
+        while (!(first = atomic_load_explicit(&x.first_ns, memory_order_acquire)))
+            usleep(50);
+        int qos = rfx_engine_cpu_latency(x.e);
+        rfx_engine_stop(x.e);
+        rfx_engine_wait(x.e);
+        rfx_engine_destroy(x.e);
+        create_ms[r] = (first - t0) / 1e6;
+        start_ms[r] = (first - t1) / 1e6;
+        floor_ms[r] = floor_start_ms(qos); /* under the engine's CPU latency request */
+        if (getenv("RFX_BENCH_TRACE"))
+            fprintf(stderr, "start %d: create..first %.2f ms, start..first %.2f ms, floor %.2f ms\n",
+                    r, create_ms[r], start_ms[r], floor_ms[r]);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf /tmp/rfx-bench-start-%d", (int)getpid());
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_pipeline: could not remove the bundles\n");
+    double max = 0;
+    for (int r = 0; r < reps; r++)
+        max = start_ms[r] > max ? start_ms[r] : max;
+    double p50 = median(start_ms, reps), c50 = median(create_ms, reps),
+           f50 = median(floor_ms, reps);
+    printf("SUMMARY bench=pipeline_start first_frame_ms_p50=%.2f first_frame_ms_max=%.2f "
+           "create_to_first_frame_ms_p50=%.2f floor_ms_p50=%.3f ratio_vs_floor=%.1f budget_ms=50 "
+           "layout=default reps=%d\n",
+           p50, max, c50, f50, p50 / f50, reps);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_pipeline throughput|latency [--rate HZ] [--seconds S]\n");
+        fprintf(stderr, "usage: bench_pipeline throughput|latency|metrics|start [--rate HZ] "
+                        "[--seconds S] [--reps N]\n");
         return 2;
     }
     double hz = 60, seconds = -1;
-    int reps = 3;
+    int reps = 0; /* 0: the mode's default */
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--rate") && i + 1 < argc)
             hz = atof(argv[++i]);
@@ -554,9 +663,11 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "throughput"))
         return throughput(seconds > 0 ? seconds : 2);
     if (!strcmp(argv[1], "metrics"))
-        return metrics(hz, seconds > 0 ? seconds : 20, reps < 1 ? 1 : reps > 16 ? 16 : reps);
+        return metrics(hz, seconds > 0 ? seconds : 20, reps < 1 ? 3 : reps > 16 ? 16 : reps);
     if (!strcmp(argv[1], "latency"))
         return latency(hz, seconds > 0 ? seconds : (hz <= 100 ? 20 : 5));
+    if (!strcmp(argv[1], "start"))
+        return start_bench(reps < 1 ? 15 : reps > 64 ? 64 : reps);
     fprintf(stderr, "bench_pipeline: unknown mode %s\n", argv[1]);
     return 2;
 }

@@ -1,6 +1,6 @@
 /*
- * The flight recorder's off-path half: rendering frozen rings as Chrome
- * trace events (the JSON object format: {"traceEvents": [...]}), which
+ * The flight recorder's off-path half: keeping frozen rings as windows, and
+ * rendering them at the end as Chrome trace events (the JSON object format: {"traceEvents": [...]}), which
  * Perfetto and chrome://tracing open. One track per thread of the pipeline
  * (named rfx-NAME with its stages), one complete ("X") slice per frame per
  * stage, an async span per frame from its scheduled capture time to its
@@ -33,8 +33,11 @@ int rfx_flight_init(struct rfx_flight *fl, uint32_t k)
             return -ENOMEM;
         rfx_touch_zeroed(fl->ring[i], k * sizeof *fl->ring[i]); /* the first lap must not fault */
     }
-    fl->mem = open_memstream(&fl->events, &fl->events_len);
-    if (!fl->mem)
+    /* Only the reporter writes the windows, so they are not mapped ahead:
+     * a first write to a fresh page maps it without a TLB flush of the
+     * critical cores (it is a page read first that would cost one). */
+    fl->kept = calloc((size_t)RFX_TRACE_WINDOWS * k, sizeof *fl->kept);
+    if (!fl->kept)
         return -ENOMEM;
     fl->k = k;
     return 0;
@@ -42,12 +45,38 @@ int rfx_flight_init(struct rfx_flight *fl, uint32_t k)
 
 void rfx_flight_fini(struct rfx_flight *fl)
 {
-    if (fl->mem)
-        fclose(fl->mem);
-    free(fl->events);
+    free(fl->kept);
     free(fl->ring[0]);
     free(fl->ring[1]);
     memset(fl, 0, sizeof *fl);
+}
+
+/* Keep the `n` frames written into `ring` (the last k of them, oldest
+ * first) as the next window; count it when every window is taken. */
+static void keep(struct rfx_flight *fl, const struct rfx_trace_frame *ring, uint64_t n,
+                 uint64_t trigger, bool has_trigger)
+{
+    if (fl->windows >= RFX_TRACE_WINDOWS) {
+        fl->windows_dropped++;
+        return;
+    }
+    struct rfx_trace_window *w = &fl->window[fl->windows];
+    struct rfx_trace_frame *out = fl->kept + (size_t)fl->windows * fl->k;
+    uint64_t cnt = n < fl->k ? n : fl->k, first = n < fl->k ? 0 : n & (fl->k - 1);
+    for (uint64_t i = 0; i < cnt; i++)
+        out[i] = ring[(first + i) & (fl->k - 1)];
+    w->n = cnt;
+    w->trigger = trigger;
+    w->has_trigger = has_trigger;
+    fl->windows++;
+}
+
+void rfx_flight_collect(struct rfx_flight *fl)
+{
+    if (!fl->k || !atomic_load_explicit(&fl->ready, memory_order_acquire)) /* F1 */
+        return;
+    keep(fl, fl->ring[fl->frozen], fl->frozen_n, fl->frozen_seq, true);
+    atomic_store_explicit(&fl->ready, 0, memory_order_release); /* F2 */
 }
 
 static double us(const struct rfx_engine *e, int64_t ns)
@@ -55,35 +84,29 @@ static double us(const struct rfx_engine *e, int64_t ns)
     return (ns - e->start_ns) / 1e3;
 }
 
-static void event_sep(struct rfx_flight *fl)
+/* Every event follows another: the metadata events come first. */
+static void event_sep(FILE *f)
 {
-    if (ftell(fl->mem) > 0)
-        fputs(",\n", fl->mem);
+    fputs(",\n", f);
 }
 
-/* One window: the ring's frames oldest first; `trigger` is the frame that
- * froze it (0 with none, e.g. at the stop). */
-static void render(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
-                   const struct rfx_trace_frame *ring, uint64_t n, uint64_t trigger,
-                   bool has_trigger, const char *why)
+/* Window `wi` (numbered from 1 in the file) as trace events. */
+static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
+                   int n_stages, int wi)
 {
-    if (fl->windows >= RFX_TRACE_WINDOWS) {
-        fl->windows_dropped++;
-        return;
-    }
-    int w = ++fl->windows;
-    FILE *f = fl->mem;
-    uint64_t cnt = n < fl->k ? n : fl->k, first = n < fl->k ? 0 : n & (fl->k - 1);
-    for (uint64_t i = 0; i < cnt; i++) {
-        const struct rfx_trace_frame *x = &ring[(first + i) & (fl->k - 1)];
-        bool flagged = has_trigger && x->seq == trigger;
+    const struct rfx_trace_window *win = &fl->window[wi];
+    const struct rfx_trace_frame *frames = fl->kept + (size_t)wi * fl->k;
+    int w = wi + 1;
+    for (uint64_t i = 0; i < win->n; i++) {
+        const struct rfx_trace_frame *x = &frames[i];
+        bool flagged = win->has_trigger && x->seq == win->trigger;
         int64_t end = 0;
         for (int s = 0; s < n_stages; s++) {
             if (x->exit_ns[s] == 0)
                 continue;
             end = x->exit_ns[s];
             bool over = x->over_stage == s;
-            event_sep(fl);
+            event_sep(f);
             fprintf(f,
                     "{\"name\": \"%s%s\", \"cat\": \"stage\", \"ph\": \"X\", \"ts\": %.3f, "
                     "\"dur\": %.3f, \"pid\": 1, \"tid\": %d, \"args\": {\"frame\": %" PRIu64
@@ -102,7 +125,7 @@ static void render(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
         else
             snprintf(name, sizeof name, "frame %" PRIu64 "%s", x->seq,
                      x->over_e2e ? " OVER e2e p99 budget" : "");
-        event_sep(fl);
+        event_sep(f);
         fprintf(f,
                 "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"b\", \"id\": \"w%d-%" PRIu64
                 "\", \"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64
@@ -112,7 +135,7 @@ static void render(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
                 name, w, x->seq, us(e, x->scheduled_ns), x->seq, (end - x->scheduled_ns) / 1e3,
                 flagged ? ", \"violating_frame\": true" : "", name, w, x->seq, us(e, end));
         if (flagged) {
-            event_sep(fl);
+            event_sep(f);
             fprintf(f,
                     "{\"name\": \"budget violation: frame %" PRIu64 " (%s)\", \"cat\": "
                     "\"violation\", \"ph\": \"i\", \"s\": \"g\", \"ts\": %.3f, \"pid\": 1, "
@@ -124,20 +147,13 @@ static void render(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
                     us(e, end), x->seq, w);
         }
     }
-    event_sep(fl);
+    event_sep(f);
     fprintf(f,
             "{\"name\": \"window %d: %s\", \"cat\": \"window\", \"ph\": \"i\", \"s\": \"g\", "
             "\"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"frames\": %" PRIu64 "}}",
-            w, why, cnt ? us(e, ring[first].scheduled_ns) : 0.0, cnt);
-}
-
-void rfx_flight_collect(struct rfx_flight *fl, struct rfx_engine *e, int n_stages)
-{
-    if (!fl->k || !atomic_load_explicit(&fl->ready, memory_order_acquire)) /* F1 */
-        return;
-    render(fl, e, n_stages, fl->ring[fl->frozen], fl->frozen_n, fl->frozen_seq, true,
-           "frames around a budget violation");
-    atomic_store_explicit(&fl->ready, 0, memory_order_release); /* F2 */
+            w,
+            win->has_trigger ? "frames around a budget violation" : "the last frames at the stop",
+            win->n ? us(e, frames[0].scheduled_ns) : 0.0, win->n);
 }
 
 int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
@@ -145,22 +161,9 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
 {
     if (!fl->k)
         return 0;
-    rfx_flight_collect(fl, e, n_stages);
-    render(fl, e, n_stages, fl->ring[fl->cur], fl->n, 0, false, "the last frames at the stop");
-    fl->n = 0; /* a second write renders only what came after */
-    for (int i = 0; i < ladder->n_transitions; i++) {
-        const struct rfx_transition *x = &ladder->transitions[i];
-        event_sep(fl);
-        fprintf(fl->mem,
-                "{\"name\": \"level %s -> %s\", \"cat\": \"degradation\", \"ph\": \"i\", \"s\": "
-                "\"g\", \"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"cause\": \"",
-                rfx_level_name(x->from), rfx_level_name(x->to), x->t_s * 1e6);
-        for (const char *c = x->cause; *c; c++)
-            fputc(*c == '"' || *c == '\\' ? '\'' : *c, fl->mem);
-        fputs("\"}}", fl->mem);
-    }
-    if (fflush(fl->mem) != 0)
-        return -ENOMEM;
+    rfx_flight_collect(fl);
+    keep(fl, fl->ring[fl->cur], fl->n, 0, false);
+    fl->n = 0; /* a second write keeps only what came after */
     char path[RFX_PATH_MAX + 32], tmp[RFX_PATH_MAX + 40];
     snprintf(path, sizeof path, "%s/trace.json", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -185,9 +188,19 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
             fprintf(f, " %s", e->stages[e->threads[t].first_stage + s].name);
         fprintf(f, "\"}}");
     }
-    if (fl->events_len)
-        fputs(",\n", f);
-    fwrite(fl->events, 1, fl->events_len, f);
+    for (int w = 0; w < fl->windows; w++)
+        render(f, fl, e, n_stages, w);
+    for (int i = 0; i < ladder->n_transitions; i++) {
+        const struct rfx_transition *x = &ladder->transitions[i];
+        event_sep(f);
+        fprintf(f,
+                "{\"name\": \"level %s -> %s\", \"cat\": \"degradation\", \"ph\": \"i\", \"s\": "
+                "\"g\", \"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"cause\": \"",
+                rfx_level_name(x->from), rfx_level_name(x->to), x->t_s * 1e6);
+        for (const char *c = x->cause; *c; c++)
+            fputc(*c == '"' || *c == '\\' ? '\'' : *c, f);
+        fputs("\"}}", f);
+    }
     fputs("\n]}\n", f);
     if (fclose(f) != 0)
         return -EIO;

@@ -8,9 +8,12 @@
  * frame over a p99 budget (when the other ring is free) it notes the frame
  * and, K/2 frames later, hands the current ring to the reporter (a release
  * store of `ready`) and goes on in the other one: O(1) on the critical
- * path, nothing copied, nothing allocated. The reporter (acquire) renders
- * the frozen ring into its event buffer and frees it (release). A violation
- * while the other ring is still being rendered is counted, not traced.
+ * path, nothing copied, nothing allocated. The reporter (acquire) copies
+ * the frozen ring into one of RFX_TRACE_WINDOWS windows allocated at init
+ * and frees it (release); the windows become JSON only when trace.json is
+ * written, so the reporter neither formats nor allocates during the run. A
+ * violation while the other ring is still being copied is counted, not
+ * traced.
  */
 #ifndef REFLEX_FLIGHT_RECORDER_H
 #define REFLEX_FLIGHT_RECORDER_H
@@ -18,7 +21,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <reflex/stage.h>
@@ -54,10 +56,15 @@ struct rfx_flight {
     _Atomic int ready; /* 1: ring[frozen] is the reporter's */
     int frozen;
     uint64_t frozen_n, frozen_seq;
-    /* the reporter's */
-    char *events;
-    size_t events_len;
-    FILE *mem;
+    /* the reporter's: up to RFX_TRACE_WINDOWS windows, each a copy of a
+     * frozen ring in order (k frames each, allocated at init), rendered
+     * only when trace.json is written */
+    struct rfx_trace_frame *kept;
+    struct rfx_trace_window {
+        uint64_t n;       /* frames in it */
+        uint64_t trigger; /* the frame that froze it */
+        bool has_trigger; /* false: the last frames at the stop */
+    } window[RFX_TRACE_WINDOWS];
     int windows;
     uint64_t windows_dropped;
 };
@@ -106,10 +113,10 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
 
 struct rfx_engine;
 struct rfx_ladder;
-/* Reporter: render a frozen ring, if any, into the event buffer and free it. */
-void rfx_flight_collect(struct rfx_flight *fl, struct rfx_engine *e, int n_stages);
+/* Reporter: keep a frozen ring, if any, as a window and free it. */
+void rfx_flight_collect(struct rfx_flight *fl);
 /* After the stop: the pending frozen ring, the current ring ("at stop"),
- * then trace.json in dir. 0 or -errno. */
+ * then trace.json in dir with every window kept. 0 or -errno. */
 int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
                      const struct rfx_ladder *ladder, const char *dir);
 

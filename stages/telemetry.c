@@ -615,7 +615,7 @@ static void *reporter_main(void *arg)
         pthread_mutex_unlock(&t->lock);
         close_interval(t, swap_sets(t), next);
         rfx_telemetry_publish_metrics(t);
-        rfx_flight_collect(&t->flight, t->e, t->n);
+        rfx_flight_collect(&t->flight);
         if (t->e->cfg.persist_path[0] &&
             now - t->last_persist_ns >= (int64_t)(t->e->cfg.persist_s * 1e9)) {
             t->last_persist_ns = now;

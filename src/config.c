@@ -552,6 +552,11 @@ static void telemetry_key(struct loader *L, const char *key, const char *val)
     NUM("telemetry", "interval_s", 0.01, 3600, c->interval_s)
     INT("telemetry", "drain_us", 100, 1000000, false, c->drain_us)
     INT("telemetry", "trace_frames", 0, 65536, false, c->trace_frames)
+    if (!strcmp(key, "record")) {
+        if (!parse_bool(val, &c->telemetry_record))
+            fail(L, "telemetry", key, "'%s' is not true or false", val);
+        return;
+    }
     if (!strcmp(key, "metrics_listen")) {
         struct sockaddr_in a;
         char why[160];

@@ -777,11 +777,44 @@ static inline void record_times(struct rfx_telemetry *t, struct tset *set, struc
     memset(over_stage, first_over, (size_t)k);
 }
 
+/* Publish the counts with release: rfx_engine_counts reads them acquire. */
+static void publish_counts(struct rfx_engine *e, uint64_t executed, const uint64_t *dropped)
+{
+    if (executed)
+        atomic_store_explicit(&e->executed,
+                              atomic_load_explicit(&e->executed, memory_order_relaxed) + executed,
+                              memory_order_release);
+    for (int r = 0; r < RFX_DROP_REASONS; r++)
+        if (dropped[r])
+            atomic_store_explicit(&e->dropped[r],
+                                  atomic_load_explicit(&e->dropped[r], memory_order_relaxed) +
+                                      dropped[r],
+                                  memory_order_release);
+}
+
+/* [telemetry] record = false: count the frames, record nothing. */
+static void tel_count_only(struct rfx_engine *e, struct rfx_frame **frames, size_t n)
+{
+    uint64_t executed = 0, dropped[RFX_DROP_REASONS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        unsigned r = frames[i]->drop_reason;
+        if (r == RFX_DROP_NONE)
+            executed++;
+        else
+            dropped[r < RFX_DROP_REASONS ? r : RFX_DROP_STAGE]++;
+    }
+    publish_counts(e, executed, dropped);
+}
+
 static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
                         const struct rfx_stage_env *env)
 {
     struct rfx_telemetry *t = ctx;
     struct rfx_engine *e = t->e;
+    if (!e->cfg.telemetry_record) {
+        tel_count_only(e, frames, n);
+        return;
+    }
     uint64_t executed = 0, dropped[RFX_DROP_REASONS] = {0};
     struct run e2e_run = {0}, cls_run[3] = {{0}};
     int8_t over_stage[RFX_BURST_MAX * 2];
@@ -837,17 +870,7 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
     for (int c = 0; c < 3; c++)
         run_flush(set->cls[c], &cls_run[c]);
     atomic_store_explicit(&t->epoch, ep + 2, memory_order_release); /* P3 */
-    /* Publish the counts with release: rfx_engine_counts reads them acquire. */
-    if (executed)
-        atomic_store_explicit(&e->executed,
-                              atomic_load_explicit(&e->executed, memory_order_relaxed) + executed,
-                              memory_order_release);
-    for (int r = 0; r < RFX_DROP_REASONS; r++)
-        if (dropped[r])
-            atomic_store_explicit(&e->dropped[r],
-                                  atomic_load_explicit(&e->dropped[r], memory_order_relaxed) +
-                                      dropped[r],
-                                  memory_order_release);
+    publish_counts(e, executed, dropped);
     (void)env;
 }
 

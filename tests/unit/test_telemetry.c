@@ -183,3 +183,52 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
     rfx_telemetry_destroy(t);
     rfx_engine_destroy(e);
 }
+
+/* [telemetry] record = false: the frames are still counted (the identity
+ * holds), and nothing is recorded. */
+Test(telemetry, record_off_counts_frames_and_records_nothing)
+{
+    struct rfx_engine_config c;
+    char msg[300];
+    const char *sets[] = {"telemetry.record=false"};
+    cr_assert_eq(rfx_config_load(NULL, sets, 1, names, 5, &c, msg, sizeof msg), 0, "%s", msg);
+    cr_assert(!c.telemetry_record);
+    struct rfx_engine *e;
+    cr_assert_eq(rfx_engine_create(&c, &e), 0);
+    struct rfx_stage_ops ops = {.process = nop};
+    for (int s = 0; s < S; s++)
+        cr_assert_eq(rfx_engine_add_stage(e, names[s], &ops, NULL), 0);
+    struct rfx_telemetry *t;
+    cr_assert_eq(rfx_telemetry_create(e, &t, msg, sizeof msg), 0, "%s", msg);
+    enum { N = 100 };
+    struct rfx_frame fr[N] = {{0}};
+    struct rfx_frame *ptr[N];
+    uint64_t want_dropped = 0;
+    for (int i = 0; i < N; i++) {
+        ptr[i] = &fr[i];
+        fr[i].scheduled_ns = fr[i].capture_ns = 1000 + i;
+        for (int s = 0; s < S; s++) {
+            fr[i].enter_ns[s] = 1000 + i + s;
+            fr[i].exit_ns[s] = 1001 + i + s;
+        }
+        if (i % 7 == 0) {
+            fr[i].drop_reason = i % 2 ? RFX_DROP_RING_FULL : RFX_DROP_STAGE;
+            want_dropped++;
+        }
+    }
+    struct rfx_stage_env env = {.engine = e, .stage_index = S};
+    rfx_telemetry_ops.process(t, ptr, 64, &env);
+    rfx_telemetry_ops.process(t, ptr + 64, N - 64, &env);
+    struct rfx_engine_counts k;
+    rfx_engine_counts(e, &k);
+    cr_expect_eq(k.executed, N - want_dropped);
+    cr_expect_eq(k.dropped[RFX_DROP_RING_FULL] + k.dropped[RFX_DROP_STAGE], want_dropped);
+    cr_expect(k.dropped[RFX_DROP_RING_FULL] > 0 && k.dropped[RFX_DROP_STAGE] > 0);
+    struct tset *got = atomic_load(&t->active);
+    cr_expect_eq(rfx_hdr_total_count(got->e2e), 0);
+    for (int s = 0; s < S; s++)
+        for (int k2 = 0; k2 < K_KINDS; k2++)
+            cr_expect_eq(rfx_hdr_total_count(got->h[s][k2]), 0, "stage %d kind %d", s, k2);
+    rfx_telemetry_destroy(t);
+    rfx_engine_destroy(e);
+}

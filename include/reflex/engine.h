@@ -261,7 +261,8 @@ RFX_API int rfx_engine_metrics_port(const struct rfx_engine *e);
 /* The CPU latency request the engine holds while its threads run
  * ([engine] cpu_latency_us, rfx_cpu_latency_hold) in us; -1 when it holds
  * none (off, auto with every critical thread spinning, refused, or not
- * running). Any thread. */
+ * running). Call it from the thread that starts and waits for the engine
+ * (rfx_engine_wait drops the request). */
 RFX_API int rfx_engine_cpu_latency(const struct rfx_engine *e);
 
 /* Current degradation level (stages receive it in their env). */

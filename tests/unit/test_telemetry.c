@@ -82,19 +82,26 @@ static void expect_same(const struct rfx_hdr *got, const struct rfx_hdr *want, c
  * dropped part way (later stages' times stay 0), some stages parked
  * (woke_mask), some services run over their budget. Random burst sizes.
  */
-Test(telemetry, records_what_frame_by_frame_recording_would)
+/* An engine of S no-op stages with `sets` applied, and its telemetry. */
+static struct rfx_telemetry *make_telemetry(const char **sets, int n_sets, struct rfx_engine **e)
 {
     struct rfx_engine_config c;
     char msg[300];
-    const char *sets[] = {"budget.pattern=1,2,3", "budget.decide=1,1,2"};
-    cr_assert_eq(rfx_config_load(NULL, sets, 2, names, 5, &c, msg, sizeof msg), 0, "%s", msg);
-    struct rfx_engine *e;
-    cr_assert_eq(rfx_engine_create(&c, &e), 0);
-    struct rfx_stage_ops ops = {.process = nop};
+    cr_assert_eq(rfx_config_load(NULL, sets, n_sets, names, 5, &c, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(rfx_engine_create(&c, e), 0);
+    static const struct rfx_stage_ops ops = {.process = nop};
     for (int s = 0; s < S; s++)
-        cr_assert_eq(rfx_engine_add_stage(e, names[s], &ops, NULL), 0);
+        cr_assert_eq(rfx_engine_add_stage(*e, names[s], &ops, NULL), 0);
     struct rfx_telemetry *t;
-    cr_assert_eq(rfx_telemetry_create(e, &t, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(rfx_telemetry_create(*e, &t, msg, sizeof msg), 0, "%s", msg);
+    return t;
+}
+
+Test(telemetry, records_what_frame_by_frame_recording_would)
+{
+    const char *sets[] = {"budget.pattern=1,2,3", "budget.decide=1,1,2"};
+    struct rfx_engine *e;
+    struct rfx_telemetry *t = make_telemetry(sets, 2, &e);
     int64_t p99[S];
     for (int s = 0; s < S; s++)
         p99[s] = t->st[s].budget ? t->st[s].budget->p99_ns : INT64_MAX;
@@ -188,18 +195,10 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
  * holds), and nothing is recorded. */
 Test(telemetry, record_off_counts_frames_and_records_nothing)
 {
-    struct rfx_engine_config c;
-    char msg[300];
     const char *sets[] = {"telemetry.record=false"};
-    cr_assert_eq(rfx_config_load(NULL, sets, 1, names, 5, &c, msg, sizeof msg), 0, "%s", msg);
-    cr_assert(!c.telemetry_record);
     struct rfx_engine *e;
-    cr_assert_eq(rfx_engine_create(&c, &e), 0);
-    struct rfx_stage_ops ops = {.process = nop};
-    for (int s = 0; s < S; s++)
-        cr_assert_eq(rfx_engine_add_stage(e, names[s], &ops, NULL), 0);
-    struct rfx_telemetry *t;
-    cr_assert_eq(rfx_telemetry_create(e, &t, msg, sizeof msg), 0, "%s", msg);
+    struct rfx_telemetry *t = make_telemetry(sets, 1, &e);
+    cr_assert(!e->cfg.telemetry_record);
     enum { N = 100 };
     struct rfx_frame fr[N] = {{0}};
     struct rfx_frame *ptr[N];

@@ -640,8 +640,10 @@ int rfx_engine_cache_event(struct rfx_engine *e, const char *event)
     for (int r = 0; r < e->cfg.n_rules && r < 8; r++) {
         if (strcmp(e->cfg.rules[r].event, event) != 0)
             continue;
+        /* Counted first: a publish that misses the count finds the bit
+         * still pending (see drop_outdated in strategic.c). */
+        atomic_fetch_add_explicit(&e->rule_events[r], 1, memory_order_release);
         atomic_fetch_or_explicit(&e->pending_rules, 1u << r, memory_order_release);
-        atomic_fetch_add_explicit(&e->rule_events[r], 1, memory_order_relaxed);
         rfx_engine_context_change(e);
         return 0;
     }

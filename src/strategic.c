@@ -180,13 +180,71 @@ static int dedupe(struct rfx_cache_miss *m, size_t n)
     return (int)k;
 }
 
-/* Merge the plan's entries over the current snapshot's and publish. */
-static void publish(struct rfx_strategic *s, struct rfx_plan *p)
+/* What had been invalidated when a plan began: the cut and each rule's event
+ * count. A plan that outlives a cut or an event was computed from the world
+ * as it was before it. */
+struct plan_mark {
+    uint64_t below;
+    uint64_t events[RFX_RULES_MAX];
+};
+
+static void mark_plan(const struct rfx_engine *e, struct plan_mark *m)
+{
+    m->below = atomic_load_explicit(&e->invalidate_below, memory_order_acquire);
+    for (int r = 0; r < RFX_RULES_MAX; r++)
+        m->events[r] = atomic_load_explicit(&e->rule_events[r], memory_order_acquire);
+}
+
+/* Under the merge lock: drop what the cuts and events since `m` drop. A cut
+ * drops the whole plan; an event, the plan's entries in its rule's
+ * categories. Counted with the snapshot entries those went with. The rules
+ * pass already run cannot see the plan, and the next one sees its entries
+ * with a generation after the cut, so this is the only place to do it.
+ * rfx_engine_cache_event counts an event before it sets the pending bit:
+ * an event not seen here is still pending, and the next pass drops what it
+ * names from the snapshot this publishes. */
+static void drop_outdated(struct rfx_engine *e, struct rfx_plan *p, const struct plan_mark *m)
+{
+    struct rfx_rule_pass pass = {
+        .below_gen = atomic_load_explicit(&e->invalidate_below, memory_order_acquire) > m->below
+                         ? UINT64_MAX
+                         : 0,
+        .rules = e->cfg.rules,
+        .n_rules = e->cfg.n_rules,
+        .categories = (const char(*)[RFX_NAME_MAX])e->categories,
+    };
+    for (int r = 0; r < RFX_RULES_MAX; r++)
+        if (atomic_load_explicit(&e->rule_events[r], memory_order_acquire) != m->events[r])
+            pass.pending |= 1u << r;
+    if (!pass.pending && !pass.below_gen)
+        return;
+    struct rfx_rule_counts k = {0};
+    pthread_mutex_lock(&e->cat_lock);
+    pass.n_categories = e->n_categories;
+    p->n1 = rfx_rules_filter(p->l1, p->n1, &pass, &k);
+    p->n2 = rfx_rules_filter(p->l2, p->n2, &pass, &k);
+    pthread_mutex_unlock(&e->cat_lock);
+    for (int r = 0; r < RFX_RULES_MAX; r++)
+        if (k.by_rule[r])
+            atomic_fetch_add_explicit(&e->invalidated_by_rule[r], k.by_rule[r],
+                                      memory_order_relaxed);
+    if (k.generation)
+        atomic_fetch_add_explicit(&e->invalidated_generation, k.generation, memory_order_relaxed);
+}
+
+/* Merge the plan's entries over the current snapshot's and publish, less
+ * what was invalidated while the plan was being made. */
+static void publish(struct rfx_strategic *s, struct rfx_plan *p, const struct plan_mark *m)
 {
     struct rfx_engine *e = s->e;
     if (p->n1 == 0 && p->n2 == 0)
         return;
     pthread_mutex_lock(&s->merge);
+    drop_outdated(e, p, m);
+    if (p->n1 == 0 && p->n2 == 0) {
+        pthread_mutex_unlock(&s->merge);
+        return;
+    }
     struct rfx_cache_entry *l1 = NULL, *l2 = NULL;
     size_t n1 = 0, n2 = 0;
     if (rfx_action_cache_entries(e->cache, &l1, &n1, &l2, &n2) == 0) {
@@ -313,6 +371,8 @@ static void *worker_main(void *arg)
             continue;
         if (rfx_engine_degrade_actions(e) & RFX_DEGRADE_CACHE_ONLY)
             continue; /* cache only: no planning */
+        struct plan_mark mark;
+        mark_plan(e, &mark);
         size_t n = rfx_action_cache_take_misses(e->cache, batch, MISS_BATCH);
         n = (size_t)dedupe(batch, n);
         plan.n1 = plan.n2 = 0;
@@ -333,7 +393,7 @@ static void *worker_main(void *arg)
             atomic_fetch_add_explicit(&s->plan_errors, 1, memory_order_relaxed);
             continue;
         }
-        publish(s, &plan);
+        publish(s, &plan, &mark);
     }
     free(plan.l1);
     free(plan.l2);

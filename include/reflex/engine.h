@@ -287,13 +287,17 @@ RFX_API int rfx_engine_category(struct rfx_engine *e, const char *name);
 
 /* A context-change event ("area_change"): the rules for it drop the matching
  * categories in the next snapshot, built by a strategic worker, which is
- * woken. Never blocks; returns -ENOENT for an event no rule names. */
+ * woken; a plan under way when the event came is published without its
+ * entries in those categories, as it was made for the world before the
+ * event. Never blocks; returns -ENOENT for an event no rule names. */
 RFX_API int rfx_engine_cache_event(struct rfx_engine *e, const char *event);
 
 /* Drop every cache entry first published before generation `gen` (e.g.
  * after the bot's model of the world changed: pass the current generation
  * + 1 to drop them all). Applied by a strategic worker building the next
- * snapshot, which is woken. Never blocks. */
+ * snapshot, which is woken. A plan under way when the call came is dropped
+ * whole: it was made for the world before the call. Counted in summary.json
+ * under cache.invalidations.generation. Never blocks. */
 RFX_API int rfx_engine_cache_invalidate_before(struct rfx_engine *e, uint64_t gen);
 
 /* Alerts: typed, severity-ranked, rate-limited per type. */

@@ -10,6 +10,7 @@
  * usage: bench_cache [--seconds S] [--reps R]
  */
 #include "action_cache_impl.h"
+#include "bench_stats.h"
 
 #include <reflex/engine.h>
 #include <reflex/thread.h>
@@ -145,12 +146,6 @@ static struct result run(int rcu)
     return r;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 struct sized {
     double rcu, rw, hit_rcu, hit_rw;
     unsigned long long publications;
@@ -183,10 +178,8 @@ static struct sized measure(int n)
         printf("%d entries, rep %d: rcu %.1f M lookups/s, rwlock %.1f M lookups/s\n", n, r, rcu[r],
                rw[r]);
     }
-    qsort(rcu, (size_t)reps, sizeof *rcu, cmp);
-    qsort(rw, (size_t)reps, sizeof *rw, cmp);
-    out.rcu = rcu[reps / 2];
-    out.rw = rw[reps / 2];
+    out.rcu = bench_median(rcu, reps);
+    out.rw = bench_median(rw, reps);
     struct rfx_action_cache_stats st;
     rfx_action_cache_stats(cache, &st);
     out.publications = (unsigned long long)st.publications;

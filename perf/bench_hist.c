@@ -12,6 +12,7 @@
  * usage: bench_hist [--batches N]
  */
 #include "hdr_histogram_impl.h"
+#include "bench_stats.h"
 
 #include <reflex/thread.h>
 
@@ -31,19 +32,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double pct(double *v, int n, double p)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    int i = (int)ceil(p / 100.0 * n) - 1;
-    return v[i < 0 ? 0 : i];
 }
 
 static uint64_t rng = 0x853c49e6748fea9bull;
@@ -111,8 +99,8 @@ int main(int argc, char **argv)
             flo[b] = (double)(s3 - s2) / tsc_per_ns / BATCH;
         }
     }
-    double inl50 = pct(inl, batches, 50), inl99 = pct(inl, batches, 99);
-    double api50 = pct(api, batches, 50), flo50 = pct(flo, batches, 50);
+    double inl50 = bench_percentile(inl, batches, 50), inl99 = bench_percentile(inl, batches, 99);
+    double api50 = bench_percentile(api, batches, 50), flo50 = bench_percentile(flo, batches, 50);
 
     /* Encoding: a histogram of 1e6 realistic values, encoded and decoded whole. */
     struct rfx_hdr *e;

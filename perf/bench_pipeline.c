@@ -42,6 +42,7 @@
  * RFX_BENCH_SET_SPIN1T, when set, replaces it for the spin1t latency run.
  */
 #include "hdr_histogram_impl.h"
+#include "bench_stats.h"
 
 #include <reflex/config.h>
 #include <reflex/reflex.h>
@@ -233,18 +234,6 @@ static int extra_sets(const char **out, int max)
     return extra_sets_from("RFX_BENCH_SET", out, max);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static int throughput(double seconds)
 {
     static const char *const common[] = {
@@ -329,7 +318,7 @@ static int throughput(double seconds)
         printf(" %s=%.2f", layouts[i].key, rate[i]);
     printf(" ratio_telemetry_on_vs_off=%.3f telemetry_pairs=%d telemetry=on seconds=%g "
            "best_of=3\n",
-           median(on_off, PAIRS), PAIRS, seconds);
+           bench_median(on_off, PAIRS), PAIRS, seconds);
     return 0;
 }
 
@@ -556,8 +545,8 @@ static int metrics(double hz, double seconds, int reps)
             rfx_hdr_destroy(x.overhead);
         }
     }
-    double off99 = median(p99[0], reps), on99 = median(p99[1], reps);
-    double off999 = median(p999[0], reps), on999 = median(p999[1], reps);
+    double off99 = bench_median(p99[0], reps), on99 = bench_median(p99[1], reps);
+    double off999 = bench_median(p999[0], reps), on999 = bench_median(p999[1], reps);
     printf("SUMMARY bench=pipeline_latency_metrics rate_hz=%g overhead_p99_us_off=%.1f "
            "overhead_p99_us_on=%.1f ratio_p99_on_vs_off=%.3f overhead_p999_us_off=%.1f "
            "overhead_p999_us_on=%.1f scrapes=%d scrape_failures=%d scrape_kb=%.0f reps=%d "
@@ -662,8 +651,8 @@ static int start_bench(int reps)
     double max = 0;
     for (int r = 0; r < reps; r++)
         max = start_ms[r] > max ? start_ms[r] : max;
-    double p50 = median(start_ms, reps), c50 = median(create_ms, reps),
-           f50 = median(floor_ms, reps);
+    double p50 = bench_median(start_ms, reps), c50 = bench_median(create_ms, reps),
+           f50 = bench_median(floor_ms, reps);
     printf("SUMMARY bench=pipeline_start first_frame_ms_p50=%.2f first_frame_ms_max=%.2f "
            "create_to_first_frame_ms_p50=%.2f floor_ms_p50=%.3f ratio_vs_floor=%.1f budget_ms=50 "
            "layout=default reps=%d\n",

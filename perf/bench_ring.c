@@ -19,6 +19,7 @@
  */
 #include "hdr_histogram_impl.h"
 #include "spsc_ring_impl.h"
+#include "bench_stats.h"
 
 #include <reflex/thread.h>
 #include <reflex/wait.h>
@@ -297,18 +298,6 @@ static double run(void *(*a)(void *), void *(*b)(void *), int burst, struct shar
     return (double)n_items / (s->t_end - t0) / 1e6;
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 struct impl {
     const char *name;
     void *(*prod)(void *), *(*cons)(void *), *(*ping)(void *), *(*pong)(void *);
@@ -404,15 +393,15 @@ int main(int argc, char **argv)
     }
     double med_single[8], med_burst[8], med_p50[8], med_p99[8];
     for (int i = 0; i < ni; i++) {
-        med_single[i] = median(impls[i].single, reps);
-        med_burst[i] = median(impls[i].burst, reps);
-        med_p50[i] = median(impls[i].rtt_p50, reps);
-        med_p99[i] = median(impls[i].rtt_p99, reps);
+        med_single[i] = bench_median(impls[i].single, reps);
+        med_burst[i] = bench_median(impls[i].burst, reps);
+        med_p50[i] = bench_median(impls[i].rtt_p50, reps);
+        med_p99[i] = bench_median(impls[i].rtt_p99, reps);
         printf("%-10s single %7.1f Mops  burst32 %7.1f Mops  rtt p50 %5.0f ns  p99 %5.0f ns\n",
                impls[i].name, med_single[i], med_burst[i], med_p50[i], med_p99[i]);
     }
-    double pingpong = median(pp, reps);
-    double ratio_rtt = median(rtt_ratio, reps);
+    double pingpong = bench_median(pp, reps);
+    double ratio_rtt = bench_median(rtt_ratio, reps);
     /* Best peer: ck and rte (indices 2..). */
     int best_single = 2, best_burst = 2, best_rtt = 2;
     for (int i = 3; i < ni; i++) {

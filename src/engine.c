@@ -73,12 +73,16 @@ __attribute__((noinline)) static void prefault_stack(void)
 }
 
 /*
- * Map the code of every loaded object (the program, libreflex, libc,
- * jemalloc...) before the first frame. A code path a critical thread first
- * runs in steady state (a rare branch, the demo's first step) would
- * otherwise fault on its instruction fetch. Reading one byte a page maps
- * it; the pages are in the page cache already, so this takes well under a
- * millisecond.
+ * Map the code and read-only data of every loaded object (the program,
+ * libreflex, libc, jemalloc...) before the first frame. A code path a
+ * critical thread first runs in steady state (a rare branch, the demo's
+ * first step) would otherwise fault on its instruction fetch, or on the
+ * first read of a constant or jump table in .rodata. The unwinder of the
+ * watchdog's stack dump, which runs on the stalled critical thread, reads
+ * .eh_frame_hdr and .eh_frame: a run that dumped a stack took a fault
+ * there before these were mapped. Reading one byte a page maps it; the
+ * pages are in the page cache already. Writable segments are left alone:
+ * a read would map them only until the first write.
  */
 static _Atomic unsigned text_sink; /* relaxed: orders nothing, keeps the loads */
 
@@ -89,7 +93,7 @@ static int map_text_object(struct dl_phdr_info *info, size_t size, void *arg)
     unsigned sum = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X) || ph->p_memsz == 0)
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W) || ph->p_memsz == 0)
             continue;
         uintptr_t a = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)4095;
         uintptr_t b = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;

@@ -451,6 +451,13 @@ if s["watchdog"]["stack_dumps"]:
     check(ev and "reflex" in ev[0]["stack"] and ev[0]["stack"].count("\n") >= 3,
           "stall: the stalled thread's stack is in the log and summary.json",
           ev[0]["stack"] if ev else "")
+    # The dump unwinds on the stalled critical thread itself: it reads
+    # .eh_frame of every object on the stack, mapped before start.
+    crit = [(t["name"], t["page_faults_after_start"], t["allocated_bytes_after_start"])
+            for t in s["threads"] if t["critical"]]
+    check(crit and all(f == 0 and a == 0 for _, f, a in crit),
+          f"stall: stacks dumped, and still 0 page faults and 0 bytes allocated on critical "
+          f"threads after start {crit}")
 print("stall events:", [(x["frame"], x["detected_after_ms"], x["duration_ms"]) for x in ev])
 
 

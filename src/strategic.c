@@ -180,6 +180,36 @@ static int dedupe(struct rfx_cache_miss *m, size_t n)
     return (int)k;
 }
 
+/* Run a rules pass over both levels' entries (categories may grow meanwhile,
+ * so under cat_lock), count what it dropped by reason in the engine's
+ * counters, and return how many went. */
+static uint64_t filter_counted(struct rfx_engine *e, struct rfx_rule_pass *pass,
+                               struct rfx_cache_entry *l1, size_t *n1,
+                               struct rfx_cache_entry *l2, size_t *n2)
+{
+    struct rfx_rule_counts k = {0};
+    pthread_mutex_lock(&e->cat_lock);
+    pass->rules = e->cfg.rules;
+    pass->n_rules = e->cfg.n_rules;
+    pass->categories = (const char(*)[RFX_NAME_MAX])e->categories;
+    pass->n_categories = e->n_categories;
+    *n1 = rfx_rules_filter(l1, *n1, pass, &k);
+    *n2 = rfx_rules_filter(l2, *n2, pass, &k);
+    pthread_mutex_unlock(&e->cat_lock);
+    uint64_t dropped = k.ttl + k.generation;
+    for (int r = 0; r < RFX_RULES_MAX; r++) {
+        dropped += k.by_rule[r];
+        if (k.by_rule[r])
+            atomic_fetch_add_explicit(&e->invalidated_by_rule[r], k.by_rule[r],
+                                      memory_order_relaxed);
+    }
+    if (k.ttl)
+        atomic_fetch_add_explicit(&e->invalidated_ttl, k.ttl, memory_order_relaxed);
+    if (k.generation)
+        atomic_fetch_add_explicit(&e->invalidated_generation, k.generation, memory_order_relaxed);
+    return dropped;
+}
+
 /* What had been invalidated when a plan began: the cut and each rule's event
  * count. A plan that outlives a cut or an event was computed from the world
  * as it was before it. */
@@ -209,27 +239,12 @@ static void drop_outdated(struct rfx_engine *e, struct rfx_plan *p, const struct
         .below_gen = atomic_load_explicit(&e->invalidate_below, memory_order_acquire) > m->below
                          ? UINT64_MAX
                          : 0,
-        .rules = e->cfg.rules,
-        .n_rules = e->cfg.n_rules,
-        .categories = (const char(*)[RFX_NAME_MAX])e->categories,
     };
     for (int r = 0; r < RFX_RULES_MAX; r++)
         if (atomic_load_explicit(&e->rule_events[r], memory_order_acquire) != m->events[r])
             pass.pending |= 1u << r;
-    if (!pass.pending && !pass.below_gen)
-        return;
-    struct rfx_rule_counts k = {0};
-    pthread_mutex_lock(&e->cat_lock);
-    pass.n_categories = e->n_categories;
-    p->n1 = rfx_rules_filter(p->l1, p->n1, &pass, &k);
-    p->n2 = rfx_rules_filter(p->l2, p->n2, &pass, &k);
-    pthread_mutex_unlock(&e->cat_lock);
-    for (int r = 0; r < RFX_RULES_MAX; r++)
-        if (k.by_rule[r])
-            atomic_fetch_add_explicit(&e->invalidated_by_rule[r], k.by_rule[r],
-                                      memory_order_relaxed);
-    if (k.generation)
-        atomic_fetch_add_explicit(&e->invalidated_generation, k.generation, memory_order_relaxed);
+    if (pass.pending || pass.below_gen)
+        filter_counted(e, &pass, p->l1, &p->n1, p->l2, &p->n2);
 }
 
 /* Merge the plan's entries over the current snapshot's and publish, less
@@ -295,28 +310,8 @@ static void apply_rules(struct rfx_strategic *s)
             .below_gen =
                 rfx_rules_generation_floor(cs.generation, e->cfg.cache_max_generations, below),
             .pending = pending,
-            .rules = e->cfg.rules,
-            .n_rules = e->cfg.n_rules,
-            .categories = (const char(*)[RFX_NAME_MAX])e->categories,
         };
-        struct rfx_rule_counts k = {0};
-        pthread_mutex_lock(&e->cat_lock); /* categories may grow meanwhile */
-        pass.n_categories = e->n_categories;
-        for (int lv = 0; lv < 2; lv++)
-            n[lv] = rfx_rules_filter(l[lv], n[lv], &pass, &k);
-        pthread_mutex_unlock(&e->cat_lock);
-        uint64_t dropped = k.ttl + k.generation;
-        for (int r = 0; r < RFX_RULES_MAX; r++) {
-            dropped += k.by_rule[r];
-            if (k.by_rule[r])
-                atomic_fetch_add_explicit(&e->invalidated_by_rule[r], k.by_rule[r],
-                                          memory_order_relaxed);
-        }
-        if (k.ttl)
-            atomic_fetch_add_explicit(&e->invalidated_ttl, k.ttl, memory_order_relaxed);
-        if (k.generation)
-            atomic_fetch_add_explicit(&e->invalidated_generation, k.generation,
-                                      memory_order_relaxed);
+        uint64_t dropped = filter_counted(e, &pass, l[0], &n[0], l[1], &n[1]);
         if (dropped)
             rfx_action_cache_publish(e->cache, l[0], n[0], l[1], n[1]);
     }

@@ -8,7 +8,12 @@
  *             second of the best. Layouts: "2t" (capture+pattern | decide+
  *             execute+telemetry, one thread per core), "2t-b" (capture+
  *             pattern+decide | execute+telemetry) and "2t+tel" (telemetry on
- *             its own parked thread).
+ *             its own parked thread). Beside them, the physical limit: the
+ *             same frames handed between the two cores and back with no
+ *             stages (floor_mframes_per_s; ratio_vs_floor is the median of
+ *             each rep's best layout against that rep's floor), and the
+ *             round trip of one cache line between the cores (core_rtt_ns),
+ *             which this host changes several-fold from minute to minute.
  * latency     the same stages at a fixed rate (60 Hz for 20 s, or 10 kHz for
  *             5 s) with the default layout and the strategic workers kept
  *             busy (a planner that computes for 20 ms per call, 50 calls a
@@ -33,7 +38,7 @@
  *             process, as a Prometheus server on the same machine would),
  *             alternating off/on runs; medians of each side's p99 and p99.9.
  *
- * usage: bench_pipeline throughput [--seconds S]
+ * usage: bench_pipeline throughput [--seconds S] [--only LAYOUT|floor]
  *        bench_pipeline latency --rate HZ [--seconds S]
  *        bench_pipeline metrics [--rate HZ] [--seconds S] [--reps N]
  *        bench_pipeline start [--reps N]
@@ -42,6 +47,7 @@
  * RFX_BENCH_SET_SPIN1T, when set, replaces it for the spin1t latency run.
  */
 #include "hdr_histogram_impl.h"
+#include "spsc_ring_impl.h"
 #include "bench_stats.h"
 
 #include <reflex/config.h>
@@ -234,7 +240,154 @@ static int extra_sets(const char **out, int max)
     return extra_sets_from("RFX_BENCH_SET", out, max);
 }
 
-static int throughput(double seconds)
+/*
+ * The physical limit beside the throughput layouts: the same frames (header
+ * and payload of the engine's default sizes, a pool of 16384) handed from a
+ * thread spinning on core 0 to one spinning on core 1 and back, in bursts of
+ * 64 over the engine's own rings, with no stages, no telemetry and no cache.
+ * Core 0 writes what capture writes (the header's sequence and times, its
+ * stage times zeroed, the sequence into the payload); core 1 reads the
+ * sequence and stamps one exit time, as the last stage would. Each frame's
+ * header lines cross the cores twice a lap, as in the engine; no two-thread
+ * pipeline of these frames can go faster on this machine.
+ */
+enum { HANDOFF_RTTS = 5000 };
+
+struct handoff {
+    struct rfx_spsc_ring *fwd, *ret;
+    _Atomic int stop;
+    _Atomic int ready;
+    _Alignas(64) _Atomic uint64_t ball; /* the round trips before the run */
+    char pad[56];
+    int64_t ns;     /* how long core 0 runs */
+    double rtt_ns;  /* core 0 to core 1 and back, median of 5 x 1000 */
+    uint64_t moved; /* core 1's count, read after join */
+};
+
+/* Ask for every header line of a burst before touching any, so that the
+ * transfers from the other core overlap (the engine does the same). */
+static void handoff_prefetch(struct rfx_frame *const *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t off = 0; off < sizeof(struct rfx_frame); off += 64)
+            __builtin_prefetch((const char *)f[i] + off, 1, 3);
+}
+
+static void *handoff_tail(void *arg)
+{
+    struct handoff *h = arg;
+    char msg[200];
+    rfx_thread_pin_self(1, msg, sizeof msg);
+    atomic_fetch_add(&h->ready, 1);
+    for (uint64_t b = 1; b < 2 * HANDOFF_RTTS; b += 2) {
+        while (atomic_load_explicit(&h->ball, memory_order_acquire) != b)
+            rfx_cpu_relax();
+        atomic_store_explicit(&h->ball, b + 1, memory_order_release);
+    }
+    struct rfx_frame *f[64];
+    uint64_t moved = 0;
+    while (!atomic_load_explicit(&h->stop, memory_order_relaxed)) {
+        size_t n = rfx_ring_pop_burst(h->fwd, f, 64);
+        if (n == 0) {
+            rfx_cpu_relax();
+            continue;
+        }
+        handoff_prefetch(f, n);
+        int64_t now = rfx_now_ns();
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            sum += f[i]->seq;
+            f[i]->exit_ns[3] = now;
+        }
+        moved += n + (sum == UINT64_MAX); /* keep the reads */
+        for (size_t k = 0; k < n;)
+            k += rfx_ring_push_burst(h->ret, f + k, n - k, NULL, NULL, NULL);
+    }
+    h->moved = moved;
+    return NULL;
+}
+
+/* Core 0's side: capture's writes, then on to core 1. */
+static void *handoff_head(void *arg)
+{
+    struct handoff *h = arg;
+    char msg[200];
+    rfx_thread_pin_self(0, msg, sizeof msg);
+    while (atomic_load(&h->ready) == 0)
+        rfx_cpu_relax();
+    /* How far apart the two cores are now: a line's round trip. */
+    double rtt[5];
+    for (int k = 0; k < 5; k++) {
+        int64_t t = rfx_now_ns();
+        for (uint64_t b = 1 + 2000 * (uint64_t)k; b < 2000 * (uint64_t)(k + 1); b += 2) {
+            atomic_store_explicit(&h->ball, b, memory_order_release);
+            while (atomic_load_explicit(&h->ball, memory_order_acquire) != b + 1)
+                rfx_cpu_relax();
+        }
+        rtt[k] = (double)(rfx_now_ns() - t) / 1000;
+    }
+    h->rtt_ns = bench_median(rtt, 5);
+    struct rfx_frame *f[64];
+    uint64_t seq = 0;
+    int64_t now = rfx_now_ns(), end = now + h->ns;
+    while (now < end) {
+        size_t n = rfx_ring_pop_burst(h->ret, f, 64);
+        now = rfx_now_ns();
+        if (n == 0) {
+            rfx_cpu_relax();
+            continue;
+        }
+        handoff_prefetch(f, n);
+        for (size_t i = 0; i < n; i++) {
+            f[i]->seq = seq + i;
+            f[i]->scheduled_ns = f[i]->capture_ns = now;
+            memset(f[i]->enter_ns, 0, sizeof f[i]->enter_ns);
+            memset(f[i]->exit_ns, 0, sizeof f[i]->exit_ns);
+            memcpy(f[i]->payload, &f[i]->seq, 8);
+        }
+        seq += n;
+        for (size_t k = 0; k < n;)
+            k += rfx_ring_push_burst(h->fwd, f + k, n - k, NULL, NULL, NULL);
+    }
+    atomic_store(&h->stop, 1);
+    return NULL;
+}
+
+static int handoff_floor(double seconds, double *mframes, double *rtt_ns)
+{
+    enum { POOL = 16384 };
+    size_t bytes = ((sizeof(struct rfx_frame) + 63) & ~(size_t)63) + 256;
+    unsigned char *mem;
+    struct handoff h = {.ns = (int64_t)(seconds * 1e9)};
+    if (posix_memalign((void **)&mem, 64, bytes * POOL) ||
+        rfx_spsc_ring_create(4096, sizeof(void *), RFX_RING_BLOCK, &h.fwd) ||
+        rfx_spsc_ring_create(2 * POOL, sizeof(void *), RFX_RING_BLOCK, &h.ret)) {
+        fprintf(stderr, "bench_pipeline: hand-off floor: out of memory\n");
+        return 1;
+    }
+    memset(mem, 0, bytes * POOL);
+    /* twice the frames, as the engine's pool: releases are published late */
+    for (size_t i = 0; i < POOL; i++) {
+        struct rfx_frame *f = (struct rfx_frame *)(void *)(mem + i * bytes);
+        f->payload = mem + i * bytes + bytes - 256;
+        f->payload_size = 256;
+        rfx_ring_push_burst(h.ret, &f, 1, NULL, NULL, NULL);
+    }
+    pthread_t head, tail;
+    int64_t t0 = rfx_now_ns();
+    pthread_create(&tail, NULL, handoff_tail, &h);
+    pthread_create(&head, NULL, handoff_head, &h);
+    pthread_join(head, NULL);
+    pthread_join(tail, NULL);
+    *mframes = (double)h.moved / ((rfx_now_ns() - t0) * 1e-9) / 1e6;
+    *rtt_ns = h.rtt_ns;
+    rfx_spsc_ring_destroy(h.fwd);
+    rfx_spsc_ring_destroy(h.ret);
+    free(mem);
+    return 0;
+}
+
+static int throughput(double seconds, const char *only)
 {
     static const char *const common[] = {
         "engine.frame_hz=0",    "engine.burst=64",   "engine.pool_frames=16384",
@@ -270,9 +423,38 @@ static int throughput(double seconds)
             sets[i][n[i]++] = layouts[i].sets[k];
         n[i] += extra_sets(sets[i] + n[i], 16); /* RFX_BENCH_SET: more settings */
     }
-    double best = 0, rate[N_LAYOUTS] = {0};
+    if (only) {
+        /* One layout (or "floor") once, to look at under perf; no SUMMARY. */
+        double r, rtt;
+        if (!strcmp(only, "floor")) {
+            if (handoff_floor(seconds, &r, &rtt))
+                return 1;
+            printf("hand-off floor: %.2f M frames/s (round trip %.0f ns)\n", r, rtt);
+            return 0;
+        }
+        for (int i = 0; i < N_LAYOUTS; i++)
+            if (!strcmp(only, layouts[i].name)) {
+                struct ctx x = {0};
+                struct outcome o;
+                if (run(sets[i], n[i], seconds, &x, &o))
+                    return 1;
+                printf("layout %s: %.2f M frames/s\n", only, o.counts.executed / o.seconds / 1e6);
+                return 0;
+            }
+        fprintf(stderr, "bench_pipeline: --only: no layout %s\n", only);
+        return 2;
+    }
+    enum { REPS = 3 };
+    double best = 0, rate[N_LAYOUTS] = {0}, floor_rate = 0;
+    double floor_rep[REPS], rtt_rep[REPS], rate_rep[N_CANDIDATES][REPS];
     int best_i = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < REPS; rep++) {
+        if (handoff_floor(seconds, &floor_rep[rep], &rtt_rep[rep]))
+            return 1;
+        printf("hand-off floor rep %d: %.2f M frames/s (round trip core 0 to 1: %.0f ns)\n", rep,
+               floor_rep[rep], rtt_rep[rep]);
+        if (floor_rep[rep] > floor_rate)
+            floor_rate = floor_rep[rep];
         for (int i = 0; i < N_CANDIDATES; i++) {
             struct ctx x = {0};
             struct outcome o;
@@ -283,6 +465,7 @@ static int throughput(double seconds)
                    ", dropped %" PRIu64 ", in flight %" PRIu64 ")\n",
                    layouts[i].name, rep, r, o.counts.captured, o.counts.executed,
                    dropped(&o.counts), o.counts.in_flight);
+            rate_rep[i][rep] = r;
             if (r > rate[i])
                 rate[i] = r;
         }
@@ -316,6 +499,13 @@ static int throughput(double seconds)
            layouts[best_i].name);
     for (int i = 0; i < N_LAYOUTS; i++)
         printf(" %s=%.2f", layouts[i].key, rate[i]);
+    /* Against the floor run just before it in the same rep: this host moves
+     * both by 4x between reps (see docs/benchmarks.md), seldom within one. */
+    double vs_floor[REPS];
+    for (int rep = 0; rep < REPS; rep++)
+        vs_floor[rep] = rate_rep[best_i][rep] / floor_rep[rep];
+    printf(" floor_mframes_per_s=%.2f ratio_vs_floor=%.3f core_rtt_ns=%.0f", floor_rate,
+           bench_median(vs_floor, REPS), bench_median(rtt_rep, REPS));
     printf(" ratio_telemetry_on_vs_off=%.3f telemetry_pairs=%d telemetry=on seconds=%g "
            "best_of=3\n",
            bench_median(on_off, PAIRS), PAIRS, seconds);
@@ -664,11 +854,12 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_pipeline throughput|latency|metrics|start [--rate HZ] "
-                        "[--seconds S] [--reps N]\n");
+                        "[--seconds S] [--reps N] [--only LAYOUT|floor]\n");
         return 2;
     }
     double hz = 60, seconds = -1;
     int reps = 0; /* 0: the mode's default */
+    const char *only = NULL;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--rate") && i + 1 < argc)
             hz = atof(argv[++i]);
@@ -676,13 +867,15 @@ int main(int argc, char **argv)
             seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
         else {
             fprintf(stderr, "bench_pipeline: unknown argument %s\n", argv[i]);
             return 2;
         }
     }
     if (!strcmp(argv[1], "throughput"))
-        return throughput(seconds > 0 ? seconds : 2);
+        return throughput(seconds > 0 ? seconds : 2, only);
     if (!strcmp(argv[1], "metrics"))
         return metrics(hz, seconds > 0 ? seconds : 20, reps < 1 ? 3 : reps > 16 ? 16 : reps);
     if (!strcmp(argv[1], "latency"))

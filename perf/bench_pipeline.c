@@ -10,10 +10,13 @@
  *             pattern+decide | execute+telemetry) and "2t+tel" (telemetry on
  *             its own parked thread). Beside them, the physical limit: the
  *             same frames handed between the two cores and back with no
- *             stages (floor_mframes_per_s; ratio_vs_floor is the median of
- *             each rep's best layout against that rep's floor), and the
- *             round trip of one cache line between the cores (core_rtt_ns),
- *             which this host changes several-fold from minute to minute.
+ *             stages (floor_mframes_per_s), and the round trip of one cache
+ *             line between the cores before and after every run
+ *             (core_rtt_ns_min/max), which this host changes several-fold
+ *             from one second to the next. ratio_vs_floor is the median, over
+ *             the reps whose four round trips agree within 2x
+ *             (floor_reps_same_placement), of the best layout against the
+ *             floor of its rep.
  * latency     the same stages at a fixed rate (60 Hz for 20 s, or 10 kHz for
  *             5 s) with the default layout and the strategic workers kept
  *             busy (a planner that computes for 20 ms per call, 50 calls a
@@ -241,26 +244,82 @@ static int extra_sets(const char **out, int max)
 }
 
 /*
+ * How far apart cores 0 and 1 are right now: the median round trip of one
+ * cache line bounced between two threads pinned to them (5 x 1000 trips,
+ * about a millisecond). This host moves its vCPUs near each other (about
+ * 80 ns) or far apart (about 450 ns) from one second to the next.
+ */
+struct bounce {
+    _Alignas(64) _Atomic uint64_t ball;
+    char pad[56];
+    double rtt_ns;
+};
+
+enum { BOUNCE_SETS = 5, BOUNCE_TRIPS = 1000 };
+
+static void *bounce_back(void *arg)
+{
+    struct bounce *b = arg;
+    char msg[200];
+    rfx_thread_pin_self(1, msg, sizeof msg);
+    for (uint64_t v = 1; v < 2 * BOUNCE_SETS * BOUNCE_TRIPS; v += 2) {
+        while (atomic_load_explicit(&b->ball, memory_order_acquire) != v)
+            rfx_cpu_relax();
+        atomic_store_explicit(&b->ball, v + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void *bounce_serve(void *arg)
+{
+    struct bounce *b = arg;
+    char msg[200];
+    rfx_thread_pin_self(0, msg, sizeof msg);
+    double rtt[BOUNCE_SETS];
+    uint64_t v = 1;
+    for (int k = 0; k < BOUNCE_SETS; k++) {
+        int64_t t = rfx_now_ns();
+        for (int i = 0; i < BOUNCE_TRIPS; i++, v += 2) {
+            atomic_store_explicit(&b->ball, v, memory_order_release);
+            while (atomic_load_explicit(&b->ball, memory_order_acquire) != v + 1)
+                rfx_cpu_relax();
+        }
+        rtt[k] = (double)(rfx_now_ns() - t) / BOUNCE_TRIPS;
+    }
+    b->rtt_ns = bench_median(rtt, BOUNCE_SETS);
+    return NULL;
+}
+
+static double core_rtt_ns(void)
+{
+    static struct bounce b;
+    atomic_store(&b.ball, 0);
+    pthread_t back, serve;
+    pthread_create(&back, NULL, bounce_back, &b);
+    pthread_create(&serve, NULL, bounce_serve, &b);
+    pthread_join(serve, NULL);
+    pthread_join(back, NULL);
+    return b.rtt_ns;
+}
+
+/*
  * The physical limit beside the throughput layouts: the same frames (header
  * and payload of the engine's default sizes, a pool of 16384) handed from a
  * thread spinning on core 0 to one spinning on core 1 and back, in bursts of
  * 64 over the engine's own rings, with no stages, no telemetry and no cache.
  * Core 0 writes what capture writes (the header's sequence and times, its
- * stage times zeroed, the sequence into the payload); core 1 reads the
- * sequence and stamps one exit time, as the last stage would. Each frame's
- * header lines cross the cores twice a lap, as in the engine; no two-thread
- * pipeline of these frames can go faster on this machine.
+ * stage times zeroed, the sequence into the payload); core 1 reads a word
+ * of each of the three header lines (the sequence, a stage time, the cache
+ * result: what telemetry must read) and stamps one exit time, as the last
+ * stage would. Each frame's header lines cross the cores twice a lap, as in
+ * the engine; no two-thread pipeline that reads these frames' headers on
+ * the second core can go faster on this machine.
  */
-enum { HANDOFF_RTTS = 5000 };
-
 struct handoff {
     struct rfx_spsc_ring *fwd, *ret;
     _Atomic int stop;
     _Atomic int ready;
-    _Alignas(64) _Atomic uint64_t ball; /* the round trips before the run */
-    char pad[56];
     int64_t ns;     /* how long core 0 runs */
-    double rtt_ns;  /* core 0 to core 1 and back, median of 5 x 1000 */
     uint64_t moved; /* core 1's count, read after join */
 };
 
@@ -279,11 +338,6 @@ static void *handoff_tail(void *arg)
     char msg[200];
     rfx_thread_pin_self(1, msg, sizeof msg);
     atomic_fetch_add(&h->ready, 1);
-    for (uint64_t b = 1; b < 2 * HANDOFF_RTTS; b += 2) {
-        while (atomic_load_explicit(&h->ball, memory_order_acquire) != b)
-            rfx_cpu_relax();
-        atomic_store_explicit(&h->ball, b + 1, memory_order_release);
-    }
     struct rfx_frame *f[64];
     uint64_t moved = 0;
     while (!atomic_load_explicit(&h->stop, memory_order_relaxed)) {
@@ -296,7 +350,7 @@ static void *handoff_tail(void *arg)
         int64_t now = rfx_now_ns();
         uint64_t sum = 0;
         for (size_t i = 0; i < n; i++) {
-            sum += f[i]->seq;
+            sum += f[i]->seq + f[i]->exit_ns[2] + f[i]->cache_result;
             f[i]->exit_ns[3] = now;
         }
         moved += n + (sum == UINT64_MAX); /* keep the reads */
@@ -315,18 +369,6 @@ static void *handoff_head(void *arg)
     rfx_thread_pin_self(0, msg, sizeof msg);
     while (atomic_load(&h->ready) == 0)
         rfx_cpu_relax();
-    /* How far apart the two cores are now: a line's round trip. */
-    double rtt[5];
-    for (int k = 0; k < 5; k++) {
-        int64_t t = rfx_now_ns();
-        for (uint64_t b = 1 + 2000 * (uint64_t)k; b < 2000 * (uint64_t)(k + 1); b += 2) {
-            atomic_store_explicit(&h->ball, b, memory_order_release);
-            while (atomic_load_explicit(&h->ball, memory_order_acquire) != b + 1)
-                rfx_cpu_relax();
-        }
-        rtt[k] = (double)(rfx_now_ns() - t) / 1000;
-    }
-    h->rtt_ns = bench_median(rtt, 5);
     struct rfx_frame *f[64];
     uint64_t seq = 0;
     int64_t now = rfx_now_ns(), end = now + h->ns;
@@ -353,7 +395,7 @@ static void *handoff_head(void *arg)
     return NULL;
 }
 
-static int handoff_floor(double seconds, double *mframes, double *rtt_ns)
+static int handoff_floor(double seconds, double *mframes)
 {
     enum { POOL = 16384 };
     size_t bytes = ((sizeof(struct rfx_frame) + 63) & ~(size_t)63) + 256;
@@ -380,7 +422,6 @@ static int handoff_floor(double seconds, double *mframes, double *rtt_ns)
     pthread_join(head, NULL);
     pthread_join(tail, NULL);
     *mframes = (double)h.moved / ((rfx_now_ns() - t0) * 1e-9) / 1e6;
-    *rtt_ns = h.rtt_ns;
     rfx_spsc_ring_destroy(h.fwd);
     rfx_spsc_ring_destroy(h.ret);
     free(mem);
@@ -425,11 +466,12 @@ static int throughput(double seconds, const char *only)
     }
     if (only) {
         /* One layout (or "floor") once, to look at under perf; no SUMMARY. */
-        double r, rtt;
+        double r, rtt0 = core_rtt_ns();
         if (!strcmp(only, "floor")) {
-            if (handoff_floor(seconds, &r, &rtt))
+            if (handoff_floor(seconds, &r))
                 return 1;
-            printf("hand-off floor: %.2f M frames/s (round trip %.0f ns)\n", r, rtt);
+            printf("hand-off floor: %.2f M frames/s (core round trip %.0f ns before, %.0f after)\n",
+                   r, rtt0, core_rtt_ns());
             return 0;
         }
         for (int i = 0; i < N_LAYOUTS; i++)
@@ -438,7 +480,8 @@ static int throughput(double seconds, const char *only)
                 struct outcome o;
                 if (run(sets[i], n[i], seconds, &x, &o))
                     return 1;
-                printf("layout %s: %.2f M frames/s\n", only, o.counts.executed / o.seconds / 1e6);
+                printf("layout %s: %.2f M frames/s (core round trip %.0f ns before, %.0f after)\n",
+                       only, o.counts.executed / o.seconds / 1e6, rtt0, core_rtt_ns());
                 return 0;
             }
         fprintf(stderr, "bench_pipeline: --only: no layout %s\n", only);
@@ -446,25 +489,34 @@ static int throughput(double seconds, const char *only)
     }
     enum { REPS = 3 };
     double best = 0, rate[N_LAYOUTS] = {0}, floor_rate = 0;
-    double floor_rep[REPS], rtt_rep[REPS], rate_rep[N_CANDIDATES][REPS];
+    /* Core round trips before and after each run: [rep][0..1] the floor,
+     * [rep][2 + 2i ..] layout i. */
+    double floor_rep[REPS], rtt[REPS][2 + 2 * N_CANDIDATES], rate_rep[N_CANDIDATES][REPS];
     int best_i = 0;
     for (int rep = 0; rep < REPS; rep++) {
-        if (handoff_floor(seconds, &floor_rep[rep], &rtt_rep[rep]))
+        rtt[rep][0] = core_rtt_ns();
+        if (handoff_floor(seconds, &floor_rep[rep]))
             return 1;
-        printf("hand-off floor rep %d: %.2f M frames/s (round trip core 0 to 1: %.0f ns)\n", rep,
-               floor_rep[rep], rtt_rep[rep]);
+        rtt[rep][1] = core_rtt_ns();
+        printf("hand-off floor rep %d: %.2f M frames/s (core round trip %.0f ns before, %.0f "
+               "after)\n",
+               rep, floor_rep[rep], rtt[rep][0], rtt[rep][1]);
         if (floor_rep[rep] > floor_rate)
             floor_rate = floor_rep[rep];
         for (int i = 0; i < N_CANDIDATES; i++) {
             struct ctx x = {0};
             struct outcome o;
+            rtt[rep][2 + 2 * i] = core_rtt_ns();
             if (run(sets[i], n[i], seconds, &x, &o))
                 return 1;
+            rtt[rep][3 + 2 * i] = core_rtt_ns();
             double r = o.counts.executed / o.seconds / 1e6;
             printf("layout %-7s rep %d: %.2f M frames/s (captured %" PRIu64 ", executed %" PRIu64
-                   ", dropped %" PRIu64 ", in flight %" PRIu64 ")\n",
+                   ", dropped %" PRIu64 ", in flight %" PRIu64 "; core round trip %.0f ns "
+                   "before, %.0f after)\n",
                    layouts[i].name, rep, r, o.counts.captured, o.counts.executed,
-                   dropped(&o.counts), o.counts.in_flight);
+                   dropped(&o.counts), o.counts.in_flight, rtt[rep][2 + 2 * i],
+                   rtt[rep][3 + 2 * i]);
             rate_rep[i][rep] = r;
             if (r > rate[i])
                 rate[i] = r;
@@ -499,13 +551,32 @@ static int throughput(double seconds, const char *only)
            layouts[best_i].name);
     for (int i = 0; i < N_LAYOUTS; i++)
         printf(" %s=%.2f", layouts[i].key, rate[i]);
-    /* Against the floor run just before it in the same rep: this host moves
-     * both by 4x between reps (see docs/benchmarks.md), seldom within one. */
-    double vs_floor[REPS];
-    for (int rep = 0; rep < REPS; rep++)
-        vs_floor[rep] = rate_rep[best_i][rep] / floor_rep[rep];
-    printf(" floor_mframes_per_s=%.2f ratio_vs_floor=%.3f core_rtt_ns=%.0f", floor_rate,
-           bench_median(vs_floor, REPS), bench_median(rtt_rep, REPS));
+    /* The best layout against the floor of its rep, where the four round
+     * trips around the two runs agree within 2x: the cores stayed where
+     * they were (this host moves them between near and far, see
+     * docs/benchmarks.md, and a ratio across a move means nothing). */
+    double vs_floor[REPS], all_rtt[REPS * (2 + 2 * N_CANDIDATES)];
+    int agree = 0, n_rtt = 0;
+    for (int rep = 0; rep < REPS; rep++) {
+        double v[4] = {rtt[rep][0], rtt[rep][1], rtt[rep][2 + 2 * best_i],
+                       rtt[rep][3 + 2 * best_i]};
+        double lo = v[0], hi = v[0];
+        for (int k = 1; k < 4; k++) {
+            lo = v[k] < lo ? v[k] : lo;
+            hi = v[k] > hi ? v[k] : hi;
+        }
+        if (hi < 2 * lo)
+            vs_floor[agree++] = rate_rep[best_i][rep] / floor_rep[rep];
+        for (int k = 0; k < 2 + 2 * N_CANDIDATES; k++)
+            all_rtt[n_rtt++] = rtt[rep][k];
+    }
+    printf(" floor_mframes_per_s=%.2f", floor_rate);
+    if (agree)
+        printf(" ratio_vs_floor=%.3f", bench_median(vs_floor, agree));
+    else
+        printf(" ratio_vs_floor=none");
+    printf(" floor_reps_same_placement=%d core_rtt_ns_min=%.0f core_rtt_ns_max=%.0f", agree,
+           bench_percentile(all_rtt, n_rtt, 0), bench_percentile(all_rtt, n_rtt, 100));
     printf(" ratio_telemetry_on_vs_off=%.3f telemetry_pairs=%d telemetry=on seconds=%g "
            "best_of=3\n",
            bench_median(on_off, PAIRS), PAIRS, seconds);

@@ -347,6 +347,11 @@ int rfx_action_cache_entries(struct rfx_action_cache *c, struct rfx_cache_entry 
     return 0;
 }
 
+uint64_t rfx_action_cache_publications(const struct rfx_action_cache *c)
+{
+    return c ? atomic_load_explicit(&c->publications, memory_order_relaxed) : 0;
+}
+
 void rfx_action_cache_stats(const struct rfx_action_cache *c, struct rfx_action_cache_stats *out)
 {
     if (!out)

@@ -1,4 +1,5 @@
-/* The action cache's snapshot layout, for tests and the torture test. */
+/* The action cache's snapshot layout, for tests and the torture test, and
+ * what the engine reads of it without the public API's locks. */
 #ifndef REFLEX_ACTION_CACHE_IMPL_H
 #define REFLEX_ACTION_CACHE_IMPL_H
 
@@ -15,6 +16,10 @@ struct rfx_snapshot {
 /* Reader: the current snapshot (NULL before the first publication). Valid
  * until the calling reader's next quiescent state. */
 const struct rfx_snapshot *rfx_action_cache_snapshot(struct rfx_action_cache *c);
+
+/* Any thread: snapshots published so far, without the writers' lock (which
+ * a publication holds across a grace period). */
+uint64_t rfx_action_cache_publications(const struct rfx_action_cache *c);
 
 /* FNV-1a over the generation and every slot of both tables. */
 uint64_t rfx_snapshot_checksum(const struct rfx_snapshot *s);

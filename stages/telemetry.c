@@ -21,6 +21,7 @@
  * (P4), reads the epoch (P5) and, if the stage was inside, waits for it to
  * change (P6) before reading the old set.
  */
+#include "action_cache_impl.h"
 #include "memtouch.h"
 #include "metrics_http.h"
 #include "probes.h"
@@ -379,7 +380,13 @@ static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64
     for (int i = 0; i < t->n && !looker; i++)
         if (!strcmp(e->stages[i].name, "decide"))
             looker = "decide";
-    if (hr >= 0 && s->l1 + s->l2 + s->miss >= 10 && hr < c->alert_hit_rate_warning)
+    /* Armed from the first interval that began with a snapshot published:
+     * before it every lookup misses by construction (a cold start, or no
+     * planner at all), and a warning on every start would teach users to
+     * ignore this one. */
+    bool armed = t->publications_seen > 0;
+    t->publications_seen = rfx_action_cache_publications(e->cache);
+    if (armed && hr >= 0 && s->l1 + s->l2 + s->miss >= 10 && hr < c->alert_hit_rate_warning)
         rfx_alert_raise(&e->alerts, ts, RFX_ALERT_HIT_RATE, RFX_SEV_WARNING, looker,
                         "cache hit rate %.1f%% (threshold %.0f%%)", hr * 100,
                         c->alert_hit_rate_warning * 100);

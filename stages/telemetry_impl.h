@@ -59,6 +59,7 @@ struct rfx_telemetry {
     struct rfx_engine_status status;
     uint64_t stalls_seen, planner_stalls_seen;
     uint64_t last_captured, last_dropped;                   /* for the drop-rate alert */
+    uint64_t publications_seen; /* the hit-rate alert waits for a snapshot */
     uint64_t ev_captured, ev_stage_dropped[RFX_MAX_STAGES]; /* for the ladder */
     size_t resident0; /* jemalloc stats.resident at the first interval */
     int64_t last_persist_ns;

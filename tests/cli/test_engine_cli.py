@@ -99,6 +99,11 @@ first, last = sum(hr[:third]) / third, sum(hr[-third:]) / third
 check(len(hr) >= 10 and last > first,
       f"demo: hit rate in the last third ({last:.3f}) > the first third ({first:.3f})", str(hr))
 check(s["cache"]["publications"] >= 3, f"demo: {s['cache']['publications']} snapshots published")
+# A cold start misses by construction until the first snapshot: the hit-rate
+# alert is armed only from the first interval that begins with one.
+cold = [a for a in s["alerts"] if a["type"] == "cache_hit_rate" and a["t_s"] < 1.5]
+check(not cold, f"demo: no cache_hit_rate alert for the cold first interval (hit rate "
+      f"{s['cache']['hit_rate_by_interval'][0]})", str(cold))
 check("score" in s.get("demo", {}), "demo: summary.json has demo.score")
 cl = s.get("cpu_latency", {})
 if qos is None:
@@ -601,10 +606,19 @@ check(p.returncode == 0 and "checksum mismatch" in p.stderr and "cold start" in 
 #     run pins the planner at 4 Hz, so 8 generations pass in 2 s or less.
 d = os.path.join(work, "rules")
 p = subprocess.run([reflex, "demo", "--duration", "10", "--out", d, "--quiet",
-                    "--set", "cache.ttl_s=3"],
+                    "--set", "cache.ttl_s=3", "--set", "alerts.hit_rate_warning=0.99"],
                    capture_output=True, text=True, timeout=120)
 check(p.returncode == 0, "rules: TTL demo exits 0", p.stderr)
 s = load_summary(d)
+# With the warning at 99 %, every armed interval under it raises one (5 s
+# apart at most, the rate limit); never the first, which began cold.
+hrs = s["cache"]["hit_rate_by_interval"]
+ah = [a for a in s["alerts"] if a["type"] == "cache_hit_rate"]
+under = [i for i, x in enumerate(hrs) if i > 0 and x is not None and x < 0.99]
+check(bool(ah) == bool(under) and
+      all(round(a["t_s"]) >= 2 and hrs[round(a["t_s"]) - 1] < 0.99 for a in ah),
+      f"rules: hit-rate warning at 99 %: {len(ah)} alert(s) at "
+      f"{[a['t_s'] for a in ah]} s, intervals under it after the first: {under}", str(hrs))
 inv = s["cache"]["invalidations"]
 check(inv["ttl"] > 0 and inv["generation"] == 0,
       f"rules: {inv['ttl']} entries expired by the 3 s TTL, {inv['generation']} by generation "

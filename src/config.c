@@ -446,6 +446,11 @@ static void fault_key(struct loader *L, const char *key, const char *val)
     INT("fault", "stall_ms", 0, 60000, false, c->stall_ms)
     NUM("fault", "sink_fail_prob", 0, 1, c->sink_fail_prob)
     INT("fault", "stall_every", 1, 1 << 30, false, c->stall_every)
+    if (!strcmp(key, "stall_sleep")) {
+        if (!parse_bool(val, &c->stall_sleep))
+            fail(L, "fault", key, "'%s' is not true or false", val);
+        return;
+    }
     if (!strcmp(key, "stall_stage")) {
         if (!*val || strlen(val) >= RFX_NAME_MAX)
             fail(L, "fault", key, "'%s' is not a stage name", val);

@@ -813,7 +813,18 @@ static void fault_work(struct rfx_engine *e, int si, struct rfx_frame **f, size_
         rfx_fault_onset(e, RFX_FAULT_OVERLOAD, now);
     if (extra > 0)
         rfx_fault_onset(e, RFX_FAULT_STALL, now);
-    int64_t end = now + per * (int64_t)m + extra;
+    int64_t end = now + per * (int64_t)m;
+    while (rfx_now_ns() < end)
+        ;
+    if (extra > 0 && e->cfg.stall_sleep) {
+        /* Off CPU, as a call blocked in a system call would be. */
+        end += extra;
+        struct timespec ts = {.tv_sec = end / 1000000000, .tv_nsec = end % 1000000000};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        return;
+    }
+    end += extra;
     while (rfx_now_ns() < end)
         ;
 }

@@ -19,6 +19,17 @@
  *     the error-rate thresholds (warning, critical); and the sink's
  *     circuit breaker opening (`circuit_open`, critical).
  *
+ * Each alert and stall record says how much of the call its thread spent
+ * off its CPU: blocked in the kernel, preempted, or (on a VM) with its vCPU
+ * taken by the host, as opposed to the stage computing. At every look the
+ * monitor reads each critical thread's CPU clock (pthread_getcpuclockid;
+ * the guest kernel leaves the host's steal time out of it); wall time minus
+ * CPU time between two looks is time off the CPU. For the window between
+ * the look before a call began and the first look that sees it, the time
+ * before the call began is taken off, so the figure is a lower bound
+ * (`off_cpu_ms_min`). This costs the monitor one clock_gettime per critical
+ * thread per look and the critical threads nothing.
+ *
  * The stack dump: the monitor sends the stalled thread a real-time signal
  * (SIGRTMIN+7) whose handler records backtrace() into a static slot; the
  * monitor waits up to 50 ms for it, then symbolises and logs it. The
@@ -61,6 +72,7 @@ struct stall {
     double start_s;     /* since the run's start */
     double detected_ms; /* from the call's start to the report */
     double duration_ms; /* from the call's start to its end (as seen next) */
+    double off_cpu_ms;  /* at least this long off its CPU (< 0: unknown) */
     bool open;
     char *stack; /* symbolised frames, one per line (NULL: none) */
 };
@@ -80,6 +92,12 @@ struct rfx_watchdog {
     int64_t reported[N_UNITS];       /* busy_since already reported as a stall */
     int64_t overran[N_UNITS];        /* busy_since already reported as over budget */
     int open_stall[N_UNITS];         /* index into stalls, -1 */
+    /* off-CPU time of the critical threads' calls */
+    clockid_t cpu_clock[RFX_MAX_THREADS];
+    bool has_clock[RFX_MAX_THREADS];
+    int64_t look_wall[RFX_MAX_THREADS], look_cpu[RFX_MAX_THREADS]; /* the last look (0: none) */
+    int64_t call_since[RFX_MAX_THREADS]; /* the call call_off belongs to */
+    int64_t call_off[RFX_MAX_THREADS];   /* ns off the CPU in it, at least */
     /* drop watch */
     struct sample hist[SAMPLES];
     int n_hist, next_hist;
@@ -199,10 +217,23 @@ static void close_stall(struct rfx_watchdog *w, int u, int64_t now)
     w->open_stall[u] = -1;
 }
 
+/* "; its thread was off CPU for >= X ms of it" when that is a tenth of the
+ * call or more, else "". Off CPU: blocked, preempted, or its vCPU taken by
+ * the host (alert messages are short: docs/telemetry.md says so). */
+static const char *off_cpu_note(char *buf, size_t len, int64_t off_ns, int64_t elapsed_ns)
+{
+    buf[0] = 0;
+    if (off_ns >= 0 && off_ns * 10 >= elapsed_ns && off_ns > 0)
+        snprintf(buf, len, "; its thread was off CPU for >= %.2f ms of it", off_ns * 1e-6);
+    return buf;
+}
+
 static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t now,
                          const char *stage, const char *thread, uint64_t seq, pthread_t tid,
-                         bool planner)
+                         bool planner, int64_t off_ns)
 {
+    char note[160];
+    off_cpu_note(note, sizeof note, off_ns, now - since);
     struct rfx_engine *e = w->e;
     double start_s = (since - e->start_ns) * 1e-9, after = (now - since) * 1e-6;
     int64_t limit = planner ? w->planner_stall_ns : w->stall_ns;
@@ -225,6 +256,7 @@ static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t n
         st->start_s = start_s;
         st->detected_ms = after;
         st->duration_ms = after;
+        st->off_cpu_ms = off_ns >= 0 ? off_ns * 1e-6 : -1;
         st->open = true;
         w->open_stall[u] = idx;
     }
@@ -240,8 +272,8 @@ static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t n
         told = rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_STALL,
                                RFX_SEV_CRITICAL, stage,
                                "stage %s on thread rfx-%s has been in one call for %.1f ms "
-                               "(frame %" PRIu64 "; stall threshold %.1f ms)",
-                               stage, thread, after, seq, limit * 1e-6);
+                               "(frame %" PRIu64 "; stall threshold %.1f ms)%s",
+                               stage, thread, after, seq, limit * 1e-6, note);
     if (!w->dumps || !told)
         return; /* one dump per delivered alert: the rate limit bounds the log */
     char *stack = dump_stack(tid);
@@ -257,6 +289,44 @@ static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t n
     free(stack);
 }
 
+/*
+ * Critical thread i at this look: its CPU clock against the wall clock
+ * since the last look, credited to the call in progress (`since`, 0: none).
+ * Returns the call's off-CPU time so far, at least (-1: unknown).
+ */
+static int64_t account_off_cpu(struct rfx_watchdog *w, int i, int64_t since)
+{
+    struct timespec ts;
+    int64_t wall = rfx_now_ns();
+    if (!w->has_clock[i] || clock_gettime(w->cpu_clock[i], &ts) != 0) {
+        w->look_wall[i] = 0;
+        w->call_since[i] = since;
+        w->call_off[i] = -1;
+        return -1;
+    }
+    int64_t cpu = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (since != 0 && w->look_wall[i] != 0) {
+        int64_t off = (wall - w->look_wall[i]) - (cpu - w->look_cpu[i]);
+        off = off > 0 ? off : 0;
+        if (since == w->call_since[i] && w->call_off[i] >= 0) {
+            w->call_off[i] += off; /* the whole window lies in the call */
+        } else {
+            /* The call began inside this window: what came before it may
+             * all have been off the CPU (a parked thread). */
+            int64_t before = since - w->look_wall[i];
+            off -= before > 0 ? before : 0;
+            w->call_since[i] = since;
+            w->call_off[i] = off > 0 ? off : 0;
+        }
+    } else if (since != w->call_since[i]) {
+        w->call_since[i] = since;
+        w->call_off[i] = since ? -1 : 0; /* no look before it: unknown */
+    }
+    w->look_wall[i] = wall;
+    w->look_cpu[i] = cpu;
+    return since ? w->call_off[i] : -1;
+}
+
 static void watch_calls(struct rfx_watchdog *w, int64_t now)
 {
     struct rfx_engine *e = w->e;
@@ -265,10 +335,16 @@ static void watch_calls(struct rfx_watchdog *w, int64_t now)
         if (!t->critical)
             continue;
         int64_t since = atomic_load_explicit(&t->busy_since, memory_order_acquire);
+        int64_t off = account_off_cpu(w, i, since);
         if (w->open_stall[i] >= 0 && since != w->reported[i])
             close_stall(w, i, now); /* the stalled call ended between two looks */
         if (since == 0)
             continue;
+        if (w->open_stall[i] >= 0 && off >= 0) { /* still stalled: the figure grows */
+            pthread_mutex_lock(&w->lock);
+            w->stalls[w->open_stall[i]].off_cpu_ms = off * 1e-6;
+            pthread_mutex_unlock(&w->lock);
+        }
         int si = atomic_load_explicit(&t->busy_stage, memory_order_relaxed);
         uint64_t seq = atomic_load_explicit(&t->busy_seq, memory_order_relaxed);
         const char *name = si >= 0 && si < e->n_stages ? e->stages[si].name : "?";
@@ -276,16 +352,18 @@ static void watch_calls(struct rfx_watchdog *w, int64_t now)
         if (over > 0 && now - since > over && since != w->overran[i] &&
             now - since <= w->stall_ns) {
             w->overran[i] = since;
+            char note[160];
             rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_BUDGET,
                             RFX_SEV_WARNING, name,
                             "stage %s's call has run %.2f ms, over its p99 budget %.2f ms "
-                            "(frame %" PRIu64 ", thread rfx-%s)",
-                            name, (now - since) * 1e-6, over * 1e-6, seq, t->cfg.name);
+                            "(frame %" PRIu64 ", thread rfx-%s)%s",
+                            name, (now - since) * 1e-6, over * 1e-6, seq, t->cfg.name,
+                            off_cpu_note(note, sizeof note, off, now - since));
         }
         if (since == w->reported[i] || now - since <= w->stall_ns)
             continue;
         w->reported[i] = since;
-        report_stall(w, i, since, now, name, t->cfg.name, seq, t->tid, false);
+        report_stall(w, i, since, now, name, t->cfg.name, seq, t->tid, false, off);
     }
     for (int j = 0; e->strat && j < rfx_strategic_workers(e->strat); j++) {
         int u = RFX_MAX_THREADS + j;
@@ -300,7 +378,7 @@ static void watch_calls(struct rfx_watchdog *w, int64_t now)
         w->reported[u] = since;
         char thread[RFX_NAME_MAX];
         snprintf(thread, sizeof thread, "plan%d", j);
-        report_stall(w, u, since, now, "planner", thread, 0, tid, true);
+        report_stall(w, u, since, now, "planner", thread, 0, tid, true, -1);
     }
 }
 
@@ -404,6 +482,10 @@ int rfx_watchdog_start(struct rfx_engine *e, struct rfx_watchdog **out, char *ms
                 w->over_ns[s] = e->cfg.budgets[b].p99_ns;
     for (int i = 0; i < N_UNITS; i++)
         w->open_stall[i] = -1;
+    /* The critical threads run by now: their CPU clocks, for off-CPU time. */
+    for (int i = 0; i < e->n_threads && i < RFX_MAX_THREADS; i++)
+        w->has_clock[i] = e->threads[i].critical &&
+                          pthread_getcpuclockid(e->threads[i].tid, &w->cpu_clock[i]) == 0;
     w->dumps = e->cfg.stack_dump && dump_install();
     pthread_mutex_init(&w->lock, NULL);
     atomic_init(&w->stop, 0);
@@ -500,9 +582,14 @@ void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f)
         fprintf(f,
                 "%s\n    {\"stage\": \"%s\", \"thread\": \"%s\", \"frame\": %" PRIu64
                 ", \"start_s\": %.4f, \"detected_after_ms\": %.3f, \"duration_ms\": %.3f, "
-                "\"ended\": %s, \"stack\": ",
+                "\"off_cpu_ms_min\": ",
                 i ? "," : "", st->stage, st->thread, st->seq, st->start_s, st->detected_ms,
-                st->duration_ms, st->open ? "false" : "true");
+                st->duration_ms);
+        if (st->off_cpu_ms >= 0)
+            fprintf(f, "%.3f", st->off_cpu_ms);
+        else
+            fprintf(f, "null");
+        fprintf(f, ", \"ended\": %s, \"stack\": ", st->open ? "false" : "true");
         json_text(f, st->stack ? st->stack : "");
         fprintf(f, "}");
     }

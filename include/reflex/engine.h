@@ -162,6 +162,7 @@ struct rfx_engine_config {
     double fault_from_s, fault_to_s;
     char stall_stage[RFX_NAME_MAX]; /* stall this stage for stall_ms every stall_every frames */
     uint32_t stall_ms, stall_every;
+    bool stall_sleep; /* the stall sleeps (off CPU, as a call blocked on I/O) instead of spinning */
     double sink_fail_prob;         /* the sink fails each frame with this probability */
     char fail_stage[RFX_NAME_MAX]; /* this stage fails (drops the frame, reason stage) ... */
     double fail_prob;              /* ... each frame with this probability, on its full path */

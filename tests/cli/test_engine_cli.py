@@ -463,7 +463,37 @@ if s["watchdog"]["stack_dumps"]:
     check(crit and all(f == 0 and a == 0 for _, f, a in crit),
           f"stall: stacks dumped, and still 0 page faults and 0 bytes allocated on critical "
           f"threads after start {crit}")
-print("stall events:", [(x["frame"], x["detected_after_ms"], x["duration_ms"]) for x in ev])
+print("stall events:", [(x["frame"], x["detected_after_ms"], x["duration_ms"],
+                         x["off_cpu_ms_min"]) for x in ev])
+# The stall above spins: its thread stayed on its CPU, and the watchdog's
+# off-CPU figure (a lower bound from the thread's CPU clock) says so; a
+# host stall in a call can add a few ms to one of them, not to most.
+off = sorted(x["off_cpu_ms_min"] / x["duration_ms"] for x in ev if x["off_cpu_ms_min"] is not None)
+check(off and off[len(off) // 2] < 0.25,
+      f"stall: a spinning stall is on CPU (median off-CPU share {off[len(off) // 2]:.2f})"
+      if off else "stall: off_cpu_ms_min reported", str(off))
+
+# 7b. The same stall sleeping (fault.stall_sleep: off CPU, as a call blocked
+#     in the kernel would be): the watchdog reports it off CPU, in
+#     summary.json and in the alert.
+d = os.path.join(work, "stall_sleep")
+p = subprocess.run([reflex, "demo", "--duration", "6", "--out", d, "--quiet",
+                    "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=40",
+                    "--set", "fault.stall_every=60", "--set", "fault.from_s=1",
+                    "--set", "fault.to_s=5", "--set", "fault.stall_sleep=true"],
+                   capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, "stall_sleep: demo exits 0", p.stderr[-2000:])
+s = load_summary(d)
+ev = [x for x in s["watchdog"]["events"] if x["stage"] == "decide" and 1 <= x["start_s"] <= 5.5]
+off = sorted(x["off_cpu_ms_min"] / x["duration_ms"] for x in ev if x["off_cpu_ms_min"] is not None)
+check(len(ev) >= 3 and len(off) == len(ev) and off[0] >= 0.75,
+      f"stall_sleep: {len(ev)} sleeping stalls of decide, each reported off CPU for at least "
+      f"{off[0] if off else 0:.2f} of its duration",
+      str([(x["duration_ms"], x["off_cpu_ms_min"]) for x in ev]))
+stall_alerts = [a for a in s["alerts"] if a["type"] == "stall" and a["stage"] == "decide"]
+check(stall_alerts and all("off CPU" in a["message"] for a in stall_alerts),
+      f"stall_sleep: the stall alert says so: {stall_alerts[0]['message'] if stall_alerts else ''}",
+      str(stall_alerts))
 
 
 def check_trace(path, label, expect_violation):

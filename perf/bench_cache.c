@@ -15,6 +15,12 @@
  * counted. Beside them, how long the rwlock writer held its lock per
  * rebuild: a reader that arrives then waits that long.
  *
+ * Beside the bar's one reader, the 4096-entry case again with two readers,
+ * one per core (the second shares core 1 with the writer, which mostly
+ * sleeps): each rwlock read lock and unlock then writes a line the other
+ * core also writes, where RCU readers share only read-only lines
+ * (`*_2readers`, total lookups/s of both).
+ *
  * usage: bench_cache [--seconds S] [--reps R]
  */
 #include "action_cache_impl.h"
@@ -125,19 +131,11 @@ static void *writer(void *arg)
     return NULL;
 }
 
-static struct result run(int rcu)
+/* One reader's loop, until `end`: lookups, hits, sleeps. */
+static void read_until(int rcu, int64_t end, struct result *r)
 {
-    struct result r = {0};
-    atomic_store(&stop, 0);
-    atomic_store(&started, 0);
-    pthread_t w;
-    pthread_create(&w, NULL, writer, &rcu);
-    pin(0);
-    if (rcu)
-        rfx_cache_reader_register();
-    atomic_store(&started, 1);
     uint64_t sw0 = voluntary_switches();
-    int64_t t0 = rfx_now_ns(), end = t0 + (int64_t)(seconds * 1e9);
+    int64_t t0 = rfx_now_ns();
     uint64_t n = 0, hits = 0, sink = 0;
     for (;;) {
         for (int k = 0; k < 256; k++) {
@@ -158,17 +156,65 @@ static struct result run(int rcu)
         if ((n & 0xffff) == 0 && rfx_now_ns() >= end)
             break;
     }
-    r.secs = (rfx_now_ns() - t0) * 1e-9;
-    r.waits = voluntary_switches() - sw0;
-    if (rcu) {
+    r->secs = (rfx_now_ns() - t0) * 1e-9;
+    r->waits = voluntary_switches() - sw0;
+    r->lookups = n;
+    r->hits = hits + (sink & 0); /* keep the loads */
+}
+
+/* A second reader, on core 1 (beside the writer, which mostly sleeps). */
+struct second {
+    int rcu;
+    int64_t end;
+    struct result r;
+};
+
+static void *second_reader(void *arg)
+{
+    struct second *x = arg;
+    pin(1);
+    if (x->rcu)
+        rfx_cache_reader_register();
+    while (!atomic_load(&started))
+        ;
+    read_until(x->rcu, x->end, &x->r);
+    if (x->rcu) {
+        rfx_cache_reader_offline();
+        rfx_cache_reader_unregister();
+    }
+    return NULL;
+}
+
+/* `readers` (1 or 2) readers and the writer; the readers' results summed
+ * (secs: the first reader's). */
+static struct result run(int rcu, int readers)
+{
+    struct result r = {0};
+    atomic_store(&stop, 0);
+    atomic_store(&started, 0);
+    int64_t end = rfx_now_ns() + (int64_t)(seconds * 1e9) + 10000000;
+    struct second x = {.rcu = rcu, .end = end};
+    pthread_t w, r2;
+    pthread_create(&w, NULL, writer, &rcu);
+    if (readers > 1)
+        pthread_create(&r2, NULL, second_reader, &x);
+    pin(0);
+    if (rcu)
+        rfx_cache_reader_register();
+    atomic_store(&started, 1);
+    read_until(rcu, end, &r);
+    if (rcu)
         rfx_cache_reader_offline(); /* let the writer's last grace period end */
+    if (readers > 1) {
+        pthread_join(r2, NULL);
+        r.lookups += x.r.lookups;
+        r.hits += x.r.hits;
+        r.waits += x.r.waits;
     }
     atomic_store(&stop, 1);
     pthread_join(w, NULL);
     if (rcu)
         rfx_cache_reader_unregister();
-    r.lookups = n;
-    r.hits = hits + (sink & 0); /* keep the loads */
     return r;
 }
 
@@ -176,10 +222,11 @@ struct sized {
     double rcu, rw, hit_rcu, hit_rw;
     double rcu_waits, rw_waits; /* per second */
     double hold_p50_us, hold_max_us;
+    double rcu2, rw2; /* two readers, one per core (0: not measured) */
     unsigned long long publications;
 };
 
-static struct sized measure(int n)
+static struct sized measure(int n, bool two_readers)
 {
     ENTRIES = n;
     entries = calloc((size_t)ENTRIES, sizeof *entries);
@@ -200,7 +247,7 @@ static struct sized measure(int n)
         exit(1);
     double rcu[31], rw[31], rcu_w[31], rw_w[31];
     for (int r = 0; r < reps; r++) {
-        struct result a = run(1), b = run(0);
+        struct result a = run(1, 1), b = run(0, 1);
         rcu[r] = a.lookups / a.secs / 1e6;
         rw[r] = b.lookups / b.secs / 1e6;
         rcu_w[r] = a.waits / a.secs;
@@ -210,6 +257,18 @@ static struct sized measure(int n)
         printf("%d entries, rep %d: rcu %.1f M lookups/s (reader slept %" PRIu64
                " times), rwlock %.1f M lookups/s (reader slept %" PRIu64 " times)\n",
                n, r, rcu[r], a.waits, rw[r], b.waits);
+    }
+    double rcu2[31], rw2[31];
+    for (int r = 0; two_readers && r < reps; r++) {
+        struct result a = run(1, 2), b = run(0, 2);
+        rcu2[r] = a.lookups / a.secs / 1e6;
+        rw2[r] = b.lookups / b.secs / 1e6;
+        printf("%d entries, two readers, rep %d: rcu %.1f M lookups/s, rwlock %.1f M lookups/s\n",
+               n, r, rcu2[r], rw2[r]);
+    }
+    if (two_readers) {
+        out.rcu2 = bench_median(rcu2, reps);
+        out.rw2 = bench_median(rw2, reps);
     }
     out.rcu = bench_median(rcu, reps);
     out.rw = bench_median(rw, reps);
@@ -244,15 +303,17 @@ int main(int argc, char **argv)
     if (reps < 1 || reps > 31)
         reps = 5;
     probe_keys = calloc(NPROBE, sizeof *probe_keys);
-    struct sized big = measure(4096), small = measure(256);
+    struct sized big = measure(4096, true), small = measure(256, false);
     printf("SUMMARY bench=cache rcu_mlookups=%.1f rwlock_mlookups=%.1f ratio_vs_rwlock=%.2f "
            "rcu_mlookups_256=%.1f rwlock_mlookups_256=%.1f ratio_vs_rwlock_256=%.2f "
            "hit_fraction=%.3f publications=%llu rcu_reader_sleeps_per_s=%.1f "
            "rwlock_reader_sleeps_per_s=%.1f rwlock_hold_us_p50=%.1f rwlock_hold_us_max=%.1f "
-           "entries=4096 writer_hz=100 seconds=%g reps=%d\n",
+           "rcu_mlookups_2readers=%.1f rwlock_mlookups_2readers=%.1f "
+           "ratio_vs_rwlock_2readers=%.2f entries=4096 writer_hz=100 seconds=%g reps=%d\n",
            big.rcu, big.rw, big.rcu / big.rw, small.rcu, small.rw, small.rcu / small.rw,
            big.hit_rcu, big.publications, big.rcu_waits, big.rw_waits, big.hold_p50_us,
-           big.hold_max_us, seconds, reps);
+           big.hold_max_us, big.rcu2, big.rw2, big.rw2 > 0 ? big.rcu2 / big.rw2 : 0.0, seconds,
+           reps);
     free(probe_keys);
     return 0;
 }

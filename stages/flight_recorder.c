@@ -28,10 +28,15 @@ int rfx_flight_init(struct rfx_flight *fl, uint32_t k)
     while (k & (k - 1)) /* up to a power of two: the ring index is a mask */
         k += k & -k;
     for (int i = 0; i < 2; i++) {
-        fl->ring[i] = calloc(k, sizeof *fl->ring[i]);
-        if (!fl->ring[i])
+        fl->ring[i].slot = calloc(k, sizeof *fl->ring[i].slot);
+        fl->ring[i].times = calloc(k, sizeof *fl->ring[i].times);
+        if (!fl->ring[i].slot || !fl->ring[i].times) {
+            rfx_flight_fini(fl);
             return -ENOMEM;
-        rfx_touch_zeroed(fl->ring[i], k * sizeof *fl->ring[i]); /* the first lap must not fault */
+        }
+        /* the first lap must not fault */
+        rfx_touch_zeroed(fl->ring[i].slot, k * sizeof *fl->ring[i].slot);
+        rfx_touch_zeroed(fl->ring[i].times, k * sizeof *fl->ring[i].times);
     }
     /* Only the reporter writes the windows, so they are not mapped ahead:
      * a first write to a fresh page maps it without a TLB flush of the
@@ -46,14 +51,16 @@ int rfx_flight_init(struct rfx_flight *fl, uint32_t k)
 void rfx_flight_fini(struct rfx_flight *fl)
 {
     free(fl->kept);
-    free(fl->ring[0]);
-    free(fl->ring[1]);
+    for (int i = 0; i < 2; i++) {
+        free(fl->ring[i].slot);
+        free(fl->ring[i].times);
+    }
     memset(fl, 0, sizeof *fl);
 }
 
 /* Keep the `n` frames written into `ring` (the last k of them, oldest
  * first) as the next window; count it when every window is taken. */
-static void keep(struct rfx_flight *fl, const struct rfx_trace_frame *ring, uint64_t n,
+static void keep(struct rfx_flight *fl, const struct rfx_trace_ring *ring, uint64_t n,
                  uint64_t trigger, bool has_trigger)
 {
     if (fl->windows >= RFX_TRACE_WINDOWS) {
@@ -63,8 +70,21 @@ static void keep(struct rfx_flight *fl, const struct rfx_trace_frame *ring, uint
     struct rfx_trace_window *w = &fl->window[fl->windows];
     struct rfx_trace_frame *out = fl->kept + (size_t)fl->windows * fl->k;
     uint64_t cnt = n < fl->k ? n : fl->k, first = n < fl->k ? 0 : n & (fl->k - 1);
-    for (uint64_t i = 0; i < cnt; i++)
-        out[i] = ring[(first + i) & (fl->k - 1)];
+    for (uint64_t i = 0; i < cnt; i++) {
+        const struct rfx_trace_slot *x = &ring->slot[(first + i) & (fl->k - 1)];
+        const int64_t *t = ring->times[x->times].t;
+        struct rfx_trace_frame *o = &out[i];
+        o->seq = x->seq;
+        o->scheduled_ns = t[0];
+        o->capture_ns = t[1];
+        memcpy(o->enter_ns, t + 2, sizeof o->enter_ns);
+        memcpy(o->exit_ns, t + 2 + RFX_MAX_STAGES, sizeof o->exit_ns);
+        o->level = x->level;
+        o->drop_reason = x->drop_reason;
+        o->cache_result = x->cache_result;
+        o->over_stage = x->over_stage;
+        o->over_e2e = x->over_e2e;
+    }
     w->n = cnt;
     w->trigger = trigger;
     w->has_trigger = has_trigger;
@@ -75,7 +95,7 @@ void rfx_flight_collect(struct rfx_flight *fl)
 {
     if (!fl->k || !atomic_load_explicit(&fl->ready, memory_order_acquire)) /* F1 */
         return;
-    keep(fl, fl->ring[fl->frozen], fl->frozen_n, fl->frozen_seq, true);
+    keep(fl, &fl->ring[fl->frozen], fl->frozen_n, fl->frozen_seq, true);
     atomic_store_explicit(&fl->ready, 0, memory_order_release); /* F2 */
 }
 
@@ -162,7 +182,7 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
     if (!fl->k)
         return 0;
     rfx_flight_collect(fl);
-    keep(fl, fl->ring[fl->cur], fl->n, 0, false);
+    keep(fl, &fl->ring[fl->cur], fl->n, 0, false);
     fl->n = 0; /* a second write keeps only what came after */
     char path[RFX_PATH_MAX + 32], tmp[RFX_PATH_MAX + 40];
     snprintf(path, sizeof path, "%s/trace.json", dir);

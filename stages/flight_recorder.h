@@ -8,7 +8,15 @@
  * frame over a p99 budget (when the other ring is free) it notes the frame
  * and, K/2 frames later, hands the current ring to the reporter (a release
  * store of `ready`) and goes on in the other one: O(1) on the critical
- * path, nothing copied, nothing allocated. The reporter (acquire) copies
+ * path, nothing allocated.
+ *
+ * A ring holds each frame's own fields in a 24-byte slot, and its times
+ * (scheduled, capture, every stage's enter and exit: 128 bytes) in a times
+ * ring of K entries, written only when they differ from the previous
+ * frame's. At full speed the frames of a burst share their times, so a
+ * frame costs a slot, not a copy of its timeline. A slot's times entry
+ * outlives it: at most one entry is written per frame, so the K-1 frames
+ * written after the oldest slot cannot have overwritten its entry. The reporter (acquire) copies
  * the frozen ring into one of RFX_TRACE_WINDOWS windows allocated at init
  * and frees it (release); the windows become JSON only when trace.json is
  * written, so the reporter neither formats nor allocates during the run. A
@@ -20,6 +28,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -43,9 +52,35 @@ _Static_assert(sizeof(((struct rfx_trace_frame *)0)->enter_ns) ==
                        sizeof(((struct rfx_frame *)0)->exit_ns),
                "a trace frame copies the frame's stage times whole");
 
+/* What a ring keeps per frame; its times are in the ring's times[]. */
+struct rfx_trace_slot {
+    uint64_t seq;
+    uint32_t times; /* index into times[] */
+    uint32_t level;
+    uint8_t drop_reason, cache_result;
+    int8_t over_stage;
+    uint8_t over_e2e;
+};
+
+/* scheduled_ns .. exit_ns[] of a frame, as laid out there. */
+struct rfx_trace_times {
+    int64_t t[2 + 2 * RFX_MAX_STAGES];
+};
+
+_Static_assert(offsetof(struct rfx_frame, exit_ns) + sizeof(((struct rfx_frame *)0)->exit_ns) -
+                       offsetof(struct rfx_frame, scheduled_ns) ==
+                   sizeof(struct rfx_trace_times),
+               "a frame's times are contiguous, from scheduled_ns to exit_ns[]");
+
+struct rfx_trace_ring {
+    struct rfx_trace_slot *slot;   /* k */
+    struct rfx_trace_times *times; /* k */
+    uint64_t nt;                   /* times entries written */
+};
+
 struct rfx_flight {
     uint32_t k; /* frames per ring, a power of two; 0: off */
-    struct rfx_trace_frame *ring[2];
+    struct rfx_trace_ring ring[2];
     /* the telemetry stage's */
     int cur;
     uint64_t n;         /* frames written into ring[cur] */
@@ -72,20 +107,21 @@ struct rfx_flight {
 int rfx_flight_init(struct rfx_flight *fl, uint32_t k);
 void rfx_flight_fini(struct rfx_flight *fl);
 
-/* Telemetry stage, per frame. */
-static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_frame *f, int n_stages,
-                                     int over_stage, bool over_e2e)
+/* Telemetry stage, per frame. same_times: its scheduled_ns .. exit_ns[]
+ * equal those of the frame recorded just before it (false is always safe). */
+static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_frame *f,
+                                     bool same_times, int over_stage, bool over_e2e)
 {
     if (!fl->k)
         return;
-    struct rfx_trace_frame *x = &fl->ring[fl->cur][fl->n & (fl->k - 1)];
+    struct rfx_trace_ring *r = &fl->ring[fl->cur];
+    if (!same_times || fl->n == 0) {
+        memcpy(&r->times[r->nt & (fl->k - 1)], &f->scheduled_ns, sizeof *r->times);
+        r->nt++;
+    }
+    struct rfx_trace_slot *x = &r->slot[fl->n & (fl->k - 1)];
     x->seq = f->seq;
-    x->scheduled_ns = f->scheduled_ns;
-    x->capture_ns = f->capture_ns;
-    /* Whole arrays (fixed size: a few vector moves); only n_stages are read. */
-    memcpy(x->enter_ns, f->enter_ns, sizeof x->enter_ns);
-    memcpy(x->exit_ns, f->exit_ns, sizeof x->exit_ns);
-    (void)n_stages;
+    x->times = (uint32_t)((r->nt - 1) & (fl->k - 1));
     x->level = f->level;
     x->drop_reason = f->drop_reason;
     x->cache_result = f->cache_result;
@@ -107,6 +143,7 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
         atomic_store_explicit(&fl->ready, 1, memory_order_release); /* F1 */
         fl->cur ^= 1;
         fl->n = 0;
+        fl->ring[fl->cur].nt = 0;
         fl->freeze_at = 0;
     }
 }

@@ -734,26 +734,39 @@ _Static_assert(offsetof(struct rfx_frame, exit_ns) + sizeof(((struct rfx_frame *
                    (2 + 2 * RFX_MAX_STAGES) * sizeof(int64_t),
                "a frame's times are contiguous, from scheduled_ns to exit_ns[]");
 
-static inline bool same_times(const struct rfx_frame *a, const struct rfx_frame *b)
+typedef uint64_t v2 __attribute__((vector_size(16))); /* SSE2: on every x86-64 */
+enum { N_TIME_VECS = (2 + 2 * RFX_MAX_STAGES) * sizeof(int64_t) / sizeof(v2) };
+
+/* A run's first frame's times, for comparing the next frames against. */
+struct run_times {
+    v2 v[N_TIME_VECS];
+    uint16_t woke_mask;
+};
+
+static inline void run_times_of(struct run_times *r, const struct rfx_frame *f)
 {
-    typedef uint64_t v2 __attribute__((vector_size(16))); /* SSE2: on every x86-64 */
-    const char *p = (const char *)&a->scheduled_ns, *q = (const char *)&b->scheduled_ns;
+    memcpy(r->v, &f->scheduled_ns, sizeof r->v);
+    r->woke_mask = f->woke_mask;
+}
+
+static inline bool same_times(const struct run_times *r, const struct rfx_frame *f)
+{
+    const char *p = (const char *)&f->scheduled_ns;
     v2 d = {0, 0};
-    for (size_t i = 0; i < (2 + 2 * RFX_MAX_STAGES) * sizeof(int64_t); i += sizeof d) {
-        v2 x, y;
-        memcpy(&x, p + i, sizeof x);
-        memcpy(&y, q + i, sizeof y);
-        d |= x ^ y;
+    for (int i = 0; i < N_TIME_VECS; i++) {
+        v2 x;
+        memcpy(&x, p + i * sizeof x, sizeof x);
+        d |= x ^ r->v[i];
     }
-    return (d[0] | d[1]) == 0 && a->woke_mask == b->woke_mask;
+    return (d[0] | d[1]) == 0 && f->woke_mask == r->woke_mask;
 }
 
 /*
- * Record k frames with the timings of f, stage by stage, into the runs;
- * fills over_stage[0..k) (the first stage over its p99 budget, or -1).
+ * Record k frames with the timings of f, stage by stage, into the runs.
+ * Returns the first stage over its p99 budget, or -1.
  */
-static inline void record_times(struct rfx_telemetry *t, struct tset *set, struct run runs[][K_KINDS],
-                                const struct rfx_frame *f, int64_t k, int8_t *over_stage)
+static inline int record_times(struct rfx_telemetry *t, struct tset *set, struct run runs[][K_KINDS],
+                               const struct rfx_frame *f, int64_t k)
 {
     int first_over = -1;
     for (int s = 0; s < t->n; s++) {
@@ -781,7 +794,7 @@ static inline void record_times(struct rfx_telemetry *t, struct tset *set, struc
                 first_over = s;
         }
     }
-    memset(over_stage, first_over, (size_t)k);
+    return first_over;
 }
 
 /* Publish the counts with release: rfx_engine_counts reads them acquire. */
@@ -813,6 +826,52 @@ static void tel_count_only(struct rfx_engine *e, struct rfx_frame **frames, size
     publish_counts(e, executed, dropped);
 }
 
+/*
+ * Frames [first, first + k) share their times (and so their end to end
+ * latency and budget verdicts): their per-frame part, the flight recorder
+ * and the counts, then their end to end latency as k records at once.
+ */
+static inline void record_run(struct rfx_telemetry *t, struct tset *set, struct run *e2e_run,
+                              struct run cls_run[3], struct rfx_frame **frames, size_t k,
+                              int over_stage, uint64_t *executed, uint64_t *dropped)
+{
+    const struct rfx_frame *f0 = frames[0];
+    int64_t e2e = f0->exit_ns[t->n - 1] - f0->scheduled_ns;
+    bool over = t->e2e_budget && e2e > t->e2e_budget->p99_ns;
+    uint64_t by_class[3] = {0, 0, 0}, exec = 0, l1 = 0, l2 = 0, miss = 0;
+    for (size_t i = 0; i < k; i++) {
+        const struct rfx_frame *f = frames[i];
+        bool ok = f->drop_reason == RFX_DROP_NONE;
+        rfx_flight_record(&t->flight, f, i > 0, over_stage, ok && over); /* a run shares times */
+        if (!ok) {
+            RFX_PROBE2(frame_drop, f->seq, f->drop_reason);
+            dropped[f->drop_reason < RFX_DROP_REASONS ? f->drop_reason : RFX_DROP_STAGE]++;
+            continue;
+        }
+        exec++;
+        for (uint32_t c = 0; c < 3; c++) /* compares, not an indexed count: no store chain */
+            by_class[c] += f->context_class == c;
+        l1 += f->cache_result == RFX_CACHE_L1;
+        l2 += f->cache_result == RFX_CACHE_L2;
+        miss += f->cache_result == RFX_CACHE_MISS;
+    }
+    set->l1 += l1;
+    set->l2 += l2;
+    set->miss += miss;
+    if (exec == 0)
+        return;
+    *executed += exec;
+    e2e = e2e > 0 ? e2e : 1;
+    if (e2e <= H_HIGHEST)
+        set->e2e_sum += e2e * (int64_t)exec;
+    run_add_n(set->e2e, e2e_run, e2e, (int64_t)exec);
+    for (int c = 0; c < 3; c++)
+        if (by_class[c])
+            run_add_n(set->cls[c], &cls_run[c], e2e, (int64_t)by_class[c]);
+    if (over)
+        set->e2e_over_p99 += exec;
+}
+
 static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
                         const struct rfx_stage_env *env)
 {
@@ -824,55 +883,30 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
     }
     uint64_t executed = 0, dropped[RFX_DROP_REASONS] = {0};
     struct run e2e_run = {0}, cls_run[3] = {{0}};
-    int8_t over_stage[RFX_BURST_MAX * 2];
-    if (n > sizeof over_stage) { /* the engine passes at most two bursts */
-        tel_process(ctx, frames, sizeof over_stage, env);
-        tel_process(ctx, frames + sizeof over_stage, n - sizeof over_stage, env);
-        return;
-    }
     uint64_t ep = atomic_load_explicit(&t->epoch, memory_order_relaxed);
     atomic_store_explicit(&t->epoch, ep + 1, memory_order_seq_cst);            /* P1 */
     struct tset *set = atomic_load_explicit(&t->active, memory_order_seq_cst); /* P2 */
-    /* Per stage: service time, queue wait, lateness. A run of frames with
-     * equal timings is worked out once and recorded as k frames; each
-     * histogram's runs of equal values become one record. The records are
-     * the same as frame by frame. */
+    /* A run of frames with equal timings is worked out once and recorded as
+     * k frames; each histogram's runs of equal values become one record.
+     * The records are the same as frame by frame. */
     struct run runs[RFX_MAX_STAGES][K_KINDS];
     memset(runs, 0, sizeof runs);
     size_t first = 0;
+    struct run_times ref; /* frames[first]'s, kept in registers */
+    run_times_of(&ref, frames[0]);
     for (size_t i = 1; i <= n; i++) {
-        if (i < n && same_times(frames[i], frames[first]))
+        if (i < n && same_times(&ref, frames[i]))
             continue;
-        record_times(t, set, runs, frames[first], (int64_t)(i - first), over_stage + first);
+        int over_stage = record_times(t, set, runs, frames[first], (int64_t)(i - first));
+        record_run(t, set, &e2e_run, cls_run, frames + first, i - first, over_stage, &executed,
+                   dropped);
         first = i;
+        if (i < n)
+            run_times_of(&ref, frames[i]);
     }
     for (int s = 0; s < t->n; s++)
         for (int k = 0; k < K_KINDS; k++)
             run_flush(set->h[s][k], &runs[s][k]);
-    for (size_t i = 0; i < n; i++) {
-        struct rfx_frame *f = frames[i];
-        int64_t e2e = f->exit_ns[t->n - 1] - f->scheduled_ns;
-        bool over_e2e =
-            f->drop_reason == RFX_DROP_NONE && t->e2e_budget && e2e > t->e2e_budget->p99_ns;
-        rfx_flight_record(&t->flight, f, t->n, over_stage[i], over_e2e);
-        if (f->drop_reason != RFX_DROP_NONE) {
-            RFX_PROBE2(frame_drop, f->seq, f->drop_reason);
-            dropped[f->drop_reason < RFX_DROP_REASONS ? f->drop_reason : RFX_DROP_STAGE]++;
-            continue;
-        }
-        executed++;
-        e2e = e2e > 0 ? e2e : 1;
-        if (e2e <= H_HIGHEST)
-            set->e2e_sum += e2e;
-        run_add(set->e2e, &e2e_run, e2e);
-        if (f->context_class < 3)
-            run_add(set->cls[f->context_class], &cls_run[f->context_class], e2e);
-        if (t->e2e_budget && e2e > t->e2e_budget->p99_ns)
-            set->e2e_over_p99++;
-        set->l1 += f->cache_result == RFX_CACHE_L1;
-        set->l2 += f->cache_result == RFX_CACHE_L2;
-        set->miss += f->cache_result == RFX_CACHE_MISS;
-    }
     run_flush(set->e2e, &e2e_run);
     for (int c = 0; c < 3; c++)
         run_flush(set->cls[c], &cls_run[c]);

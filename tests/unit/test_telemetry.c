@@ -23,9 +23,9 @@ static void nop(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_
 }
 
 struct expect {
-    struct rfx_hdr *h[S][K_KINDS], *e2e;
-    int64_t sum[S];
-    uint64_t over[S], executed, dropped;
+    struct rfx_hdr *h[S][K_KINDS], *e2e, *cls[3];
+    int64_t sum[S], e2e_sum;
+    uint64_t over[S], executed, dropped, e2e_over, l1, l2, miss;
 };
 
 static struct rfx_hdr *hist(void)
@@ -40,7 +40,7 @@ static int64_t at_least_1(int64_t v)
     return v > 0 ? v : 1;
 }
 
-/* One frame, recorded the plain way. */
+/* One frame, recorded the plain way (p99[S]: the e2e budget's). */
 static void expect_frame(struct expect *x, const struct rfx_frame *f, const int64_t *p99)
 {
     for (int s = 0; s < S; s++) {
@@ -62,7 +62,15 @@ static void expect_frame(struct expect *x, const struct rfx_frame *f, const int6
         return;
     }
     x->executed++;
-    rfx_hdr_record(x->e2e, at_least_1(f->exit_ns[S - 1] - f->scheduled_ns));
+    int64_t e2e = at_least_1(f->exit_ns[S - 1] - f->scheduled_ns);
+    rfx_hdr_record(x->e2e, e2e);
+    if (f->context_class < 3)
+        rfx_hdr_record(x->cls[f->context_class], e2e);
+    x->e2e_sum += e2e;
+    x->e2e_over += e2e > p99[S];
+    x->l1 += f->cache_result == RFX_CACHE_L1;
+    x->l2 += f->cache_result == RFX_CACHE_L2;
+    x->miss += f->cache_result == RFX_CACHE_MISS;
 }
 
 static void expect_same(const struct rfx_hdr *got, const struct rfx_hdr *want, const char *what,
@@ -99,19 +107,23 @@ static struct rfx_telemetry *make_telemetry(const char **sets, int n_sets, struc
 
 Test(telemetry, records_what_frame_by_frame_recording_would)
 {
-    const char *sets[] = {"budget.pattern=1,2,3", "budget.decide=1,1,2"};
+    const char *sets[] = {"budget.pattern=1,2,3", "budget.decide=1,1,2", "budget.e2e=4,5,6"};
     struct rfx_engine *e;
-    struct rfx_telemetry *t = make_telemetry(sets, 2, &e);
-    int64_t p99[S];
+    struct rfx_telemetry *t = make_telemetry(sets, 3, &e);
+    int64_t p99[S + 1];
     for (int s = 0; s < S; s++)
         p99[s] = t->st[s].budget ? t->st[s].budget->p99_ns : INT64_MAX;
     cr_assert_eq(p99[1], 3000);
+    cr_assert(t->e2e_budget);
+    p99[S] = t->e2e_budget->p99_ns;
 
     struct expect x = {0};
     for (int s = 0; s < S; s++)
         for (int k = 0; k < K_KINDS; k++)
             x.h[s][k] = hist();
     x.e2e = hist();
+    for (int c = 0; c < 3; c++)
+        x.cls[c] = hist();
 
     struct rfx_frame *fr = calloc(FRAMES, sizeof *fr);
     struct rfx_frame *ptr[FRAMES];
@@ -148,8 +160,9 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
             now = at;
         }
         f->seq = (uint64_t)i;
-        f->context_class = RFX_CLASS_ROUTINE;
-        f->cache_result = RFX_CACHE_NONE;
+        /* per frame, not per burst: a class now and then out of range */
+        f->context_class = rand() % 16 ? (uint32_t)(rand() % 3) : 7;
+        f->cache_result = (uint8_t)(rand() % 4);
         expect_frame(&x, f, p99);
     }
     struct rfx_stage_env env = {.engine = e, .stage_index = S};
@@ -172,6 +185,18 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
                      (unsigned long long)got->over_p99[s], (unsigned long long)x.over[s]);
     }
     expect_same(got->e2e, x.e2e, "e2e", -1);
+    for (int c = 0; c < 3; c++)
+        expect_same(got->cls[c], x.cls[c], "e2e of class", c);
+    cr_expect_eq(got->e2e_sum, x.e2e_sum, "e2e sum %lld, want %lld", (long long)got->e2e_sum,
+                 (long long)x.e2e_sum);
+    cr_expect_eq(got->e2e_over_p99, x.e2e_over, "e2e over budget %llu, want %llu",
+                 (unsigned long long)got->e2e_over_p99, (unsigned long long)x.e2e_over);
+    cr_expect(x.e2e_over > 0 && x.e2e_over < x.executed, "the data has frames over the e2e budget "
+              "and under it (%llu of %llu)", (unsigned long long)x.e2e_over,
+              (unsigned long long)x.executed);
+    cr_expect_eq(got->l1, x.l1);
+    cr_expect_eq(got->l2, x.l2);
+    cr_expect_eq(got->miss, x.miss);
     cr_expect(x.over[1] > 0 && x.over[2] > 0, "the data has frames over budget");
     cr_expect(x.dropped > 0 && x.executed > 0);
     struct rfx_engine_counts k;
@@ -186,6 +211,8 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
         for (int k2 = 0; k2 < K_KINDS; k2++)
             rfx_hdr_destroy(x.h[s][k2]);
     rfx_hdr_destroy(x.e2e);
+    for (int c = 0; c < 3; c++)
+        rfx_hdr_destroy(x.cls[c]);
     free(fr);
     rfx_telemetry_destroy(t);
     rfx_engine_destroy(e);
@@ -248,7 +275,7 @@ Test(telemetry, flight_windows_are_kept_without_allocating)
         f.seq = i;
         f.scheduled_ns = f.capture_ns = (int64_t)i * 1000;
         bool over = i % 256 == 10; /* a violation every two rings */
-        rfx_flight_record(&fl, &f, S, over ? 1 : -1, false);
+        rfx_flight_record(&fl, &f, false, over ? 1 : -1, false);
         rfx_flight_collect(&fl);
     }
     cr_assert(rfx_thread_allocated(&after));
@@ -261,5 +288,77 @@ Test(telemetry, flight_windows_are_kept_without_allocating)
     cr_expect_eq(fl.window[0].n, 10 + 1 + 64);
     cr_expect_eq(fl.kept[0].seq, 0);
     cr_expect_eq(fl.kept[fl.window[0].n - 1].seq, 10 + 64);
+    rfx_flight_fini(&fl);
+}
+
+/* The rings keep a frame's times once per run of equal times: every frame
+ * of every window must come back whole, with the times it had, including
+ * the oldest frames of a ring that has wrapped many times over and the
+ * first frame after a ring is handed over (told "same as before" though
+ * the new ring has nothing before it). */
+Test(telemetry, flight_windows_hold_every_frames_own_times)
+{
+    enum { K = 64, N = 40 * K };
+    struct rfx_flight fl;
+    cr_assert_eq(rfx_flight_init(&fl, K), 0);
+    struct rfx_frame *fr = calloc(N, sizeof *fr);
+    srand(11);
+    int64_t now = 1000;
+    for (uint64_t i = 0; i < N; i++) {
+        struct rfx_frame *f = &fr[i];
+        /* Frame 8 + K/2 of every 3K is the first of a fresh ring (the one
+         * before it froze the ring), a burst-mate of the one before, and
+         * over budget: its ring freezes before it wraps. */
+        bool first_of_ring = i % (3 * K) == 8 + K / 2;
+        if (i > 0 && (rand() % 8 != 0 || first_of_ring)) { /* runs of 8 frames on average */
+            memcpy(&f->scheduled_ns, &fr[i - 1].scheduled_ns, sizeof(struct rfx_trace_times));
+        } else {
+            now += 1 + rand() % 1000;
+            f->scheduled_ns = now;
+            f->capture_ns = now + 1;
+            for (int s = 0; s < RFX_MAX_STAGES; s++) {
+                f->enter_ns[s] = now + 2 + 2 * s;
+                f->exit_ns[s] = now + 3 + 2 * s + rand() % 3;
+            }
+        }
+        f->seq = i;
+        f->level = (uint32_t)(i % 3);
+        f->cache_result = (uint8_t)(i % 4);
+        bool same = i > 0 && !memcmp(&f->scheduled_ns, &fr[i - 1].scheduled_ns,
+                                     sizeof(struct rfx_trace_times));
+        bool over = i % (3 * K) == 7 || first_of_ring;
+        rfx_flight_record(&fl, f, same, over ? 2 : -1, false);
+        rfx_flight_collect(&fl);
+    }
+    cr_assert_geq(fl.windows, 10, "windows kept: %d", fl.windows);
+    uint64_t checked = 0;
+    for (int w = 0; w < fl.windows; w++) {
+        /* frame 7 froze the first ring at 7 + 1 + K/2 frames; then windows
+         * alternate: a fresh ring frozen by its first frame, and a wrapped one */
+        uint64_t want = w == 0 ? 7 + 1 + K / 2 : w % 2 ? 1 + K / 2 : K;
+        cr_assert_eq(fl.window[w].n, want, "window %d: %llu frames", w,
+                     (unsigned long long)fl.window[w].n);
+        for (uint64_t j = 0; j < fl.window[w].n; j++) {
+            const struct rfx_trace_frame *x = &fl.kept[(size_t)w * K + j];
+            cr_assert_lt(x->seq, (uint64_t)N);
+            const struct rfx_frame *f = &fr[x->seq];
+            if (j > 0)
+                cr_assert_eq(x->seq, fl.kept[(size_t)w * K + j - 1].seq + 1, "in order");
+            cr_assert_eq(x->scheduled_ns, f->scheduled_ns, "window %d frame %llu: scheduled", w,
+                         (unsigned long long)x->seq);
+            cr_assert_eq(x->capture_ns, f->capture_ns);
+            cr_assert(!memcmp(x->enter_ns, f->enter_ns, sizeof x->enter_ns), "frame %llu: enter",
+                      (unsigned long long)x->seq);
+            cr_assert(!memcmp(x->exit_ns, f->exit_ns, sizeof x->exit_ns), "frame %llu: exit",
+                      (unsigned long long)x->seq);
+            cr_assert_eq(x->level, f->level);
+            cr_assert_eq(x->cache_result, f->cache_result);
+            cr_assert_eq(x->over_stage,
+                         x->seq % (3 * K) == 7 || x->seq % (3 * K) == 8 + K / 2 ? 2 : -1);
+            checked++;
+        }
+    }
+    cr_expect_geq(checked, 10 * K);
+    free(fr);
     rfx_flight_fini(&fl);
 }

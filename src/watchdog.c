@@ -219,11 +219,11 @@ static void close_stall(struct rfx_watchdog *w, int u, int64_t now)
 
 /* "; its thread was off CPU for >= X ms of it" when that is a tenth of the
  * call or more, else "". Off CPU: blocked, preempted, or its vCPU taken by
- * the host (alert messages are short: docs/telemetry.md says so). */
+ * the host (kept short: an alert's message holds 200 bytes). */
 static const char *off_cpu_note(char *buf, size_t len, int64_t off_ns, int64_t elapsed_ns)
 {
     buf[0] = 0;
-    if (off_ns >= 0 && off_ns * 10 >= elapsed_ns && off_ns > 0)
+    if (off_ns > 0 && off_ns * 10 >= elapsed_ns)
         snprintf(buf, len, "; its thread was off CPU for >= %.2f ms of it", off_ns * 1e-6);
     return buf;
 }

@@ -16,12 +16,13 @@
  * frame's. At full speed the frames of a burst share their times, so a
  * frame costs a slot, not a copy of its timeline. A slot's times entry
  * outlives it: at most one entry is written per frame, so the K-1 frames
- * written after the oldest slot cannot have overwritten its entry. The reporter (acquire) copies
- * the frozen ring into one of RFX_TRACE_WINDOWS windows allocated at init
- * and frees it (release); the windows become JSON only when trace.json is
- * written, so the reporter neither formats nor allocates during the run. A
- * violation while the other ring is still being copied is counted, not
- * traced.
+ * written after the oldest slot cannot have overwritten its entry.
+ *
+ * The reporter (acquire) copies the frozen ring into one of
+ * RFX_TRACE_WINDOWS windows allocated at init and frees it (release); the
+ * windows become JSON only when trace.json is written, so the reporter
+ * neither formats nor allocates during the run. A violation while the other
+ * ring is still being copied is counted, not traced.
  */
 #ifndef REFLEX_FLIGHT_RECORDER_H
 #define REFLEX_FLIGHT_RECORDER_H

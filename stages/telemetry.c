@@ -765,8 +765,8 @@ static inline bool same_times(const struct run_times *r, const struct rfx_frame 
  * Record k frames with the timings of f, stage by stage, into the runs.
  * Returns the first stage over its p99 budget, or -1.
  */
-static inline int record_times(struct rfx_telemetry *t, struct tset *set, struct run runs[][K_KINDS],
-                               const struct rfx_frame *f, int64_t k)
+static inline int record_times(struct rfx_telemetry *t, struct tset *set,
+                               struct run runs[][K_KINDS], const struct rfx_frame *f, int64_t k)
 {
     int first_over = -1;
     for (int s = 0; s < t->n; s++) {

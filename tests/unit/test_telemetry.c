@@ -191,9 +191,9 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
                  (long long)x.e2e_sum);
     cr_expect_eq(got->e2e_over_p99, x.e2e_over, "e2e over budget %llu, want %llu",
                  (unsigned long long)got->e2e_over_p99, (unsigned long long)x.e2e_over);
-    cr_expect(x.e2e_over > 0 && x.e2e_over < x.executed, "the data has frames over the e2e budget "
-              "and under it (%llu of %llu)", (unsigned long long)x.e2e_over,
-              (unsigned long long)x.executed);
+    cr_expect(x.e2e_over > 0 && x.e2e_over < x.executed,
+              "the data has frames over the e2e budget and under it (%llu of %llu)",
+              (unsigned long long)x.e2e_over, (unsigned long long)x.executed);
     cr_expect_eq(got->l1, x.l1);
     cr_expect_eq(got->l2, x.l2);
     cr_expect_eq(got->miss, x.miss);

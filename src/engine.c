@@ -908,6 +908,38 @@ static void prefetch_headers(struct rfx_frame *const *frames, size_t n)
             __builtin_prefetch((const char *)frames[i] + off, 1, 3);
 }
 
+/*
+ * The frames of a burst that stage si takes: all of them if it sees dropped
+ * frames, else those not dropped; each is stamped as entering it at `now`.
+ */
+static size_t stage_take(const struct rfx_stage_slot *s, int si, struct rfx_frame **frames,
+                         size_t n, struct rfx_frame **live, int64_t now)
+{
+    size_t m = 0;
+    if (s->ops->sees_dropped) {
+        for (size_t i = 0; i < n; i++) {
+            frames[i]->enter_ns[si] = now;
+            live[i] = frames[i];
+        }
+        return n;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (frames[i]->drop_reason == RFX_DROP_NONE) {
+            frames[i]->enter_ns[si] = now;
+            live[m++] = frames[i];
+        }
+    return m;
+}
+
+/*
+ * Run a burst through this thread's stages, in order. A stage's frames enter
+ * it at the clock reading that ended the stage before it on this thread (the
+ * thread's first stage: at the start of the burst), so one clock reading and
+ * one pass over the frames sit between two fused stages: the pass that
+ * stamps the one's exit, counts its drops and stamps the next one's entry.
+ * The stages' times tile the thread's busy time; the wait between fused
+ * stages is 0, as there is no queue between them.
+ */
 static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
 {
     struct rfx_engine *e = t->e;
@@ -917,49 +949,49 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         .level = (enum rfx_level)atomic_load_explicit(&e->level, memory_order_relaxed),
     };
     env.degrade = (unsigned)env.level <= RFX_LEVEL_CRITICAL ? e->cfg.level_actions[env.level] : 0;
+    int64_t now = rfx_now_ns();
     if ((env.degrade & RFX_DEGRADE_SHED_STALE) && t->critical) {
         /* Shed frames older than the frame budget (CRITICAL by default). */
-        int64_t now = rfx_now_ns(), limit = rfx_frame_budget_ns(e);
+        int64_t limit = rfx_frame_budget_ns(e);
         for (size_t i = 0; i < n; i++)
             if (now - frames[i]->scheduled_ns > limit)
                 rfx_frame_drop(frames[i], RFX_DROP_STALE);
     }
+    size_t m = stage_take(&e->stages[t->first_stage], t->first_stage, frames, n, live, now);
     for (int k = 0; k < t->n_stages; k++) {
         int si = t->first_stage + k;
         const struct rfx_stage_slot *s = &e->stages[si];
-        size_t m = 0;
-        if (s->ops->sees_dropped) {
-            memcpy(live, frames, n * sizeof *frames);
-            m = n;
-        } else {
-            for (size_t i = 0; i < n; i++)
-                if (frames[i]->drop_reason == RFX_DROP_NONE)
-                    live[m++] = frames[i];
-        }
-        if (m == 0)
+        const struct rfx_stage_slot *next = k + 1 < t->n_stages ? s + 1 : NULL;
+        if (m == 0) {
+            if (next)
+                m = stage_take(next, si + 1, frames, n, live, now);
             continue;
-        int64_t t0 = rfx_now_ns();
+        }
+        int64_t t0 = now;
         if (si == e->sink_stage) {
             /* The breaker: while OPEN, frames never reach the sink. */
             size_t kept = m;
             if (rfx_breaker_is_open(&e->breaker)) {
                 kept = 0;
                 for (size_t i = 0; i < m; i++) {
-                    if (rfx_breaker_allow(&e->breaker, t0))
+                    if (rfx_breaker_allow(&e->breaker, t0)) {
                         live[kept++] = live[i];
-                    else
+                    } else {
+                        live[i]->enter_ns[si] = 0; /* never entered */
                         rfx_frame_drop(live[i], RFX_DROP_CIRCUIT_OPEN);
+                    }
                 }
             }
             if (kept < m)
                 rfx_count(&e->stage_dropped[si], m - kept);
             m = kept;
-            if (m == 0)
+            if (m == 0) {
+                if (next)
+                    m = stage_take(next, si + 1, frames, n, live, now);
                 continue;
+            }
             sink_inject(e, live, m, t0);
         }
-        for (size_t i = 0; i < m; i++)
-            live[i]->enter_ns[si] = t0;
         env.stage_index = si;
         env.now_ns = t0;
         /* Heartbeat for the watchdog: this call began at t0. */
@@ -972,13 +1004,31 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         stage_fail(e, si, live, m, env.degrade, t0);
         atomic_store_explicit(&t->busy_since, 0, memory_order_release);
         RFX_PROBE3(stage_exit, si, live[0]->seq, m);
-        int64_t t1 = rfx_now_ns();
+        now = rfx_now_ns();
         if (si == e->sink_stage)
-            sink_outcomes(e, live, m, t1);
+            sink_outcomes(e, live, m, now);
         uint64_t went = 0;
-        for (size_t i = 0; i < m; i++) {
-            live[i]->exit_ns[si] = t1;
-            went += live[i]->drop_reason != RFX_DROP_NONE;
+        if (next && !next->ops->sees_dropped) {
+            /* One pass: this stage's exit, its drops, the next one's entry. */
+            size_t kept = 0;
+            for (size_t i = 0; i < m; i++) {
+                struct rfx_frame *f = live[i];
+                f->exit_ns[si] = now;
+                if (f->drop_reason != RFX_DROP_NONE) {
+                    went++;
+                } else {
+                    f->enter_ns[si + 1] = now;
+                    live[kept++] = f;
+                }
+            }
+            m = kept;
+        } else {
+            for (size_t i = 0; i < m; i++) {
+                live[i]->exit_ns[si] = now;
+                went += live[i]->drop_reason != RFX_DROP_NONE;
+            }
+            if (next)
+                m = stage_take(next, si + 1, frames, n, live, now);
         }
         if (went && !s->ops->sees_dropped)
             rfx_count(&e->stage_dropped[si], went);

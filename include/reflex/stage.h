@@ -90,7 +90,8 @@ struct rfx_frame {
     uint64_t seq;                     /* capture order, from 0 */
     int64_t scheduled_ns;             /* CLOCK_MONOTONIC time the source was due to capture it */
     int64_t capture_ns;               /* when capture began */
-    int64_t enter_ns[RFX_MAX_STAGES]; /* per stage: when its burst began */
+    int64_t enter_ns[RFX_MAX_STAGES]; /* per stage: when it took the burst (a fused stage:
+                                         the exit of the one before it) */
     int64_t exit_ns[RFX_MAX_STAGES];  /* per stage: when its burst ended */
     uint64_t context_key;             /* exact context (pattern stage) */
     uint64_t pattern_key;             /* coarser pattern (pattern stage) */

@@ -149,6 +149,37 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
     }
 }
 
+/* Telemetry stage: frames[0..k) share their times, none is over a budget,
+ * and no hand-over is pending (rfx_flight_plain): the same as
+ * rfx_flight_record for each in turn, with the ring's state kept in
+ * registers (stores into the slots could otherwise alias it). */
+static inline bool rfx_flight_plain(const struct rfx_flight *fl)
+{
+    return fl->k && fl->freeze_at == 0;
+}
+
+static inline void rfx_flight_record_run(struct rfx_flight *fl, struct rfx_frame *const *frames,
+                                         size_t k)
+{
+    struct rfx_trace_ring *r = &fl->ring[fl->cur];
+    uint64_t mask = fl->k - 1, n = fl->n;
+    memcpy(&r->times[r->nt & mask], &frames[0]->scheduled_ns, sizeof *r->times);
+    uint32_t times = (uint32_t)(r->nt & mask);
+    r->nt++;
+    struct rfx_trace_slot *slot = r->slot;
+    for (size_t i = 0; i < k; i++) {
+        const struct rfx_frame *f = frames[i];
+        slot[n++ & mask] = (struct rfx_trace_slot){.seq = f->seq,
+                                                   .times = times,
+                                                   .level = f->level,
+                                                   .drop_reason = f->drop_reason,
+                                                   .cache_result = f->cache_result,
+                                                   .over_stage = -1,
+                                                   .over_e2e = 0};
+    }
+    fl->n = n;
+}
+
 struct rfx_engine;
 struct rfx_ladder;
 /* Reporter: keep a frozen ring, if any, as a window and free it. */

@@ -839,10 +839,16 @@ static inline void record_run(struct rfx_telemetry *t, struct tset *set, struct 
     int64_t e2e = f0->exit_ns[t->n - 1] - f0->scheduled_ns;
     bool over = t->e2e_budget && e2e > t->e2e_budget->p99_ns;
     uint64_t by_class[3] = {0, 0, 0}, exec = 0, l1 = 0, l2 = 0, miss = 0;
+    /* The flight recorder: a run of frames within budget (the common case)
+     * at once, else frame by frame, as a violation may trigger a hand-over. */
+    bool plain = over_stage < 0 && !over && rfx_flight_plain(&t->flight);
+    if (plain)
+        rfx_flight_record_run(&t->flight, frames, k);
     for (size_t i = 0; i < k; i++) {
         const struct rfx_frame *f = frames[i];
         bool ok = f->drop_reason == RFX_DROP_NONE;
-        rfx_flight_record(&t->flight, f, i > 0, over_stage, ok && over); /* a run shares times */
+        if (!plain) /* a run shares times */
+            rfx_flight_record(&t->flight, f, i > 0, over_stage, ok && over);
         if (!ok) {
             RFX_PROBE2(frame_drop, f->seq, f->drop_reason);
             dropped[f->drop_reason < RFX_DROP_REASONS ? f->drop_reason : RFX_DROP_STAGE]++;

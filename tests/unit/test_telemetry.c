@@ -362,3 +362,110 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
     free(fr);
     rfx_flight_fini(&fl);
 }
+
+/* The telemetry stage's flight recorder: whatever shortcut it takes for a
+ * run of frames within budget, its rings and windows must be byte for byte
+ * what recording each frame with rfx_flight_record gives, through budget
+ * violations, hand-overs, violations while a hand-over is pending, and
+ * windows collected between bursts. */
+Test(telemetry, flight_recorder_as_frame_by_frame)
+{
+    const char *sets[] = {"budget.pattern=1,2,3", "budget.e2e=4,5,6", "telemetry.trace_frames=64"};
+    struct rfx_engine *e;
+    struct rfx_telemetry *t = make_telemetry(sets, 3, &e);
+    cr_assert_eq(t->flight.k, 64);
+    struct rfx_flight ref;
+    cr_assert_eq(rfx_flight_init(&ref, 64), 0);
+    enum { N = 20000 };
+    struct rfx_frame *fr = calloc(N, sizeof *fr);
+    struct rfx_frame *ptr[N];
+    srand(5);
+    int64_t now = 1000000;
+    for (int i = 0; i < N; i++) {
+        struct rfx_frame *f = &fr[i];
+        ptr[i] = f;
+        if (i > 0 && rand() % 32 != 0) { /* long runs of burst-mates */
+            memcpy(&f->scheduled_ns, &fr[i - 1].scheduled_ns, sizeof(struct rfx_trace_times));
+            f->woke_mask = fr[i - 1].woke_mask;
+        } else {
+            now += 1000 + rand() % 5000;
+            f->scheduled_ns = now;
+            f->capture_ns = now + 1;
+            int64_t at = f->capture_ns;
+            /* rarely over pattern's 3-us p99 budget or the 6-us e2e one */
+            int64_t slow = rand() % 24 == 0 ? 4000 : 0;
+            for (int s = 0; s < S; s++) {
+                f->enter_ns[s] = at + 1;
+                f->exit_ns[s] = f->enter_ns[s] + 1 + rand() % 700 + (s == 1 ? slow : 0);
+                at = f->exit_ns[s];
+            }
+            if (rand() % 16 == 0)
+                f->exit_ns[S - 1] += 5000;
+            now = at;
+        }
+        f->seq = (uint64_t)i;
+        f->level = (uint32_t)(rand() % 3);
+        f->cache_result = (uint8_t)(rand() % 4);
+        f->drop_reason = rand() % 10 == 0 ? RFX_DROP_STAGE : RFX_DROP_NONE;
+    }
+    int64_t p99_pattern = t->st[1].budget->p99_ns, p99_e2e = t->e2e_budget->p99_ns;
+    struct rfx_stage_env env = {.engine = e, .stage_index = S};
+    int windows_checked = 0;
+    for (int i = 0; i < N;) {
+        int n = 1 + rand() % 128;
+        if (n > N - i)
+            n = N - i;
+        rfx_telemetry_ops.process(t, ptr + i, (size_t)n, &env);
+        for (int j = i; j < i + n; j++) { /* the reference, frame by frame */
+            const struct rfx_frame *f = &fr[j];
+            bool same = j > i &&
+                        !memcmp(&f->scheduled_ns, &fr[j - 1].scheduled_ns,
+                                sizeof(struct rfx_trace_times)) &&
+                        f->woke_mask == fr[j - 1].woke_mask;
+            int over_stage = -1;
+            for (int s = 0; s < S && over_stage < 0; s++)
+                if (s == 1 && f->exit_ns[s] - f->enter_ns[s] > p99_pattern)
+                    over_stage = s;
+            bool over_e2e =
+                f->drop_reason == RFX_DROP_NONE && f->exit_ns[S - 1] - f->scheduled_ns > p99_e2e;
+            rfx_flight_record(&ref, f, same, over_stage, over_e2e);
+        }
+        i += n;
+        rfx_flight_collect(&t->flight);
+        rfx_flight_collect(&ref);
+        struct rfx_flight *g = &t->flight;
+        cr_assert_eq(g->windows, ref.windows, "after frame %d: %d windows, want %d", i, g->windows,
+                     ref.windows);
+        cr_assert_eq(g->n, ref.n, "after frame %d: ring at %llu, want %llu", i,
+                     (unsigned long long)g->n, (unsigned long long)ref.n);
+        cr_assert_eq(g->cur, ref.cur);
+        cr_assert_eq(g->freeze_at, ref.freeze_at);
+        cr_assert_eq(g->missed, ref.missed);
+        cr_assert_eq(g->ring[g->cur].nt, ref.ring[ref.cur].nt);
+        for (int j = 0; j < 64; j++) {
+            const struct rfx_trace_slot *a = &g->ring[g->cur].slot[j],
+                                        *b = &ref.ring[ref.cur].slot[j];
+            cr_assert(a->seq == b->seq && a->times == b->times && a->level == b->level &&
+                          a->drop_reason == b->drop_reason && a->cache_result == b->cache_result &&
+                          a->over_stage == b->over_stage && a->over_e2e == b->over_e2e,
+                      "after frame %d: slot %d differs", i, j);
+        }
+        cr_assert(
+            !memcmp(g->ring[g->cur].times, ref.ring[ref.cur].times, 64 * sizeof *g->ring[0].times),
+            "after frame %d: the ring's times differ", i);
+        for (; windows_checked < g->windows; windows_checked++) {
+            int w = windows_checked;
+            cr_assert_eq(g->window[w].n, ref.window[w].n);
+            cr_assert_eq(g->window[w].trigger, ref.window[w].trigger);
+            cr_assert(!memcmp(&g->kept[(size_t)w * 64], &ref.kept[(size_t)w * 64],
+                              g->window[w].n * sizeof *g->kept),
+                      "window %d differs", w);
+        }
+    }
+    cr_expect_geq(windows_checked, 5, "windows: %d", windows_checked);
+    cr_expect_gt(ref.missed, 0, "violations while a hand-over was pending");
+    free(fr);
+    rfx_flight_fini(&ref);
+    rfx_telemetry_destroy(t);
+    rfx_engine_destroy(e);
+}

@@ -129,15 +129,15 @@ static void exe(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_
         if (x->overhead) {
             int64_t work = 0;
             for (int s = 0; s < si; s++)
-                work += f[i]->exit_ns[s] - f[i]->enter_ns[s];
-            int64_t o = f[i]->enter_ns[si] - f[i]->scheduled_ns - work;
+                work += (uint32_t)(f[i]->exit_at[s] - f[i]->enter_at[s]);
+            int64_t o = rfx_frame_since(f[i], f[i]->enter_at[si]) - work;
             if (getenv("RFX_BENCH_TRACE") &&
                 o > (getenv("RFX_BENCH_TRACE_NS") ? atoll(getenv("RFX_BENCH_TRACE_NS")) : 200000))
                 fprintf(stderr, "frame %llu overhead %lld us: late %lld wait1 %lld wait2 %lld\n",
                         (unsigned long long)f[i]->seq, (long long)o / 1000,
                         (long long)(f[i]->capture_ns - f[i]->scheduled_ns) / 1000,
-                        (long long)(f[i]->enter_ns[1] - f[i]->exit_ns[0]) / 1000,
-                        (long long)(f[i]->enter_ns[2] - f[i]->exit_ns[1]) / 1000);
+                        (long long)(uint32_t)(f[i]->enter_at[1] - f[i]->exit_at[0]) / 1000,
+                        (long long)(uint32_t)(f[i]->enter_at[2] - f[i]->exit_at[1]) / 1000);
             rfx_hdr_record_fast(x->overhead, o > 0 ? o : 1);
         }
     }
@@ -311,13 +311,13 @@ static double core_rtt_ns(void)
  * and payload of the engine's default sizes, a pool of 16384) handed from a
  * thread spinning on core 0 to one spinning on core 1 and back, in bursts of
  * 64 over the engine's own rings, with no stages, no telemetry and no cache.
- * Core 0 writes what capture writes (the header's sequence and times, its
- * stage times zeroed, the sequence into the payload); core 1 reads a word
- * of each of the three header lines (the sequence, a stage time, the cache
- * result: what telemetry must read) and stamps one exit time, as the last
- * stage would. Each frame's header lines cross the cores twice a lap, as in
- * the engine; no two-thread pipeline that reads these frames' headers on
- * the second core can go faster on this machine.
+ * Core 0 writes what capture writes (the header's sequence and times, the
+ * sequence into the payload); core 1 reads a word of each of the two header
+ * lines (the sequence, a stage time and the cache result: what telemetry
+ * must read) and stamps one exit time, as the last stage would. Each
+ * frame's header lines cross the cores twice a lap, as in the engine; no
+ * two-thread pipeline that reads these frames' headers on the second core
+ * can go faster on this machine.
  */
 struct handoff {
     struct rfx_spsc_ring *fwd, *ret;
@@ -354,8 +354,8 @@ static void *handoff_tail(void *arg)
         int64_t now = rfx_now_ns();
         uint64_t sum = 0;
         for (size_t i = 0; i < n; i++) {
-            sum += f[i]->seq + f[i]->exit_ns[2] + f[i]->cache_result;
-            f[i]->exit_ns[3] = now;
+            sum += f[i]->seq + f[i]->exit_at[2] + f[i]->cache_result;
+            f[i]->exit_at[3] = rfx_stamp(now);
         }
         moved += n + (sum == UINT64_MAX); /* keep the reads */
         for (size_t k = 0; k < n;)
@@ -387,8 +387,7 @@ static void *handoff_head(void *arg)
         for (size_t i = 0; i < n; i++) {
             f[i]->seq = seq + i;
             f[i]->scheduled_ns = f[i]->capture_ns = now;
-            memset(f[i]->enter_ns, 0, sizeof f[i]->enter_ns);
-            memset(f[i]->exit_ns, 0, sizeof f[i]->exit_ns);
+            f[i]->reached = 0;
             memcpy(f[i]->payload, &f[i]->seq, 8);
         }
         seq += n;

@@ -72,12 +72,12 @@ static void stamp(struct rfx_frame *f, uint64_t seq, int64_t now, bool shared, i
     f->seq = seq;
     f->scheduled_ns = f->capture_ns = now + own;
     for (int s = 0; s < 5; s++) {
-        f->enter_ns[s] = now + own + 2000 * s + 100;
-        f->exit_ns[s] = now + own + 2000 * s + 900 + (seq / BURST) % 7;
+        f->enter_at[s] = rfx_stamp(now + own + 2000 * s + 100);
+        f->exit_at[s] = rfx_stamp(now + own + 2000 * s + 900 + (int64_t)(seq / BURST) % 7);
     }
     f->drop_reason = RFX_DROP_NONE;
     f->cache_result = (uint8_t)(1 + i % 3);
-    f->context_class = (uint32_t)(i % 3);
+    f->context_class = (uint8_t)(i % 3);
     f->woke_mask = 0;
 }
 

@@ -892,8 +892,8 @@ static void sink_outcomes(struct rfx_engine *e, struct rfx_frame **f, size_t m, 
     rfx_breaker_ok_n(&e->breaker, oks, now);
 }
 
-_Static_assert(sizeof(struct rfx_frame) <= 3 * 64,
-               "a frame header crosses cores every lap: keep it in three cache lines");
+_Static_assert(sizeof(struct rfx_frame) <= 2 * 64,
+               "a frame header crosses cores every lap: keep it in two cache lines");
 
 /*
  * A burst's frame headers were last written on another core (upstream, or
@@ -918,14 +918,14 @@ static size_t stage_take(const struct rfx_stage_slot *s, int si, struct rfx_fram
     size_t m = 0;
     if (s->ops->sees_dropped) {
         for (size_t i = 0; i < n; i++) {
-            frames[i]->enter_ns[si] = now;
+            frames[i]->enter_at[si] = rfx_stamp(now);
             live[i] = frames[i];
         }
         return n;
     }
     for (size_t i = 0; i < n; i++)
         if (frames[i]->drop_reason == RFX_DROP_NONE) {
-            frames[i]->enter_ns[si] = now;
+            frames[i]->enter_at[si] = rfx_stamp(now);
             live[m++] = frames[i];
         }
     return m;
@@ -954,8 +954,10 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         /* Shed frames older than the frame budget (CRITICAL by default). */
         int64_t limit = rfx_frame_budget_ns(e);
         for (size_t i = 0; i < n; i++)
-            if (now - frames[i]->scheduled_ns > limit)
+            if (frames[i]->drop_reason == RFX_DROP_NONE && now - frames[i]->scheduled_ns > limit) {
                 rfx_frame_drop(frames[i], RFX_DROP_STALE);
+                frames[i]->reached = (uint8_t)t->first_stage;
+            }
     }
     size_t m = stage_take(&e->stages[t->first_stage], t->first_stage, frames, n, live, now);
     for (int k = 0; k < t->n_stages; k++) {
@@ -977,7 +979,7 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
                     if (rfx_breaker_allow(&e->breaker, t0)) {
                         live[kept++] = live[i];
                     } else {
-                        live[i]->enter_ns[si] = 0; /* never entered */
+                        live[i]->reached = (uint8_t)si; /* never entered */
                         rfx_frame_drop(live[i], RFX_DROP_CIRCUIT_OPEN);
                     }
                 }
@@ -1008,29 +1010,37 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         if (si == e->sink_stage)
             sink_outcomes(e, live, m, now);
         uint64_t went = 0;
+        uint32_t at = rfx_stamp(now);
+        bool sees = s->ops->sees_dropped;
         if (next && !next->ops->sees_dropped) {
             /* One pass: this stage's exit, its drops, the next one's entry. */
             size_t kept = 0;
             for (size_t i = 0; i < m; i++) {
                 struct rfx_frame *f = live[i];
-                f->exit_ns[si] = now;
+                f->exit_at[si] = at;
                 if (f->drop_reason != RFX_DROP_NONE) {
                     went++;
+                    if (!sees)
+                        f->reached = (uint8_t)(si + 1);
                 } else {
-                    f->enter_ns[si + 1] = now;
+                    f->enter_at[si + 1] = at;
                     live[kept++] = f;
                 }
             }
             m = kept;
         } else {
             for (size_t i = 0; i < m; i++) {
-                live[i]->exit_ns[si] = now;
-                went += live[i]->drop_reason != RFX_DROP_NONE;
+                live[i]->exit_at[si] = at;
+                if (live[i]->drop_reason != RFX_DROP_NONE) {
+                    went++;
+                    if (!sees)
+                        live[i]->reached = (uint8_t)(si + 1);
+                }
             }
             if (next)
                 m = stage_take(next, si + 1, frames, n, live, now);
         }
-        if (went && !s->ops->sees_dropped)
+        if (went && !sees)
             rfx_count(&e->stage_dropped[si], went);
     }
 }
@@ -1236,14 +1246,18 @@ static void forward(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
         size_t n_ev = 0, n_dr = 0;
         size_t k = rfx_ring_push_burst(t->out, frames + done, n - done, evicted, &n_ev, &n_dr);
         if (n_ev) {
-            for (size_t i = 0; i < n_ev; i++)
+            for (size_t i = 0; i < n_ev; i++) {
                 rfx_frame_drop(evicted[i], RFX_DROP_EVICTED);
+                evicted[i]->reached = (uint8_t)(t->first_stage + t->n_stages);
+            }
             send_dropped(t, evicted, n_ev);
         }
         if (n_dr) {
             struct rfx_frame **d = frames + done + (k - n_dr);
-            for (size_t i = 0; i < n_dr; i++)
+            for (size_t i = 0; i < n_dr; i++) {
                 rfx_frame_drop(d[i], RFX_DROP_RING_FULL);
+                d[i]->reached = (uint8_t)(t->first_stage + t->n_stages);
+            }
             send_dropped(t, d, n_dr);
         }
         done += k;
@@ -1353,16 +1367,13 @@ static void source_loop(struct rfx_xthread *t)
             f->capture_ns = now;
             f->context_key = f->pattern_key = f->cache_generation = 0;
             f->context_class = RFX_CLASS_ROUTINE;
-            f->level = (uint32_t)level;
+            f->level = (uint8_t)level;
+            f->reached = 0;
             f->action = 0;
             f->flags = 0;
             f->drop_reason = RFX_DROP_NONE;
             f->cache_result = RFX_CACHE_NONE;
             f->woke_mask = 0;
-            /* A recycled frame still holds its last lap's stage times; a
-             * stage that skips it this lap (dropped before) must read 0. */
-            memset(f->enter_ns, 0, sizeof f->enter_ns);
-            memset(f->exit_ns, 0, sizeof f->exit_ns);
             RFX_PROBE2(frame_capture, f->seq, f->scheduled_ns);
         }
         run_stages(t, frames, n);

@@ -72,13 +72,18 @@ static void keep(struct rfx_flight *fl, const struct rfx_trace_ring *ring, uint6
     uint64_t cnt = n < fl->k ? n : fl->k, first = n < fl->k ? 0 : n & (fl->k - 1);
     for (uint64_t i = 0; i < cnt; i++) {
         const struct rfx_trace_slot *x = &ring->slot[(first + i) & (fl->k - 1)];
-        const int64_t *t = ring->times[x->times].t;
+        const struct rfx_trace_times *t = &ring->times[x->times];
         struct rfx_trace_frame *o = &out[i];
         o->seq = x->seq;
-        o->scheduled_ns = t[0];
-        o->capture_ns = t[1];
-        memcpy(o->enter_ns, t + 2, sizeof o->enter_ns);
-        memcpy(o->exit_ns, t + 2 + RFX_MAX_STAGES, sizeof o->exit_ns);
+        o->scheduled_ns = t->scheduled_ns;
+        o->capture_ns = t->capture_ns;
+        for (int s = 0; s < RFX_MAX_STAGES; s++) { /* stamps: low 32 bits (stage.h) */
+            bool had = s < x->reached;
+            o->enter_ns[s] =
+                had ? t->scheduled_ns + (uint32_t)(t->enter_at[s] - (uint32_t)t->scheduled_ns) : 0;
+            o->exit_ns[s] =
+                had ? t->scheduled_ns + (uint32_t)(t->exit_at[s] - (uint32_t)t->scheduled_ns) : 0;
+        }
         o->level = x->level;
         o->drop_reason = x->drop_reason;
         o->cache_result = x->cache_result;

@@ -40,18 +40,12 @@
 struct rfx_trace_frame {
     uint64_t seq;
     int64_t scheduled_ns, capture_ns;
-    int64_t enter_ns[RFX_MAX_STAGES], exit_ns[RFX_MAX_STAGES];
+    int64_t enter_ns[RFX_MAX_STAGES], exit_ns[RFX_MAX_STAGES]; /* CLOCK_MONOTONIC; 0: never */
     uint32_t level;
     uint8_t drop_reason, cache_result;
     int8_t over_stage; /* the first stage over its p99 budget, -1: none */
     uint8_t over_e2e;  /* end to end over its p99 budget */
 };
-
-_Static_assert(sizeof(((struct rfx_trace_frame *)0)->enter_ns) ==
-                       sizeof(((struct rfx_frame *)0)->enter_ns) &&
-                   sizeof(((struct rfx_trace_frame *)0)->exit_ns) ==
-                       sizeof(((struct rfx_frame *)0)->exit_ns),
-               "a trace frame copies the frame's stage times whole");
 
 /* What a ring keeps per frame; its times are in the ring's times[]. */
 struct rfx_trace_slot {
@@ -61,17 +55,24 @@ struct rfx_trace_slot {
     uint8_t drop_reason, cache_result;
     int8_t over_stage;
     uint8_t over_e2e;
+    uint8_t reached; /* stages with times (telemetry's count) */
 };
 
-/* scheduled_ns .. exit_ns[] of a frame, as laid out there. */
+/* scheduled_ns .. exit_at[] of a frame, as laid out there. */
 struct rfx_trace_times {
-    int64_t t[2 + 2 * RFX_MAX_STAGES];
+    int64_t scheduled_ns, capture_ns;
+    uint32_t enter_at[RFX_MAX_STAGES], exit_at[RFX_MAX_STAGES];
 };
 
-_Static_assert(offsetof(struct rfx_frame, exit_ns) + sizeof(((struct rfx_frame *)0)->exit_ns) -
-                       offsetof(struct rfx_frame, scheduled_ns) ==
-                   sizeof(struct rfx_trace_times),
-               "a frame's times are contiguous, from scheduled_ns to exit_ns[]");
+_Static_assert(offsetof(struct rfx_frame, exit_at) + sizeof(((struct rfx_frame *)0)->exit_at) -
+                           offsetof(struct rfx_frame, scheduled_ns) ==
+                       sizeof(struct rfx_trace_times) &&
+                   offsetof(struct rfx_frame, enter_at) -
+                           offsetof(struct rfx_frame, scheduled_ns) ==
+                       offsetof(struct rfx_trace_times, enter_at) &&
+                   offsetof(struct rfx_frame, exit_at) - offsetof(struct rfx_frame, scheduled_ns) ==
+                       offsetof(struct rfx_trace_times, exit_at),
+               "a frame's times are contiguous, from scheduled_ns to exit_at[], as here");
 
 struct rfx_trace_ring {
     struct rfx_trace_slot *slot;   /* k */
@@ -108,10 +109,11 @@ struct rfx_flight {
 int rfx_flight_init(struct rfx_flight *fl, uint32_t k);
 void rfx_flight_fini(struct rfx_flight *fl);
 
-/* Telemetry stage, per frame. same_times: its scheduled_ns .. exit_ns[]
- * equal those of the frame recorded just before it (false is always safe). */
+/* Telemetry stage, per frame. same_times: its scheduled_ns .. exit_at[]
+ * equal those of the frame recorded just before it (false is always safe);
+ * reached: how many stages' times are its own (the rest are left out). */
 static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_frame *f,
-                                     bool same_times, int over_stage, bool over_e2e)
+                                     bool same_times, int over_stage, bool over_e2e, int reached)
 {
     if (!fl->k)
         return;
@@ -128,6 +130,7 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
     x->cache_result = f->cache_result;
     x->over_stage = (int8_t)over_stage;
     x->over_e2e = over_e2e;
+    x->reached = (uint8_t)reached;
     fl->n++;
     if ((over_stage >= 0 || over_e2e) && fl->freeze_at == 0) {
         if (atomic_load_explicit(&fl->ready, memory_order_acquire)) { /* F2 */
@@ -159,7 +162,7 @@ static inline bool rfx_flight_plain(const struct rfx_flight *fl)
 }
 
 static inline void rfx_flight_record_run(struct rfx_flight *fl, struct rfx_frame *const *frames,
-                                         size_t k)
+                                         size_t k, int reached)
 {
     struct rfx_trace_ring *r = &fl->ring[fl->cur];
     uint64_t mask = fl->k - 1, n = fl->n;
@@ -175,7 +178,8 @@ static inline void rfx_flight_record_run(struct rfx_flight *fl, struct rfx_frame
                                                    .drop_reason = f->drop_reason,
                                                    .cache_result = f->cache_result,
                                                    .over_stage = -1,
-                                                   .over_e2e = 0};
+                                                   .over_e2e = 0,
+                                                   .reached = (uint8_t)reached};
     }
     fl->n = n;
 }

@@ -88,7 +88,7 @@ static void set_reset(struct tset *s, int n)
     rfx_hdr_reset(s->e2e);
     for (int c = 0; c < 3; c++)
         rfx_hdr_reset(s->cls[c]);
-    s->l1 = s->l2 = s->miss = s->e2e_over_p99 = 0;
+    s->l1 = s->l2 = s->miss = s->e2e_over_p99 = s->beyond_span = 0;
     s->e2e_sum = 0;
     memset(s->over_p99, 0, sizeof s->over_p99);
     memset(s->sum, 0, sizeof s->sum);
@@ -564,6 +564,7 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
         fflush(t->hlog_f);
     count_pct(s->e2e, t->e2e_budget, &t->e2e_violations, t->e2e_viol_by_pct);
     t->e2e_frames_over_p99 += s->e2e_over_p99;
+    t->beyond_span += s->beyond_span;
     bool had = rfx_hdr_total_count(s->e2e) > 0;
     uint64_t lookups = s->l1 + s->l2 + s->miss;
     double hr = lookups ? (double)(s->l1 + s->l2) / (double)lookups : -1;
@@ -726,55 +727,69 @@ static inline void run_add(struct rfx_hdr *h, struct run *r, int64_t v)
 /*
  * Frames whose timings are all equal: the frames of one burst, when the
  * source captured them together (it does at full speed) and every stage
- * took them as one burst. Compares scheduled_ns..exit_ns[] whole (a fixed
- * 128 bytes: a few vector compares) and woke_mask.
+ * took them as one burst. Compares scheduled_ns..exit_at[] whole (a fixed
+ * 72 bytes: nine word compares, which the compiler vectorises) and the word
+ * of woke_mask, reached and drop_reason (frames alike in all three reached
+ * the same stages).
  */
-_Static_assert(offsetof(struct rfx_frame, exit_ns) + sizeof(((struct rfx_frame *)0)->exit_ns) -
-                       offsetof(struct rfx_frame, scheduled_ns) ==
-                   (2 + 2 * RFX_MAX_STAGES) * sizeof(int64_t),
-               "a frame's times are contiguous, from scheduled_ns to exit_ns[]");
+#define TIMES_BYTES                                                                                \
+    (offsetof(struct rfx_frame, exit_at) + sizeof(((struct rfx_frame *)0)->exit_at) -              \
+     offsetof(struct rfx_frame, scheduled_ns))
+_Static_assert(TIMES_BYTES % sizeof(uint64_t) == 0 &&
+                   TIMES_BYTES == 2 * sizeof(int64_t) + 2 * RFX_MAX_STAGES * sizeof(uint32_t),
+               "a frame's times are contiguous, from scheduled_ns to exit_at[]");
+enum { N_TIME_WORDS = TIMES_BYTES / sizeof(uint64_t) };
+_Static_assert(offsetof(struct rfx_frame, reached) == offsetof(struct rfx_frame, woke_mask) + 2 &&
+                   offsetof(struct rfx_frame, drop_reason) ==
+                       offsetof(struct rfx_frame, woke_mask) + 3,
+               "woke_mask, reached and drop_reason share a word");
 
-typedef uint64_t v2 __attribute__((vector_size(16))); /* SSE2: on every x86-64 */
-enum { N_TIME_VECS = (2 + 2 * RFX_MAX_STAGES) * sizeof(int64_t) / sizeof(v2) };
+static inline uint32_t run_tag(const struct rfx_frame *f)
+{
+    uint32_t v;
+    memcpy(&v, &f->woke_mask, sizeof v);
+    return v;
+}
 
 /* A run's first frame's times, for comparing the next frames against. */
 struct run_times {
-    v2 v[N_TIME_VECS];
-    uint16_t woke_mask;
+    uint64_t w[N_TIME_WORDS];
+    uint32_t tag; /* run_tag */
+    int reached;  /* stages with times */
 };
 
-static inline void run_times_of(struct run_times *r, const struct rfx_frame *f)
+static inline void run_times_of(struct run_times *r, const struct rfx_frame *f, int n)
 {
-    memcpy(r->v, &f->scheduled_ns, sizeof r->v);
-    r->woke_mask = f->woke_mask;
+    memcpy(r->w, &f->scheduled_ns, sizeof r->w);
+    r->tag = run_tag(f);
+    r->reached = rfx_frame_reached(f, n);
 }
 
 static inline bool same_times(const struct run_times *r, const struct rfx_frame *f)
 {
     const char *p = (const char *)&f->scheduled_ns;
-    v2 d = {0, 0};
-    for (int i = 0; i < N_TIME_VECS; i++) {
-        v2 x;
+    uint64_t d = 0;
+    for (int i = 0; i < N_TIME_WORDS; i++) {
+        uint64_t x;
         memcpy(&x, p + i * sizeof x, sizeof x);
-        d |= x ^ r->v[i];
+        d |= x ^ r->w[i];
     }
-    return (d[0] | d[1]) == 0 && f->woke_mask == r->woke_mask;
+    return d == 0 && run_tag(f) == r->tag;
 }
 
 /*
- * Record k frames with the timings of f, stage by stage, into the runs.
- * Returns the first stage over its p99 budget, or -1.
+ * Record k frames with the timings of f, stage by stage (its first `reached`
+ * stages), into the runs. Returns the first stage over its p99 budget, or -1.
  */
 static inline int record_times(struct rfx_telemetry *t, struct tset *set,
-                               struct run runs[][K_KINDS], const struct rfx_frame *f, int64_t k)
+                               struct run runs[][K_KINDS], const struct rfx_frame *f, int64_t k,
+                               int reached)
 {
     int first_over = -1;
-    for (int s = 0; s < t->n; s++) {
-        if (f->exit_ns[s] == 0)
-            continue; /* did not run there (dropped before) */
-        int64_t svc = f->exit_ns[s] - f->enter_ns[s];
-        int64_t ready = s == 0 ? f->scheduled_ns : f->exit_ns[s - 1];
-        int64_t wait = f->enter_ns[s] - ready;
+    for (int s = 0; s < reached; s++) {
+        int64_t enter = rfx_frame_since(f, f->enter_at[s]);
+        int64_t svc = rfx_frame_since(f, f->exit_at[s]) - enter;
+        int64_t wait = enter - (s == 0 ? 0 : rfx_frame_since(f, f->exit_at[s - 1]));
         svc = svc > 0 ? svc : 1;
         wait = wait > 0 ? wait : 1;
         if (svc <= H_HIGHEST) /* what the histogram takes */
@@ -828,27 +843,27 @@ static void tel_count_only(struct rfx_engine *e, struct rfx_frame **frames, size
 
 /*
  * Frames [first, first + k) share their times (and so their end to end
- * latency and budget verdicts): their per-frame part, the flight recorder
- * and the counts, then their end to end latency as k records at once.
+ * latency, e2e, and budget verdicts): their per-frame part, the flight
+ * recorder and the counts, then their end to end latency as k records at
+ * once.
  */
 static inline void record_run(struct rfx_telemetry *t, struct tset *set, struct run *e2e_run,
                               struct run cls_run[3], struct rfx_frame **frames, size_t k,
-                              int over_stage, uint64_t *executed, uint64_t *dropped)
+                              int over_stage, int reached, int64_t e2e, uint64_t *executed,
+                              uint64_t *dropped)
 {
-    const struct rfx_frame *f0 = frames[0];
-    int64_t e2e = f0->exit_ns[t->n - 1] - f0->scheduled_ns;
     bool over = t->e2e_budget && e2e > t->e2e_budget->p99_ns;
     uint64_t by_class[3] = {0, 0, 0}, exec = 0, l1 = 0, l2 = 0, miss = 0;
     /* The flight recorder: a run of frames within budget (the common case)
      * at once, else frame by frame, as a violation may trigger a hand-over. */
     bool plain = over_stage < 0 && !over && rfx_flight_plain(&t->flight);
     if (plain)
-        rfx_flight_record_run(&t->flight, frames, k);
+        rfx_flight_record_run(&t->flight, frames, k, reached);
     for (size_t i = 0; i < k; i++) {
         const struct rfx_frame *f = frames[i];
         bool ok = f->drop_reason == RFX_DROP_NONE;
         if (!plain) /* a run shares times */
-            rfx_flight_record(&t->flight, f, i > 0, over_stage, ok && over);
+            rfx_flight_record(&t->flight, f, i > 0, over_stage, ok && over, reached);
         if (!ok) {
             RFX_PROBE2(frame_drop, f->seq, f->drop_reason);
             dropped[f->drop_reason < RFX_DROP_REASONS ? f->drop_reason : RFX_DROP_STAGE]++;
@@ -899,16 +914,28 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
     memset(runs, 0, sizeof runs);
     size_t first = 0;
     struct run_times ref; /* frames[first]'s, kept in registers */
-    run_times_of(&ref, frames[0]);
+    run_times_of(&ref, frames[0], t->n);
     for (size_t i = 1; i <= n; i++) {
         if (i < n && same_times(&ref, frames[i]))
             continue;
-        int over_stage = record_times(t, set, runs, frames[first], (int64_t)(i - first));
-        record_run(t, set, &e2e_run, cls_run, frames + first, i - first, over_stage, &executed,
-                   dropped);
+        const struct rfx_frame *f0 = frames[first];
+        int64_t k = (int64_t)(i - first), e2e, age = env->now_ns - f0->scheduled_ns;
+        int reached = ref.reached, over_stage = -1;
+        if (age < RFX_FRAME_SPAN_NS) { /* its stamps read right (stage.h) */
+            over_stage = record_times(t, set, runs, f0, k, reached);
+            e2e = reached == t->n ? rfx_frame_since(f0, f0->exit_at[t->n - 1]) : 0;
+        } else {
+            /* Older than the stamps' span: its stage times are unknown, and
+             * its end to end runs to this stage's entry. Counted apart. */
+            set->beyond_span += (uint64_t)k;
+            reached = 0;
+            e2e = age;
+        }
+        record_run(t, set, &e2e_run, cls_run, frames + first, (size_t)k, over_stage, reached, e2e,
+                   &executed, dropped);
         first = i;
         if (i < n)
-            run_times_of(&ref, frames[i]);
+            run_times_of(&ref, frames[i], t->n);
     }
     for (int s = 0; s < t->n; s++)
         for (int k = 0; k < K_KINDS; k++)
@@ -918,7 +945,6 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
         run_flush(set->cls[c], &cls_run[c]);
     atomic_store_explicit(&t->epoch, ep + 2, memory_order_release); /* P3 */
     publish_counts(e, executed, dropped);
-    (void)env;
 }
 
 const struct rfx_stage_ops rfx_telemetry_ops = {
@@ -1112,7 +1138,7 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     fprintf(f, "  },\n  \"e2e\": {");
     json_hist(f, t->e2e_all);
     json_budget(f, t->e2e_budget, t->e2e_violations, t->e2e_viol_by_pct, t->e2e_frames_over_p99);
-    fprintf(f, "},\n");
+    fprintf(f, ", \"frames_beyond_stamp_span\": %" PRIu64 "},\n", t->beyond_span);
     struct rfx_action_cache_stats cs;
     rfx_action_cache_stats(e->cache, &cs);
     uint64_t lookups = t->l1 + t->l2 + t->miss;

@@ -26,6 +26,7 @@ struct tset {
     uint64_t l1, l2, miss;
     uint64_t over_p99[RFX_MAX_STAGES], e2e_over_p99;
     int64_t sum[RFX_MAX_STAGES], e2e_sum; /* exact sums of what was recorded (ns) */
+    uint64_t beyond_span;                 /* frames older than RFX_FRAME_SPAN_NS at telemetry */
 };
 
 struct tstage {
@@ -48,6 +49,7 @@ struct rfx_telemetry {
     int64_t e2e_sum; /* whole run, exact (ns) */
     const struct rfx_budget *e2e_budget;
     uint64_t e2e_violations, e2e_viol_by_pct[3], e2e_frames_over_p99;
+    uint64_t beyond_span; /* whole run: frames older than RFX_FRAME_SPAN_NS at telemetry */
     uint64_t l1, l2, miss;
     /* budget windows: the last W intervals of each tag, merged (reporter) */
     int w_len, w_next, w_fill;

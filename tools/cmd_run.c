@@ -226,6 +226,7 @@ int cmd_run(int argc, char **argv, bool demo)
     bool tty = isatty(STDERR_FILENO);
     int64_t t0 = rfx_now_ns(), last = t0;
     uint64_t shown = 0;
+    struct rfx_engine_status shown_st = {0};
     while (rfx_engine_running(e)) {
         struct timespec ts = {0, 100000000};
         nanosleep(&ts, NULL);
@@ -238,6 +239,7 @@ int cmd_run(int argc, char **argv, bool demo)
             continue;
         last = now;
         shown = st.intervals;
+        shown_st = st;
         char line[320];
         status_line(line, sizeof line, &st, (now - t0) * 1e-9, cfg.duration_s, tty);
         if (tty)
@@ -245,9 +247,21 @@ int cmd_run(int argc, char **argv, bool demo)
         else
             fprintf(stderr, "reflex: %s\n", line);
     }
-    if (tty && !quiet && shown)
-        fputc('\n', stderr);
     rfx_engine_wait(e);
+    if (tty && !quiet && shown) {
+        /* The run ended between redraws: draw the line once more at the
+         * last interval's end, where the run ended (a timed run's bar ends
+         * full), with that interval's figures, or the last shown ones if it
+         * was a stub with no frames. */
+        struct rfx_engine_status fin;
+        rfx_engine_status(e, &fin);
+        double t_end = fin.t_s;
+        if (fin.frames_per_s <= 0)
+            fin = shown_st;
+        char line[320];
+        status_line(line, sizeof line, &fin, t_end, cfg.duration_s, tty);
+        fprintf(stderr, "\r%s\033[K\n", line);
+    }
     atomic_store_explicit(&g_engine, NULL, memory_order_relaxed);
     rfx_builtin_report(b, e, stdout);
     int status = 0;

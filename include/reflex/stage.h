@@ -26,10 +26,9 @@
 extern "C" {
 #endif
 
-/* Stages in one pipeline, telemetry included. Seven keeps a frame's header
- * (struct rfx_frame, two time arrays of this length) in three cache lines:
- * every line of it crosses between cores on every lap, and a fourth line
- * cost about a quarter of the pipeline's peak rate. */
+/* Stages in one pipeline, telemetry included. With seven, a frame's header
+ * (struct rfx_frame, two 32-bit time arrays of this length) fits in two
+ * cache lines: every line of it crosses between cores on every lap. */
 #define RFX_MAX_STAGES 7
 #define RFX_NAME_MAX   32
 
@@ -85,27 +84,66 @@ enum rfx_cache_result {
 #define RFX_FRAME_EMPTY       0x1u /* capture: no input for this slot; the engine recycles it */
 #define RFX_FRAME_SINK_FAILED 0x2u /* the sink (last stage before telemetry) failed to deliver */
 
-/* A frame's header: 192 bytes, three cache lines (pinned in src/engine.c). */
+/*
+ * Stage times. A frame keeps when each stage took it and let it go as the
+ * low 32 bits of the CLOCK_MONOTONIC nanosecond time: a stamp is one store,
+ * and a frame's header stays in two cache lines. A stamp is read against the
+ * frame's scheduled_ns (rfx_frame_since, rfx_frame_time_ns), which is exact
+ * while the frame is younger than RFX_FRAME_SPAN_NS (2^32 ns, 4.29 s); the
+ * telemetry stage counts older frames apart (docs/telemetry.md).
+ * Which stages took a frame: all of them unless it was dropped; a dropped
+ * frame went through its first `reached` stages (the others' stamps are
+ * stale).
+ */
+#define RFX_FRAME_SPAN_NS (INT64_C(1) << 32)
+
+/* A frame's header: 128 bytes, two cache lines (pinned in src/engine.c). */
 struct rfx_frame {
-    uint64_t seq;                     /* capture order, from 0 */
-    int64_t scheduled_ns;             /* CLOCK_MONOTONIC time the source was due to capture it */
-    int64_t capture_ns;               /* when capture began */
-    int64_t enter_ns[RFX_MAX_STAGES]; /* per stage: when it took the burst (a fused stage:
-                                         the exit of the one before it) */
-    int64_t exit_ns[RFX_MAX_STAGES];  /* per stage: when its burst ended */
-    uint64_t context_key;             /* exact context (pattern stage) */
-    uint64_t pattern_key;             /* coarser pattern (pattern stage) */
-    uint64_t cache_generation;        /* snapshot generation decide looked up in */
-    uint32_t context_class;           /* enum rfx_context_class */
-    uint32_t level;                   /* enum rfx_level when captured */
-    uint32_t action;                  /* decide's choice */
-    uint32_t flags;                   /* RFX_FRAME_* */
-    uint8_t drop_reason;              /* enum rfx_drop_reason */
-    uint8_t cache_result;             /* enum rfx_cache_result */
-    uint16_t woke_mask;               /* bit i: stage i's thread had parked before this frame */
+    uint64_t seq;                      /* capture order, from 0 */
+    int64_t scheduled_ns;              /* CLOCK_MONOTONIC time the source was due to capture it */
+    int64_t capture_ns;                /* when capture began */
+    uint32_t enter_at[RFX_MAX_STAGES]; /* per stage: when it took the burst (a fused stage:
+                                          the exit of the one before it); low 32 bits */
+    uint32_t exit_at[RFX_MAX_STAGES];  /* per stage: when its burst ended; low 32 bits */
+    uint64_t context_key;              /* exact context (pattern stage) */
+    uint64_t pattern_key;              /* coarser pattern (pattern stage) */
+    uint64_t cache_generation;         /* snapshot generation decide looked up in */
+    uint32_t action;                   /* decide's choice */
     uint32_t payload_size;
+    uint16_t woke_mask;     /* bit i: stage i's thread had parked before this frame */
+    uint8_t reached;        /* dropped: the stages it went through (the engine sets it) */
+    uint8_t drop_reason;    /* enum rfx_drop_reason */
+    uint8_t flags;          /* RFX_FRAME_* */
+    uint8_t context_class;  /* enum rfx_context_class */
+    uint8_t level;          /* enum rfx_level when captured */
+    uint8_t cache_result;   /* enum rfx_cache_result */
     unsigned char *payload; /* payload_size bytes, 64-byte aligned */
 };
+
+/* The low 32 bits of a CLOCK_MONOTONIC time, as a frame stores it. */
+static inline uint32_t rfx_stamp(int64_t t_ns)
+{
+    return (uint32_t)t_ns;
+}
+
+/* Nanoseconds from f's scheduled_ns to one of its stamps (exact while the
+ * frame is younger than RFX_FRAME_SPAN_NS). */
+static inline int64_t rfx_frame_since(const struct rfx_frame *f, uint32_t stamp)
+{
+    return (int64_t)(uint32_t)(stamp - (uint32_t)f->scheduled_ns);
+}
+
+/* The CLOCK_MONOTONIC time of one of f's stamps. */
+static inline int64_t rfx_frame_time_ns(const struct rfx_frame *f, uint32_t stamp)
+{
+    return f->scheduled_ns + rfx_frame_since(f, stamp);
+}
+
+/* How many of the first stages took f: all n_stages unless it was dropped. */
+static inline int rfx_frame_reached(const struct rfx_frame *f, int n_stages)
+{
+    return f->drop_reason == RFX_DROP_NONE || f->reached > n_stages ? n_stages : f->reached;
+}
 
 /* Mark a frame dropped; later stages skip it and telemetry counts it. */
 static inline void rfx_frame_drop(struct rfx_frame *f, enum rfx_drop_reason why)

@@ -7,6 +7,7 @@
  * stage but telemetry, and every one is counted, by stage and by reason.
  */
 #include "engine_impl.h"
+#include "telemetry_impl.h"
 
 #include <reflex/config.h>
 
@@ -44,11 +45,14 @@ static void check_times(struct seen *x, struct rfx_frame **f, size_t n, int upto
     for (size_t i = 0; i < n; i++) {
         if (f[i]->drop_reason != RFX_DROP_NONE || f[i]->seq % DROP_EVERY == 3)
             atomic_fetch_add(&x->dropped_seen_later, 1);
+        int64_t age = rfx_now_ns() - f[i]->scheduled_ns; /* a stamp from an earlier lap is older */
         for (int s = 0; s < upto; s++) {
-            if (f[i]->exit_ns[s] < f[i]->enter_ns[s] || f[i]->enter_ns[s] == 0)
+            int64_t in = rfx_frame_since(f[i], f[i]->enter_at[s]);
+            int64_t out = rfx_frame_since(f[i], f[i]->exit_at[s]);
+            int64_t next = rfx_frame_since(f[i], f[i]->enter_at[s + 1]);
+            if (out < in || out > age || next > age)
                 atomic_fetch_add(&x->backwards, 1);
-            if (x->fused_with_next[s] ? f[i]->enter_ns[s + 1] != f[i]->exit_ns[s]
-                                      : f[i]->enter_ns[s + 1] < f[i]->exit_ns[s])
+            if (x->fused_with_next[s] ? next != out : next < out)
                 atomic_fetch_add(x->fused_with_next[s] ? &x->untiled : &x->before_ready, 1);
         }
         atomic_fetch_add(&x->checked, 1);
@@ -105,7 +109,18 @@ static void run(const char **layout, int n_layout, struct seen *x)
                  "decide and execute saw %llu frames",
                  (unsigned long long)atomic_load(&x->checked));
     cr_expect_eq(atomic_load(&x->dropped_seen_later), 0, "a dropped frame reached a later stage");
-    cr_expect_eq(atomic_load(&x->backwards), 0, "a stage ended before it began, or never began");
+    cr_expect_eq(atomic_load(&x->backwards), 0,
+                 "a stage ended before it began, or a stamp was not this lap's");
+    /* Telemetry read the dropped frames' times as far as they went: all took
+     * capture and pattern (which dropped some), the rest every stage. */
+    const struct rfx_telemetry *t = e->tel;
+    for (int s = 0; s < 4; s++) {
+        int64_t want = s < 2 ? FRAMES : FRAMES - (int64_t)by_pattern;
+        cr_expect_eq(rfx_hdr_total_count(t->st[s].all[K_SERVICE]), want,
+                     "%s: %lld service times recorded, want %lld", names[s],
+                     (long long)rfx_hdr_total_count(t->st[s].all[K_SERVICE]), (long long)want);
+    }
+    cr_expect_eq(rfx_hdr_total_count(t->e2e_all), (int64_t)k.executed);
     cr_expect_eq(atomic_load(&x->untiled), 0,
                  "%llu times a fused stage did not begin where the one before it ended",
                  (unsigned long long)atomic_load(&x->untiled));
@@ -127,4 +142,28 @@ Test(stage_times, fused_stages_tile_their_threads_time_on_one_thread)
     const char *layout[] = {"thread.rt0.stages=capture,pattern,decide,execute,telemetry"};
     struct seen x = {.fused_with_next = {1, 1, 1, 1}};
     run(layout, 1, &x);
+}
+
+/* A frame keeps its stage times as the low 32 bits of the clock: read
+ * against scheduled_ns, exact across a wrap of those bits and up to
+ * RFX_FRAME_SPAN_NS after it. */
+Test(stage_times, stamps_read_back_across_a_wrap)
+{
+    int64_t base[] = {0, 1000, (INT64_C(1) << 32) - 300, (INT64_C(7) << 32) - 1,
+                      INT64_C(1700000000123456789)};
+    int64_t since[] = {0, 1, 999, 16700000, RFX_FRAME_SPAN_NS - 1};
+    for (size_t b = 0; b < sizeof base / sizeof base[0]; b++)
+        for (size_t k = 0; k < sizeof since / sizeof since[0]; k++) {
+            struct rfx_frame f = {.scheduled_ns = base[b]};
+            f.exit_at[3] = rfx_stamp(base[b] + since[k]);
+            cr_assert_eq(rfx_frame_since(&f, f.exit_at[3]), since[k], "%lld after %lld",
+                         (long long)since[k], (long long)base[b]);
+            cr_assert_eq(rfx_frame_time_ns(&f, f.exit_at[3]), base[b] + since[k]);
+        }
+    struct rfx_frame f = {.reached = 2};
+    cr_assert_eq(rfx_frame_reached(&f, 5), 5, "not dropped: every stage");
+    f.drop_reason = RFX_DROP_STAGE;
+    cr_assert_eq(rfx_frame_reached(&f, 5), 2);
+    f.reached = 9;
+    cr_assert_eq(rfx_frame_reached(&f, 5), 5, "never beyond the stages there are");
 }

@@ -40,14 +40,41 @@ static int64_t at_least_1(int64_t v)
     return v > 0 ? v : 1;
 }
 
+/* A frame's stage times as CLOCK_MONOTONIC (0: the stage never took it),
+ * and setting them. */
+static int64_t enter_of(const struct rfx_frame *f, int s)
+{
+    return s < rfx_frame_reached(f, S) ? rfx_frame_time_ns(f, f->enter_at[s]) : 0;
+}
+
+static int64_t exit_of(const struct rfx_frame *f, int s)
+{
+    return s < rfx_frame_reached(f, S) ? rfx_frame_time_ns(f, f->exit_at[s]) : 0;
+}
+
+static void stamp(struct rfx_frame *f, int s, int64_t enter, int64_t exit)
+{
+    f->enter_at[s] = rfx_stamp(enter);
+    f->exit_at[s] = rfx_stamp(exit);
+}
+
+/* Stamps left from a frame's last lap: telemetry must not read them. */
+static void stale_times(struct rfx_frame *f)
+{
+    for (int s = 0; s < RFX_MAX_STAGES; s++) {
+        f->enter_at[s] = (uint32_t)rand();
+        f->exit_at[s] = (uint32_t)rand();
+    }
+}
+
 /* One frame, recorded the plain way (p99[S]: the e2e budget's). */
 static void expect_frame(struct expect *x, const struct rfx_frame *f, const int64_t *p99)
 {
     for (int s = 0; s < S; s++) {
-        if (f->exit_ns[s] == 0)
+        if (s >= rfx_frame_reached(f, S))
             continue;
-        int64_t svc = at_least_1(f->exit_ns[s] - f->enter_ns[s]);
-        int64_t wait = at_least_1(f->enter_ns[s] - (s ? f->exit_ns[s - 1] : f->scheduled_ns));
+        int64_t svc = at_least_1(exit_of(f, s) - enter_of(f, s));
+        int64_t wait = at_least_1(enter_of(f, s) - (s ? exit_of(f, s - 1) : f->scheduled_ns));
         rfx_hdr_record(x->h[s][K_SERVICE], svc);
         rfx_hdr_record(x->h[s][K_WAIT], wait);
         if (s == 0)
@@ -62,7 +89,7 @@ static void expect_frame(struct expect *x, const struct rfx_frame *f, const int6
         return;
     }
     x->executed++;
-    int64_t e2e = at_least_1(f->exit_ns[S - 1] - f->scheduled_ns);
+    int64_t e2e = at_least_1(exit_of(f, S - 1) - f->scheduled_ns);
     rfx_hdr_record(x->e2e, e2e);
     if (f->context_class < 3)
         rfx_hdr_record(x->cls[f->context_class], e2e);
@@ -87,7 +114,7 @@ static void expect_same(const struct rfx_hdr *got, const struct rfx_hdr *want, c
 /*
  * Frames as the engine makes them: a burst captured together shares its
  * times (full speed), a paced source's frames do not, some frames are
- * dropped part way (later stages' times stay 0), some stages parked
+ * dropped part way (later stages' stamps are stale), some stages parked
  * (woke_mask), some services run over their budget. Random burst sizes.
  */
 /* An engine of S no-op stages with `sets` applied, and its telemetry. */
@@ -136,10 +163,11 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
             struct rfx_frame *p = &fr[i - 1];
             f->scheduled_ns = p->scheduled_ns;
             f->capture_ns = p->capture_ns;
-            memcpy(f->enter_ns, p->enter_ns, sizeof f->enter_ns);
-            memcpy(f->exit_ns, p->exit_ns, sizeof f->exit_ns);
+            memcpy(f->enter_at, p->enter_at, sizeof f->enter_at);
+            memcpy(f->exit_at, p->exit_at, sizeof f->exit_at);
             f->woke_mask = p->woke_mask;
             f->drop_reason = p->drop_reason;
+            f->reached = p->reached;
             if (rand() % 8 == 0) /* a paced frame: its own due time */
                 f->scheduled_ns -= 1 + rand() % 3;
             if (rand() % 16 == 0)
@@ -150,18 +178,21 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
             f->capture_ns = now + rand() % 3;
             int64_t at = f->capture_ns;
             int last = rand() % 6 == 0 ? rand() % S : S - 1; /* dropped after `last` */
+            stale_times(f);
             for (int s = 0; s <= last; s++) {
-                f->enter_ns[s] = at + rand() % 4;
-                f->exit_ns[s] = f->enter_ns[s] + (rand() % 3 ? 1 + rand() % 4000 : 0);
-                at = f->exit_ns[s];
+                int64_t in = at + rand() % 4;
+                at = in + (rand() % 3 ? 1 + rand() % 4000 : 0);
+                stamp(f, s, in, at);
             }
             f->drop_reason = last < S - 1 ? RFX_DROP_STAGE : RFX_DROP_NONE;
+            /* read only when dropped: otherwise anything */
+            f->reached = last < S - 1 ? (uint8_t)(last + 1) : (uint8_t)rand();
             f->woke_mask = (uint16_t)(rand() & 0xe);
             now = at;
         }
         f->seq = (uint64_t)i;
         /* per frame, not per burst: a class now and then out of range */
-        f->context_class = rand() % 16 ? (uint32_t)(rand() % 3) : 7;
+        f->context_class = rand() % 16 ? (uint8_t)(rand() % 3) : 7;
         f->cache_result = (uint8_t)(rand() % 4);
         expect_frame(&x, f, p99);
     }
@@ -218,6 +249,53 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
     rfx_engine_destroy(e);
 }
 
+/* Stamps hold the low 32 bits of the clock: a frame older than 2^32 ns when
+ * telemetry takes it cannot be read. Such frames record no stage times, an
+ * end to end up to telemetry's entry, and are counted apart; the others as
+ * usual, in the same burst. */
+Test(telemetry, frames_older_than_the_stamp_span_are_counted_apart)
+{
+    struct rfx_engine *e;
+    struct rfx_telemetry *t = make_telemetry(NULL, 0, &e);
+    enum { N = 12, OLD = 5 };
+    struct rfx_frame fr[N] = {{0}};
+    struct rfx_frame *ptr[N];
+    int64_t now = 10 * RFX_FRAME_SPAN_NS + 12345;
+    for (int i = 0; i < N; i++) {
+        struct rfx_frame *f = ptr[i] = &fr[i];
+        f->seq = (uint64_t)i;
+        /* the old ones: up to 8 s; the rest 20 us */
+        f->scheduled_ns = i < OLD ? now - RFX_FRAME_SPAN_NS - i * 1000000000LL : now - 20000;
+        f->capture_ns = f->scheduled_ns + 100;
+        for (int s = 0; s < S; s++)
+            stamp(f, s, f->scheduled_ns + 200 + 1000 * s, f->scheduled_ns + 900 + 1000 * s);
+    }
+    struct rfx_stage_env env = {.engine = e, .stage_index = S, .now_ns = now};
+    rfx_telemetry_ops.process(t, ptr, N, &env);
+    struct tset *got = atomic_load(&t->active);
+    cr_expect_eq(got->beyond_span, OLD, "%llu frames counted beyond the span, want %d",
+                 (unsigned long long)got->beyond_span, OLD);
+    for (int s = 0; s < S; s++)
+        cr_expect_eq(rfx_hdr_total_count(got->h[s][K_SERVICE]), N - OLD,
+                     "stage %d: service times of %lld frames, want %d", s,
+                     (long long)rfx_hdr_total_count(got->h[s][K_SERVICE]), N - OLD);
+    cr_expect_eq(rfx_hdr_total_count(got->e2e), N);
+    cr_expect_eq(rfx_hdr_value_at_percentile(got->h[0][K_SERVICE], 100),
+                 rfx_hdr_highest_equivalent(got->h[0][K_SERVICE], 700));
+    /* e2e: the young frames' last exit, 900 + 1000 (S - 1) ns; the old
+     * ones' age at telemetry, 4.29 s and more */
+    int64_t young = 900 + 1000 * (S - 1);
+    cr_expect_eq(rfx_hdr_min(got->e2e), rfx_hdr_lowest_equivalent(got->e2e, young));
+    cr_expect_geq(rfx_hdr_max(got->e2e),
+                  rfx_hdr_lowest_equivalent(got->e2e, RFX_FRAME_SPAN_NS + 4000000000LL));
+    cr_expect_eq(rfx_hdr_count_at_value(got->e2e, young), N - OLD);
+    struct rfx_engine_counts k;
+    rfx_engine_counts(e, &k);
+    cr_expect_eq(k.executed, N, "all of them executed");
+    rfx_telemetry_destroy(t);
+    rfx_engine_destroy(e);
+}
+
 /* [telemetry] record = false: the frames are still counted (the identity
  * holds), and nothing is recorded. */
 Test(telemetry, record_off_counts_frames_and_records_nothing)
@@ -233,10 +311,8 @@ Test(telemetry, record_off_counts_frames_and_records_nothing)
     for (int i = 0; i < N; i++) {
         ptr[i] = &fr[i];
         fr[i].scheduled_ns = fr[i].capture_ns = 1000 + i;
-        for (int s = 0; s < S; s++) {
-            fr[i].enter_ns[s] = 1000 + i + s;
-            fr[i].exit_ns[s] = 1001 + i + s;
-        }
+        for (int s = 0; s < S; s++)
+            stamp(&fr[i], s, 1000 + i + s, 1001 + i + s);
         if (i % 7 == 0) {
             fr[i].drop_reason = i % 2 ? RFX_DROP_RING_FULL : RFX_DROP_STAGE;
             want_dropped++;
@@ -275,7 +351,7 @@ Test(telemetry, flight_windows_are_kept_without_allocating)
         f.seq = i;
         f.scheduled_ns = f.capture_ns = (int64_t)i * 1000;
         bool over = i % 256 == 10; /* a violation every two rings */
-        rfx_flight_record(&fl, &f, false, over ? 1 : -1, false);
+        rfx_flight_record(&fl, &f, false, over ? 1 : -1, false, 0);
         rfx_flight_collect(&fl);
     }
     cr_assert(rfx_thread_allocated(&after));
@@ -302,6 +378,7 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
     struct rfx_flight fl;
     cr_assert_eq(rfx_flight_init(&fl, K), 0);
     struct rfx_frame *fr = calloc(N, sizeof *fr);
+    int *reached = calloc(N, sizeof *reached); /* stages with times, as telemetry says */
     srand(11);
     int64_t now = 1000;
     for (uint64_t i = 0; i < N; i++) {
@@ -312,22 +389,22 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
         bool first_of_ring = i % (3 * K) == 8 + K / 2;
         if (i > 0 && (rand() % 8 != 0 || first_of_ring)) { /* runs of 8 frames on average */
             memcpy(&f->scheduled_ns, &fr[i - 1].scheduled_ns, sizeof(struct rfx_trace_times));
+            reached[i] = reached[i - 1];
         } else {
             now += 1 + rand() % 1000;
             f->scheduled_ns = now;
             f->capture_ns = now + 1;
-            for (int s = 0; s < RFX_MAX_STAGES; s++) {
-                f->enter_ns[s] = now + 2 + 2 * s;
-                f->exit_ns[s] = now + 3 + 2 * s + rand() % 3;
-            }
+            for (int s = 0; s < RFX_MAX_STAGES; s++)
+                stamp(f, s, now + 2 + 2 * s, now + 3 + 2 * s + rand() % 3);
+            reached[i] = rand() % 4 ? RFX_MAX_STAGES : rand() % RFX_MAX_STAGES;
         }
         f->seq = i;
-        f->level = (uint32_t)(i % 3);
+        f->level = (uint8_t)(i % 3);
         f->cache_result = (uint8_t)(i % 4);
         bool same = i > 0 && !memcmp(&f->scheduled_ns, &fr[i - 1].scheduled_ns,
                                      sizeof(struct rfx_trace_times));
         bool over = i % (3 * K) == 7 || first_of_ring;
-        rfx_flight_record(&fl, f, same, over ? 2 : -1, false);
+        rfx_flight_record(&fl, f, same, over ? 2 : -1, false, reached[i]);
         rfx_flight_collect(&fl);
     }
     cr_assert_geq(fl.windows, 10, "windows kept: %d", fl.windows);
@@ -347,10 +424,13 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
             cr_assert_eq(x->scheduled_ns, f->scheduled_ns, "window %d frame %llu: scheduled", w,
                          (unsigned long long)x->seq);
             cr_assert_eq(x->capture_ns, f->capture_ns);
-            cr_assert(!memcmp(x->enter_ns, f->enter_ns, sizeof x->enter_ns), "frame %llu: enter",
-                      (unsigned long long)x->seq);
-            cr_assert(!memcmp(x->exit_ns, f->exit_ns, sizeof x->exit_ns), "frame %llu: exit",
-                      (unsigned long long)x->seq);
+            for (int s = 0; s < RFX_MAX_STAGES; s++) {
+                bool had = s < reached[x->seq];
+                cr_assert_eq(x->enter_ns[s], had ? rfx_frame_time_ns(f, f->enter_at[s]) : 0,
+                             "frame %llu: enter %d", (unsigned long long)x->seq, s);
+                cr_assert_eq(x->exit_ns[s], had ? rfx_frame_time_ns(f, f->exit_at[s]) : 0,
+                             "frame %llu: exit %d", (unsigned long long)x->seq, s);
+            }
             cr_assert_eq(x->level, f->level);
             cr_assert_eq(x->cache_result, f->cache_result);
             cr_assert_eq(x->over_stage,
@@ -359,6 +439,7 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
         }
     }
     cr_expect_geq(checked, 10 * K);
+    free(reached);
     free(fr);
     rfx_flight_fini(&fl);
 }
@@ -395,18 +476,19 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
             /* rarely over pattern's 3-us p99 budget or the 6-us e2e one */
             int64_t slow = rand() % 24 == 0 ? 4000 : 0;
             for (int s = 0; s < S; s++) {
-                f->enter_ns[s] = at + 1;
-                f->exit_ns[s] = f->enter_ns[s] + 1 + rand() % 700 + (s == 1 ? slow : 0);
-                at = f->exit_ns[s];
+                int64_t in = at + 1;
+                at = in + 1 + rand() % 700 + (s == 1 ? slow : 0);
+                if (s == S - 1 && rand() % 16 == 0)
+                    at += 5000;
+                stamp(f, s, in, at);
             }
-            if (rand() % 16 == 0)
-                f->exit_ns[S - 1] += 5000;
             now = at;
         }
         f->seq = (uint64_t)i;
-        f->level = (uint32_t)(rand() % 3);
+        f->level = (uint8_t)(rand() % 3);
         f->cache_result = (uint8_t)(rand() % 4);
         f->drop_reason = rand() % 10 == 0 ? RFX_DROP_STAGE : RFX_DROP_NONE;
+        f->reached = (uint8_t)(rand() % (S + 1)); /* read only when dropped */
     }
     int64_t p99_pattern = t->st[1].budget->p99_ns, p99_e2e = t->e2e_budget->p99_ns;
     struct rfx_stage_env env = {.engine = e, .stage_index = S};
@@ -421,14 +503,15 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
             bool same = j > i &&
                         !memcmp(&f->scheduled_ns, &fr[j - 1].scheduled_ns,
                                 sizeof(struct rfx_trace_times)) &&
-                        f->woke_mask == fr[j - 1].woke_mask;
+                        f->woke_mask == fr[j - 1].woke_mask && f->reached == fr[j - 1].reached &&
+                        f->drop_reason == fr[j - 1].drop_reason;
             int over_stage = -1;
             for (int s = 0; s < S && over_stage < 0; s++)
-                if (s == 1 && f->exit_ns[s] - f->enter_ns[s] > p99_pattern)
+                if (s == 1 && exit_of(f, s) - enter_of(f, s) > p99_pattern)
                     over_stage = s;
             bool over_e2e =
-                f->drop_reason == RFX_DROP_NONE && f->exit_ns[S - 1] - f->scheduled_ns > p99_e2e;
-            rfx_flight_record(&ref, f, same, over_stage, over_e2e);
+                f->drop_reason == RFX_DROP_NONE && exit_of(f, S - 1) - f->scheduled_ns > p99_e2e;
+            rfx_flight_record(&ref, f, same, over_stage, over_e2e, rfx_frame_reached(f, S));
         }
         i += n;
         rfx_flight_collect(&t->flight);

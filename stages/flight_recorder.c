@@ -77,12 +77,12 @@ static void keep(struct rfx_flight *fl, const struct rfx_trace_ring *ring, uint6
         o->seq = x->seq;
         o->scheduled_ns = t->scheduled_ns;
         o->capture_ns = t->capture_ns;
-        for (int s = 0; s < RFX_MAX_STAGES; s++) { /* stamps: low 32 bits (stage.h) */
+        for (int s = 0; s < RFX_MAX_STAGES; s++) {
             bool had = s < x->reached;
             o->enter_ns[s] =
-                had ? t->scheduled_ns + (uint32_t)(t->enter_at[s] - (uint32_t)t->scheduled_ns) : 0;
+                had ? t->scheduled_ns + rfx_stamp_since(t->scheduled_ns, t->enter_at[s]) : 0;
             o->exit_ns[s] =
-                had ? t->scheduled_ns + (uint32_t)(t->exit_at[s] - (uint32_t)t->scheduled_ns) : 0;
+                had ? t->scheduled_ns + rfx_stamp_since(t->scheduled_ns, t->exit_at[s]) : 0;
         }
         o->level = x->level;
         o->drop_reason = x->drop_reason;

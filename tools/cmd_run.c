@@ -252,7 +252,7 @@ int cmd_run(int argc, char **argv, bool demo)
         /* The run ended between redraws: draw the line once more at the
          * last interval's end, where the run ended (a timed run's bar ends
          * full), with that interval's figures, or the last shown ones if it
-         * was a stub with no frames. */
+         * closed empty, with no frames. */
         struct rfx_engine_status fin;
         rfx_engine_status(e, &fin);
         double t_end = fin.t_s;

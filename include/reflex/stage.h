@@ -126,11 +126,18 @@ static inline uint32_t rfx_stamp(int64_t t_ns)
     return (uint32_t)t_ns;
 }
 
+/* Nanoseconds from a 64-bit time `from` to a stamp taken at most
+ * RFX_FRAME_SPAN_NS after it. */
+static inline int64_t rfx_stamp_since(int64_t from, uint32_t stamp)
+{
+    return (int64_t)(uint32_t)(stamp - (uint32_t)from);
+}
+
 /* Nanoseconds from f's scheduled_ns to one of its stamps (exact while the
  * frame is younger than RFX_FRAME_SPAN_NS). */
 static inline int64_t rfx_frame_since(const struct rfx_frame *f, uint32_t stamp)
 {
-    return (int64_t)(uint32_t)(stamp - (uint32_t)f->scheduled_ns);
+    return rfx_stamp_since(f->scheduled_ns, stamp);
 }
 
 /* The CLOCK_MONOTONIC time of one of f's stamps. */

@@ -217,14 +217,27 @@ static void close_stall(struct rfx_watchdog *w, int u, int64_t now)
     w->open_stall[u] = -1;
 }
 
+/* A duration for a message: "40 us" below a millisecond, else "1.2 ms", so
+ * that a threshold of a fast frame rate does not read as "0.0 ms". */
+static const char *span_text(char *buf, size_t len, double ms)
+{
+    if (ms < 1.0)
+        snprintf(buf, len, "%.0f us", ms * 1e3);
+    else
+        snprintf(buf, len, "%.1f ms", ms);
+    return buf;
+}
+
 /* "; its thread was off CPU for >= X ms of it" when that is a tenth of the
  * call or more, else "". Off CPU: blocked, preempted, or its vCPU taken by
  * the host (kept short: an alert's message holds 200 bytes). */
 static const char *off_cpu_note(char *buf, size_t len, int64_t off_ns, int64_t elapsed_ns)
 {
+    char t[32];
     buf[0] = 0;
     if (off_ns > 0 && off_ns * 10 >= elapsed_ns)
-        snprintf(buf, len, "; its thread was off CPU for >= %.2f ms of it", off_ns * 1e-6);
+        snprintf(buf, len, "; its thread was off CPU for >= %s of it",
+                 span_text(t, sizeof t, off_ns * 1e-6));
     return buf;
 }
 
@@ -262,18 +275,21 @@ static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t n
     }
     pthread_mutex_unlock(&w->lock);
     bool told;
+    char took[32], lim[32];
+    span_text(took, sizeof took, after);
+    span_text(lim, sizeof lim, limit * 1e-6);
     if (planner)
         told = rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_STALL,
                                RFX_SEV_CRITICAL, stage,
-                               "the planner on thread rfx-%s has been in one call for %.1f ms "
-                               "(planner stall threshold %.1f ms)",
-                               thread, after, limit * 1e-6);
+                               "the planner on thread rfx-%s has been in one call for %s "
+                               "(planner stall threshold %s)",
+                               thread, took, lim);
     else
         told = rfx_alert_raise(&e->alerts, (now - e->start_ns) * 1e-9, RFX_ALERT_STALL,
                                RFX_SEV_CRITICAL, stage,
-                               "stage %s on thread rfx-%s has been in one call for %.1f ms "
-                               "(frame %" PRIu64 "; stall threshold %.1f ms)%s",
-                               stage, thread, after, seq, limit * 1e-6, note);
+                               "stage %s on thread rfx-%s has been in one call for %s "
+                               "(frame %" PRIu64 "; stall threshold %s)%s",
+                               stage, thread, took, seq, lim, note);
     if (!w->dumps || !told)
         return; /* one dump per delivered alert: the rate limit bounds the log */
     char *stack = dump_stack(tid);
@@ -539,12 +555,14 @@ void rfx_watchdog_counts(struct rfx_watchdog *w, struct rfx_watchdog_counts *out
     }
     if (last && len && w->n > 0) {
         const struct stall *st = &w->stalls[w->n - 1];
+        char took[32];
+        span_text(took, sizeof took, st->duration_ms);
         if (st->planner)
-            snprintf(last, len, "stall: the planner on %s stuck %.1f ms at %.1f s", st->thread,
-                     st->duration_ms, st->start_s);
+            snprintf(last, len, "stall: the planner on %s stuck %s at %.1f s", st->thread, took,
+                     st->start_s);
         else
-            snprintf(last, len, "stall: %s frame %" PRIu64 " stuck %.1f ms at %.1f s", st->stage,
-                     st->seq, st->duration_ms, st->start_s);
+            snprintf(last, len, "stall: %s frame %" PRIu64 " stuck %s at %.1f s", st->stage,
+                     st->seq, took, st->start_s);
     }
     pthread_mutex_unlock(&w->lock);
 }

@@ -509,6 +509,22 @@ check(stall_alerts and all("off CPU" in a["message"] for a in stall_alerts),
       f"stall_sleep: the stall alert says so: {stall_alerts[0]['message'] if stall_alerts else ''}",
       str(stall_alerts))
 
+# 7c. At a fast frame rate the stall threshold is under a millisecond, and
+#     the alert says it in microseconds (it once read "threshold 0.0 ms").
+d, p = run_ini("stall_fast", "[engine]\nframe_hz = 2000\n"
+               "[source]\nkind = synthetic\n[sink]\nkind = null\n"
+               "[fault]\nstall_stage = decide\nstall_ms = 3\nstall_every = 1000\n",
+               "--duration", "2")
+check(p.returncode == 0, "stall_fast: run exits 0", p.stderr[-2000:])
+s = load_summary(d)
+lim_us = s["watchdog"]["stall_threshold_ms"] * 1e3
+stall_alerts = [a for a in s["alerts"] if a["type"] == "stall" and a["stage"] == "decide"]
+want = f"stall threshold {lim_us:.0f} us"
+check(lim_us < 1000 and stall_alerts and all(want in a["message"] for a in stall_alerts),
+      f"stall_fast: threshold {lim_us:.0f} us; the alert: "
+      f"{stall_alerts[0]['message'] if stall_alerts else '(none)'}",
+      str(s["alerts"]))
+
 
 def check_trace(path, label, expect_violation):
     """trace.json: JSON in the Chrome trace event format, as Perfetto and

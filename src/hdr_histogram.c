@@ -150,10 +150,19 @@ int rfx_hdr_copy(const struct rfx_hdr *src, struct rfx_hdr **out)
 
 /* ---- equivalence ranges ---- */
 
-static int64_t equivalent_range_size(const struct rfx_hdr *h, int64_t v)
+/* Unsigned: the top bucket of a histogram that tracks up to INT64_MAX is
+ * 2^63 wide. */
+static uint64_t equivalent_range_size(const struct rfx_hdr *h, int64_t v)
 {
     int bucket = h->leading_zero_count_base - __builtin_clzll((uint64_t)(v | h->sub_bucket_mask));
-    return (int64_t)1 << (h->unit_magnitude + bucket);
+    return (uint64_t)1 << (h->unit_magnitude + bucket);
+}
+
+/* lowest + add, at most INT64_MAX (HdrHistogram's Java wraps there) */
+static int64_t add_saturated(int64_t lowest, uint64_t add)
+{
+    uint64_t v = (uint64_t)lowest + add; /* lowest >= 0: no wrap in 64 unsigned bits */
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
 int64_t rfx_hdr_lowest_equivalent(const struct rfx_hdr *h, int64_t v)
@@ -169,14 +178,14 @@ int64_t rfx_hdr_highest_equivalent(const struct rfx_hdr *h, int64_t v)
 {
     if (!h || v < 0)
         return 0;
-    return rfx_hdr_lowest_equivalent(h, v) + equivalent_range_size(h, v) - 1;
+    return add_saturated(rfx_hdr_lowest_equivalent(h, v), equivalent_range_size(h, v) - 1);
 }
 
 int64_t rfx_hdr_median_equivalent(const struct rfx_hdr *h, int64_t v)
 {
     if (!h || v < 0)
         return 0;
-    return rfx_hdr_lowest_equivalent(h, v) + (equivalent_range_size(h, v) >> 1);
+    return add_saturated(rfx_hdr_lowest_equivalent(h, v), equivalent_range_size(h, v) >> 1);
 }
 
 bool rfx_hdr_values_equivalent(const struct rfx_hdr *h, int64_t a, int64_t b)

@@ -202,6 +202,17 @@ Test(hdr, equivalence_ranges)
     cr_expect_eq(rfx_hdr_median_equivalent(h, 10000), 10004);
     cr_expect_eq(rfx_hdr_lowest_equivalent(h, 2047), 2047, "first bucket is exact");
     rfx_hdr_destroy(h);
+    /* A histogram that tracks up to INT64_MAX: its top bucket is 2^62 or
+     * more wide, and the range's end is held at INT64_MAX, not wrapped
+     * (found by tests/fuzz/fuzz_hdr.c under UBSan: signed overflow). */
+    h = make(1, INT64_MAX, 2);
+    int64_t top = INT64_MAX - 5;
+    cr_expect_eq(rfx_hdr_record(h, top), 0);
+    cr_expect_eq(rfx_hdr_highest_equivalent(h, top), INT64_MAX);
+    cr_expect(rfx_hdr_median_equivalent(h, top) > rfx_hdr_lowest_equivalent(h, top));
+    cr_expect_eq(rfx_hdr_value_at_percentile(h, 100), INT64_MAX);
+    cr_expect_eq(rfx_hdr_max(h), INT64_MAX);
+    rfx_hdr_destroy(h);
 }
 
 Test(hdr, recorded_iteration)

@@ -359,10 +359,15 @@ def fault_run(name, duration, sets, kind, alert_type, stage, lowest, highest, re
           f"{name}: {alert_type} alert naming {stage} {detect_ms:.1f} ms after onset at "
           f"{onset:.3f} s (one frame: {FRAME_MS:.1f} ms)", str(s["alerts"][:6]))
     dg = s["degradation"]
-    lv = [order.index(x) for x in dg["level_by_interval"]]
+    # How far the fault took the ladder: the levels up to 4 s (two windows)
+    # after it ended. A climb later than that is another cause's (seen:
+    # sink_fail to SEVERE at 16 s, 6 s after its fault, for a host stall that
+    # put e2e p99 at 21 ms); the transition bound below still counts it.
+    end = f["to_s"] if f and f.get("to_s") is not None else duration
+    lv = [order.index(x) for x in dg["level_by_interval"][:int(end) + 4]]
     top = max(lv) if lv else 0
     check(order.index(lowest) <= top <= order.index(highest),
-          f"{name}: escalated to {order[top]} (expected {lowest}..{highest})",
+          f"{name}: escalated to {order[top]} by {int(end) + 4} s (expected {lowest}..{highest})",
           str(dg["level_by_interval"]))
     tr = dg["transitions"]
     # Back to NONE after the fault ended. A later escalation for another
@@ -380,11 +385,18 @@ def fault_run(name, duration, sets, kind, alert_type, stage, lowest, highest, re
     low = any(order.index(t["to"]) < order.index(t["from"]) for t in post)
     noise_ups = [t for t in post if order.index(t["to"]) > order.index(t["from"])]
     recovering = back is None and low and all(stage not in t["cause"] for t in noise_ups)
+    # On failure: each interval after the fault, its level and e2e p99 (ms),
+    # to tell a ladder that would not step down from a host that kept the
+    # tail over the headroom line.
+    names, p99 = dg.get("level_by_interval", []), s.get("e2e_p99_ns_by_interval", [])
+    tail = [f"{i + 1}:{names[i]}/{p99[i] / 1e6:.1f}"
+            for i in range(int(f["to_s"]), min(len(names), len(p99)))]
     check(back is not None or recovering,
           f"{name}: back to NONE at {back} s, after the fault ended at {f['to_s']} s"
           + (f" (later: {'; '.join(after)})" if after else "")
           + (" (run ended first: stepped down, later steps up "
-             f"{[t['cause'] for t in noise_ups]})" if recovering else ""))
+             f"{[t['cause'] for t in noise_ups]})" if recovering else ""),
+          "intervals after the fault (level/e2e p99 ms): " + " ".join(tail))
     slow = [(a["t_s"], b["t_s"]) for a, b in zip(tr, tr[1:])
             if order.index(b["to"]) < order.index(b["from"]) and b["t_s"] - a["t_s"] < recover_s - 0.01]
     check(not slow, f"{name}: every step down after >= {recover_s} s of headroom", str(slow))

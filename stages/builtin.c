@@ -36,6 +36,7 @@ struct rfx_builtin {
     struct rfx_stage_ops cap_ops, exe_ops; /* capture/execute: demo, synthetic or UDP */
     uint32_t cat_by_class[3];              /* cache categories for the demo's plans */
     uint64_t hits_seen;                    /* capture: hits already reported as critical_health */
+    uint64_t invalid_states;               /* pattern's: frames dropped for a state off the game */
 };
 
 static void busy(uint32_t ns)
@@ -80,13 +81,18 @@ static void demo_capture(void *ctx, struct rfx_frame **fr, size_t n,
 static void demo_pattern(void *ctx, struct rfx_frame **fr, size_t n,
                          const struct rfx_stage_env *env)
 {
+    struct rfx_builtin *b = ctx;
     for (size_t i = 0; i < n; i++) {
         const struct rfx_demo_state *s = state_of(fr[i]);
+        if (!rfx_demo_state_valid(s)) { /* from a UDP game: counted, never looked at */
+            rfx_frame_drop(fr[i], RFX_DROP_STAGE);
+            b->invalid_states++;
+            continue;
+        }
         fr[i]->context_key = rfx_demo_context_key(s);
         fr[i]->pattern_key = rfx_demo_pattern_key(s);
-        fr[i]->context_class = (uint32_t)rfx_demo_context_class(s);
+        fr[i]->context_class = (uint8_t)rfx_demo_context_class(s);
     }
-    (void)ctx;
     (void)env;
 }
 
@@ -368,7 +374,7 @@ void rfx_builtin_report(struct rfx_builtin *b, struct rfx_engine *e, FILE *out)
                     " hits, 5 points each), %u ticks, %" PRIu64 " planned states\n",
                     score, g->dodged, g->hits, g->s.tick, (uint64_t)atomic_load(&b->planned));
     } else if (b->udp) {
-        rfx_udp_report(b->udp, json, sizeof json);
+        rfx_udp_report(b->udp, b->demo ? (int64_t)b->invalid_states : -1, json, sizeof json);
         rfx_engine_set_summary_extra(e, json);
         if (out)
             fprintf(out, "%s\n", json);

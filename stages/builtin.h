@@ -53,6 +53,11 @@ struct rfx_demo_game {
 };
 
 void rfx_demo_game_init(struct rfx_demo_game *g, uint64_t seed);
+/* Whether s is a state the game can be in: the bot's column on the grid,
+ * the fall phase in range, hazards in the grid's columns only. The functions
+ * below take valid states only; the pattern stage drops a frame whose state
+ * is not (a UDP game's state comes from outside). */
+bool rfx_demo_state_valid(const struct rfx_demo_state *s);
 /* One frame: apply the action, then let hazards fall and spawn. */
 void rfx_demo_game_step(struct rfx_demo_game *g, int action);
 uint64_t rfx_demo_context_key(const struct rfx_demo_state *s);

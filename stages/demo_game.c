@@ -64,6 +64,14 @@ void rfx_demo_game_step(struct rfx_demo_game *g, int action)
     s->rows[0] = (r % 5) < 3 ? (uint16_t)(1u << ((r >> 8) % RFX_DEMO_W)) : 0;
 }
 
+bool rfx_demo_state_valid(const struct rfx_demo_state *s)
+{
+    for (int r = 0; r < RFX_DEMO_H; r++)
+        if (s->rows[r] >> RFX_DEMO_W) /* a hazard off the grid */
+            return false;
+    return s->x < RFX_DEMO_W && s->phase < FALL_EVERY;
+}
+
 /* Bits of rows [H-n, H) in columns [x-half, x+half]; columns off the grid in *walls. */
 static uint64_t window(const struct rfx_demo_state *s, int n_rows, int half, unsigned *walls)
 {

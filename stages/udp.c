@@ -49,6 +49,25 @@ struct action_msg {
 _Static_assert(sizeof(struct state_hdr) == 16, "state header is 16 bytes");
 _Static_assert(sizeof(struct action_msg) == 32, "action datagram is 32 bytes");
 
+int rfx_udp_parse_state(const unsigned char *buf, size_t len, unsigned char *payload,
+                        size_t payload_size)
+{
+    struct state_hdr h;
+    if (len < sizeof h)
+        return RFX_UDP_BAD;
+    memcpy(&h, buf, sizeof h);
+    if (h.magic == RFX_UDP_END_MAGIC)
+        return RFX_UDP_END;
+    size_t body = len - sizeof h;
+    if (h.magic != RFX_UDP_STATE_MAGIC || h.version != RFX_UDP_VERSION || h.hdr_len != sizeof h ||
+        payload_size < 8 || body > payload_size - 8)
+        return RFX_UDP_BAD;
+    memcpy(payload, buf + sizeof h, body);
+    memset(payload + body, 0, payload_size - 8 - body);
+    memcpy(payload + payload_size - 8, &h.seq, 8);
+    return RFX_UDP_STATE;
+}
+
 int rfx_udp_create(const struct rfx_engine_config *cfg, bool in, bool out, struct rfx_udp **u,
                    char *msg, size_t msglen)
 {
@@ -96,12 +115,15 @@ void rfx_udp_destroy(struct rfx_udp *u)
     free(u);
 }
 
-void rfx_udp_report(const struct rfx_udp *u, char *json, size_t len)
+void rfx_udp_report(const struct rfx_udp *u, int64_t invalid_states, char *json, size_t len)
 {
+    char invalid[48] = "";
+    if (invalid_states >= 0)
+        snprintf(invalid, sizeof invalid, ", \"invalid_states\": %" PRId64, invalid_states);
     snprintf(json, len,
              "\"udp\": {\"states_received\": %" PRIu64 ", \"bad_datagrams\": %" PRIu64
-             ", \"actions_sent\": %" PRIu64 ", \"send_errors\": %" PRIu64 ", \"ended\": %s}",
-             u->received, u->bad, u->sent, u->send_errors, u->ended ? "true" : "false");
+             "%s, \"actions_sent\": %" PRIu64 ", \"send_errors\": %" PRIu64 ", \"ended\": %s}",
+             u->received, u->bad, invalid, u->sent, u->send_errors, u->ended ? "true" : "false");
 }
 
 static void udp_capture(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
@@ -118,29 +140,20 @@ static void udp_capture(void *ctx, struct rfx_frame **fr, size_t n, const struct
         ssize_t k = recv(u->fd_in, buf, sizeof buf, 0);
         if (k < 0)
             break;
-        struct state_hdr h;
-        if ((size_t)k < sizeof h) {
-            u->bad++;
-            continue;
-        }
-        memcpy(&h, buf, sizeof h);
-        if (h.magic == RFX_UDP_END_MAGIC) {
+        switch (rfx_udp_parse_state(buf, (size_t)k, f->payload, f->payload_size)) {
+        case RFX_UDP_STATE:
+            f->flags &= ~RFX_FRAME_EMPTY;
+            u->received++;
+            got++;
+            break;
+        case RFX_UDP_END:
             u->ended = true;
             rfx_engine_stop(env->engine);
-            continue;
-        }
-        size_t body = (size_t)k - sizeof h;
-        if (h.magic != RFX_UDP_STATE_MAGIC || h.version != RFX_UDP_VERSION ||
-            h.hdr_len != sizeof h || f->payload_size < 8 || body > f->payload_size - 8) {
+            break;
+        default:
             u->bad++;
-            continue;
+            break;
         }
-        memcpy(f->payload, buf + sizeof h, body);
-        memset(f->payload + body, 0, f->payload_size - 8 - body);
-        memcpy(f->payload + f->payload_size - 8, &h.seq, 8);
-        f->flags &= ~RFX_FRAME_EMPTY;
-        u->received++;
-        got++;
     }
     if (got == 0 && !u->ended) {
         /* Idle: park in the kernel until a datagram comes (1 ms at most). */

@@ -14,10 +14,21 @@
 
 struct rfx_udp;
 
+/* One received datagram against a frame's payload of payload_size bytes:
+ * RFX_UDP_STATE (the body copied to the payload's start, the rest zeroed,
+ * the sender's sequence number in its last 8 bytes), RFX_UDP_END, or
+ * RFX_UDP_BAD (short, wrong magic, version or header length, or a body
+ * larger than payload_size - 8; the payload is untouched). */
+enum { RFX_UDP_BAD = -1, RFX_UDP_END = 0, RFX_UDP_STATE = 1 };
+int rfx_udp_parse_state(const unsigned char *buf, size_t len, unsigned char *payload,
+                        size_t payload_size);
+
 int rfx_udp_create(const struct rfx_engine_config *cfg, bool in, bool out, struct rfx_udp **u,
                    char *msg, size_t msglen);
 void rfx_udp_destroy(struct rfx_udp *u);
-void rfx_udp_report(const struct rfx_udp *u, char *json, size_t len);
+/* The "udp" member of summary.json; invalid_states: frames the demo's
+ * pattern stage dropped for a state off the game (-1: not the demo's). */
+void rfx_udp_report(const struct rfx_udp *u, int64_t invalid_states, char *json, size_t len);
 
 extern const struct rfx_stage_ops rfx_udp_capture_ops; /* ctx: the rfx_udp */
 extern const struct rfx_stage_ops rfx_udp_execute_ops; /* ctx: the rfx_udp */

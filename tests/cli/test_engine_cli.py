@@ -313,6 +313,16 @@ for seq in range(N):
             got[rseq] = action
     except socket.timeout:
         pass
+# States the game cannot be in (bot off the grid, a fall phase out of range,
+# a hazard beyond column 11): pattern drops each, counted; none is answered.
+bad_states = [(200, 0, 0), (12, 0, 0), (6, 9, 0), (6, 0, 1 << 13)]
+for x, phase, extra in bad_states:
+    rows = [0] * 16
+    rows[3] = extra
+    body = struct.pack("<16HIBB2x", *rows, 0, x, phase)
+    tx.sendto(struct.pack("<IHHQ", 0x53584652, 1, 16, 10**6 + x) + body, ("127.0.0.1", port_in))
+n_bad = len(bad_states)
+time.sleep(0.3)
 tx.sendto(struct.pack("<IHHQ", 0x45584652, 1, 16, 0), ("127.0.0.1", port_in))
 try:
     out, err = proc.communicate(timeout=20)
@@ -321,9 +331,14 @@ try:
     check(all(a in (1, 2) for a in got.values()),
           "udp: every answer moves out from under the hazard", str(set(got.values())))
     s = load_summary(d)
-    check(s["udp"]["states_received"] == N and s["frames"]["executed"] == N,
+    check(s["udp"]["states_received"] == N + n_bad and s["frames"]["executed"] == N,
           f"udp: summary counts {s['udp']['states_received']} states, "
           f"{s['frames']['executed']} executed")
+    check(s["udp"]["invalid_states"] == n_bad and s["frames"]["dropped"]["stage"] == n_bad and
+          identity_holds(s),
+          f"udp: {s['udp']['invalid_states']} states off the game dropped by pattern "
+          f"(dropped.stage {s['frames']['dropped']['stage']}), identity holds",
+          json.dumps(s["frames"]))
 except subprocess.TimeoutExpired:
     proc.kill()
     check(False, "udp: reflex did not stop after the end datagram")

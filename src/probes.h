@@ -23,6 +23,12 @@
 #endif
 #endif
 
+#if defined(RFX_HAVE_SDT) && defined(__clang__)
+/* sys/sdt.h's argument macros pass an empty __VA_ARGS__, which clang's
+ * -Wpedantic reports at every probe site (gcc does not). */
+#pragma clang diagnostic ignored "-Wgnu-zero-variadic-macro-arguments"
+#endif
+
 #ifdef RFX_HAVE_SDT
 #define RFX_PROBE2(name, a, b)    DTRACE_PROBE2(reflex, name, a, b)
 #define RFX_PROBE3(name, a, b, c) DTRACE_PROBE3(reflex, name, a, b, c)

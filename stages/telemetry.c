@@ -719,11 +719,6 @@ static inline void run_add_n(struct rfx_hdr *h, struct run *r, int64_t v, int64_
     r->n += k;
 }
 
-static inline void run_add(struct rfx_hdr *h, struct run *r, int64_t v)
-{
-    run_add_n(h, r, v, 1);
-}
-
 /*
  * Frames whose timings are all equal: the frames of one burst, when the
  * source captured them together (it does at full speed) and every stage

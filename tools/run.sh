@@ -68,8 +68,8 @@ test)
     status=0
     echo "== tests (plain build: every suite)"
     run_tests build || status=1
-    echo "== tests (ASan+UBSan: unit and stress)"
-    run_tests build-asan --setup asan --suite unit --suite stress || status=1
+    echo "== tests (ASan+UBSan: unit, stress and fuzz corpora)"
+    run_tests build-asan --setup asan --suite unit --suite stress --suite fuzz || status=1
     # TSan: the stress suite only; Criterion cannot start under TSan
     # (Snaipe/Criterion#274), see tests/meson.build.
     echo "== tests (TSan: stress)"

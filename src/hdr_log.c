@@ -14,6 +14,7 @@
 #include "hdr_histogram_impl.h"
 #include "java_format.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,9 +171,14 @@ int rfx_hlog_read(struct rfx_hlog_reader *r, struct rfx_hlog_entry *e)
     if (!r || !e)
         return -EINVAL;
     for (;;) {
+        errno = 0;
         ssize_t n = getline(&r->line, &r->cap, r->f);
+        if (n < 0 && ferror(r->f)) { /* e.g. "Is a directory" */
+            snprintf(r->err, sizeof r->err, "read error: %s", strerror(errno ? errno : EIO));
+            return -EIO;
+        }
         if (n < 0)
-            return ferror(r->f) ? (snprintf(r->err, sizeof r->err, "read error"), -EIO) : 0;
+            return 0;
         r->lineno++;
         char *line = r->line;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))

@@ -30,6 +30,8 @@ expect_rc 0 "hist on a reflex log" "$reflex" hist "$work/reflex.hlog" --tag sf3 
 cmp -s "$work/out" "$work/sf3.hgrm" && pass "hist output equals the .hgrm writer's" || fail "hist output differs"
 expect_rc 2 "hist missing file" "$reflex" hist "$work/nope.hlog"
 grep -q "nope.hlog: No such file" "$work/err" && pass "missing file named" || fail "missing file message"
+expect_rc 2 "hist on a directory" "$reflex" hist "$work"
+grep -q "read error: Is a directory" "$work/err" && pass "a directory is named as one" || { fail "directory message"; cat "$work/err"; }
 expect_rc 2 "hist unknown tag" "$reflex" hist "$work/reflex.hlog" --tag nosuchtag
 expect_rc 2 "hist bad --ticks" "$reflex" hist "$work/reflex.hlog" --ticks 0
 expect_rc 2 "hist bad --unit-ratio" "$reflex" hist "$work/reflex.hlog" --unit-ratio -1

@@ -959,7 +959,15 @@ int rfx_config_load(const char *path, const char *const *sets, int n_sets,
             free(L);
             return rc;
         }
+        errno = 0;
         int r = ini_parse_stream(read_line, L, on_key, L);
+        if (ferror(L->f) && !L->failed) { /* e.g. a directory: fopen takes it, reads fail */
+            rc = errno ? -errno : -EIO;
+            snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
+            fclose(L->f);
+            free(L);
+            return rc;
+        }
         fclose(L->f);
         if (L->failed) {
             snprintf(msg, msglen, "%s", L->err);

@@ -25,7 +25,8 @@ extern "C" {
  * [thread.*] section was given and validate the whole. `stages` names the
  * pipeline the config is for (telemetry last), so stages placed twice, not
  * at all or unknown are reported. Returns 0; -EINVAL with msg for a bad
- * config; -ENOENT / -EACCES / -EIO with msg when the file cannot be read.
+ * config; -ENOENT / -EACCES / -EISDIR / -EIO with msg when the file cannot be
+ * read.
  */
 RFX_API int rfx_config_load(const char *path, const char *const *sets, int n_sets,
                             const char *const *stages, int n_stages, struct rfx_engine_config *cfg,

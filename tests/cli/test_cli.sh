@@ -32,6 +32,9 @@ expect_rc 2 "hist missing file" "$reflex" hist "$work/nope.hlog"
 grep -q "nope.hlog: No such file" "$work/err" && pass "missing file named" || fail "missing file message"
 expect_rc 2 "hist on a directory" "$reflex" hist "$work"
 grep -q "read error: Is a directory" "$work/err" && pass "a directory is named as one" || { fail "directory message"; cat "$work/err"; }
+expect_rc 2 "check on a directory" "$reflex" check "$work"
+grep -q "Is a directory" "$work/err" && pass "a directory config is refused, not read as empty" || { fail "directory config"; cat "$work/err"; }
+expect_rc 2 "run on a directory" "$reflex" run "$work" --duration 1
 expect_rc 2 "hist unknown tag" "$reflex" hist "$work/reflex.hlog" --tag nosuchtag
 expect_rc 2 "hist bad --ticks" "$reflex" hist "$work/reflex.hlog" --ticks 0
 expect_rc 2 "hist bad --unit-ratio" "$reflex" hist "$work/reflex.hlog" --unit-ratio -1

@@ -19,7 +19,7 @@
  *              report touched a new page of shadow memory and waited in the
  *              page fault for the mm lock, which a writer's allocation held
  *              to map memory (perf, sched_switch with stacks: 1 such sleep in
- *              22 runs, none after the first look; 0 in 80 runs since).
+ *              25 runs, none after the first look; 0 in 80 runs since).
  *              Not checked under ThreadSanitizer, whose runtime blocks on its
  *              own locks inside the reader's atomics (36 sleeps in a 2-s run).
  *

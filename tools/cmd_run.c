@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,43 @@ static void on_signal(int sig)
     struct rfx_engine *e = atomic_load_explicit(&g_engine, memory_order_relaxed);
     if (e)
         rfx_engine_stop(e); /* an atomic store: async-signal-safe */
+}
+
+/* The bundle's directory must be one this process can write, or a path
+ * whose nearest existing ancestor is (the engine makes the rest). Checked
+ * before the engine exists, so that a bad --out is bad usage (exit 2), not
+ * a failure to start. */
+static int check_out_dir(const char *dir, char *msg, size_t len)
+{
+    char p[RFX_PATH_MAX];
+    snprintf(p, sizeof p, "%s", dir);
+    for (;;) {
+        struct stat st;
+        if (stat(p, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) {
+                snprintf(msg, len, "%s: %s", p, strerror(ENOTDIR));
+                return -ENOTDIR;
+            }
+            if (access(p, W_OK | X_OK) != 0) {
+                int rc = -errno;
+                snprintf(msg, len, "%s: %s", p, strerror(-rc));
+                return rc;
+            }
+            return 0;
+        }
+        if (errno != ENOENT) {
+            int rc = -errno;
+            snprintf(msg, len, "%s: %s", p, strerror(-rc));
+            return rc;
+        }
+        char *slash = strrchr(p, '/');
+        if (!slash)
+            snprintf(p, sizeof p, "."); /* a relative name: the working directory */
+        else if (slash == p)
+            p[1] = 0; /* "/" */
+        else
+            *slash = 0;
+    }
 }
 
 static void run_usage(FILE *f, bool demo)
@@ -190,6 +228,11 @@ int cmd_run(int argc, char **argv, bool demo)
             return 2;
         }
         snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s", out);
+    }
+    if (check_out_dir(cfg.out_dir, msg, sizeof msg) != 0) {
+        fprintf(stderr, "reflex: %s %s: cannot hold the bundle: %s\n",
+                out ? "--out" : "[engine] out_dir", cfg.out_dir, msg);
+        return 2;
     }
     if (cfg.duration_s <= 0 && cfg.max_frames == 0 && !isatty(STDIN_FILENO) && !quiet)
         fprintf(stderr, "reflex: no duration or frame limit: running until SIGINT/SIGTERM\n");

@@ -35,6 +35,10 @@ grep -q "read error: Is a directory" "$work/err" && pass "a directory is named a
 expect_rc 2 "check on a directory" "$reflex" check "$work"
 grep -q "Is a directory" "$work/err" && pass "a directory config is refused, not read as empty" || { fail "directory config"; cat "$work/err"; }
 expect_rc 2 "run on a directory" "$reflex" run "$work" --duration 1
+touch "$work/afile"
+expect_rc 2 "demo --out an existing file" "$reflex" demo --duration 1 --quiet --out "$work/afile"
+grep -q "cannot hold the bundle: .*afile: Not a directory" "$work/err" && pass "the out dir's problem named" || { fail "out dir message"; cat "$work/err"; }
+expect_rc 2 "demo --out under a file" "$reflex" demo --duration 1 --quiet --out "$work/afile/sub"
 expect_rc 2 "hist unknown tag" "$reflex" hist "$work/reflex.hlog" --tag nosuchtag
 expect_rc 2 "hist bad --ticks" "$reflex" hist "$work/reflex.hlog" --ticks 0
 expect_rc 2 "hist bad --unit-ratio" "$reflex" hist "$work/reflex.hlog" --unit-ratio -1

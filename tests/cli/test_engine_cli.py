@@ -507,10 +507,13 @@ if s["watchdog"]["stack_dumps"]:
 print("stall events:", [(x["frame"], x["detected_after_ms"], x["duration_ms"],
                          x["off_cpu_ms_min"]) for x in ev])
 # The stall above spins: its thread stayed on its CPU, and the watchdog's
-# off-CPU figure (a lower bound from the thread's CPU clock) says so; a
-# host stall in a call can add a few ms to one of them, not to most.
+# off-CPU figure (a lower bound from the thread's CPU clock) says so. The
+# host takes a share of a spinning vCPU too: usually a few ms of a 40-ms
+# stall, but in a noisy spell 12-16 ms of most of them (median share 0.30
+# seen). Under half still tells spinning from sleeping, whose stalls below
+# are each over 0.75 off CPU (0.94 and more seen).
 off = sorted(x["off_cpu_ms_min"] / x["duration_ms"] for x in ev if x["off_cpu_ms_min"] is not None)
-check(off and off[len(off) // 2] < 0.25,
+check(off and off[len(off) // 2] < 0.5,
       f"stall: a spinning stall is on CPU (median off-CPU share {off[len(off) // 2]:.2f})"
       if off else "stall: off_cpu_ms_min reported", str(off))
 

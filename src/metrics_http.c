@@ -129,6 +129,23 @@ static ssize_t read_head(int fd, char *buf, size_t cap)
     }
 }
 
+enum rfx_metrics_route rfx_metrics_route(const char *head)
+{
+    char method[16], target[256], version[16];
+    if (sscanf(head, "%15s %255s %15s", method, target, version) != 3 ||
+        strncmp(version, "HTTP/1.", 7) != 0)
+        return RFX_ROUTE_BAD_REQUEST;
+    bool head_only = !strcmp(method, "HEAD");
+    if (strcmp(method, "GET") && !head_only)
+        return RFX_ROUTE_BAD_METHOD;
+    char *q = strchr(target, '?');
+    if (q)
+        *q = 0;
+    if (strcmp(target, "/metrics"))
+        return RFX_ROUTE_NOT_FOUND;
+    return head_only ? RFX_ROUTE_HEAD : RFX_ROUTE_GET;
+}
+
 static void serve(struct rfx_metrics_server *s, int fd)
 {
     char buf[HEAD_MAX + 1];
@@ -139,27 +156,18 @@ static void serve(struct rfx_metrics_server *s, int fd)
         atomic_fetch_add_explicit(&s->refused, 1, memory_order_relaxed);
         return;
     }
-    char method[16], target[256], version[16];
-    if (sscanf(buf, "%15s %255s %15s", method, target, version) != 3 ||
-        strncmp(version, "HTTP/1.", 7) != 0) {
+    enum rfx_metrics_route route = rfx_metrics_route(buf);
+    if (route == RFX_ROUTE_BAD_REQUEST)
         reply(fd, "400 Bad Request", "", "bad request line\n");
-        atomic_fetch_add_explicit(&s->refused, 1, memory_order_relaxed);
-        return;
-    }
-    bool head_only = !strcmp(method, "HEAD");
-    if (strcmp(method, "GET") && !head_only) {
+    else if (route == RFX_ROUTE_BAD_METHOD)
         reply(fd, "405 Method Not Allowed", "Allow: GET, HEAD\r\n", "only GET /metrics\n");
-        atomic_fetch_add_explicit(&s->refused, 1, memory_order_relaxed);
-        return;
-    }
-    char *q = strchr(target, '?');
-    if (q)
-        *q = 0;
-    if (strcmp(target, "/metrics")) {
+    else if (route == RFX_ROUTE_NOT_FOUND)
         reply(fd, "404 Not Found", "", "only GET /metrics\n");
+    if (route != RFX_ROUTE_GET && route != RFX_ROUTE_HEAD) {
         atomic_fetch_add_explicit(&s->refused, 1, memory_order_relaxed);
         return;
     }
+    bool head_only = route == RFX_ROUTE_HEAD;
     pthread_mutex_lock(&s->lock);
     size_t len = s->len;
     char *body = malloc(len + 1);

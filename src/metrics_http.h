@@ -12,6 +12,16 @@ struct rfx_metrics_server;
 /* "HOST:PORT" (IPv4 literal or localhost; port 0..65535), or "PORT" /
  * ":PORT" for 127.0.0.1 -> address. */
 int rfx_metrics_parse_listen(const char *spec, struct sockaddr_in *out, char *msg, size_t msglen);
+/* What a request head (NUL-terminated) asks for: GET or HEAD of /metrics
+ * (a query string is ignored), or why it is refused (400, 405, 404). */
+enum rfx_metrics_route {
+    RFX_ROUTE_GET,
+    RFX_ROUTE_HEAD,
+    RFX_ROUTE_BAD_REQUEST,
+    RFX_ROUTE_BAD_METHOD,
+    RFX_ROUTE_NOT_FOUND,
+};
+enum rfx_metrics_route rfx_metrics_route(const char *head);
 /* Bind and start serving (an empty body until the first publish). */
 int rfx_metrics_server_start(const char *listen_spec, struct rfx_metrics_server **out, char *msg,
                              size_t msglen);

@@ -354,7 +354,8 @@ FRAME_MS = 1000 / 60
 fault_figures = []
 
 
-def fault_run(name, duration, sets, kind, alert_type, stage, lowest, highest, recover_s):
+def fault_run(name, duration, sets, kind, alert_type, stage, lowest, highest, recover_s,
+              delays_frames=True):
     d = os.path.join(work, name)
     args = [reflex, "demo", "--duration", str(duration), "--out", d, "--quiet",
             "--set", f"degrade.recover_s={recover_s}"]
@@ -379,12 +380,27 @@ def fault_run(name, duration, sets, kind, alert_type, stage, lowest, highest, re
     # sink_fail to SEVERE at 16 s, 6 s after its fault, for a host stall that
     # put e2e p99 at 21 ms); the transition bound below still counts it.
     end = f["to_s"] if f and f.get("to_s") is not None else duration
+    tr = dg["transitions"]
     lv = [order.index(x) for x in dg["level_by_interval"][:int(end) + 4]]
     top = max(lv) if lv else 0
-    check(order.index(lowest) <= top <= order.index(highest),
-          f"{name}: escalated to {order[top]} by {int(end) + 4} s (expected {lowest}..{highest})",
+    # A fault that only drops frames or stops the planner (delays_frames
+    # False) makes no frame late, so a step up for the end-to-end tail is
+    # not its doing: the host held a critical thread off its core (seen in
+    # CI: stage_fail to SEVERE at 15 s for e2e p99 17.3 ms, every stage's
+    # service time in microseconds). How far the fault took the ladder is
+    # then the highest level its own causes reached; the other steps are
+    # printed, and the transition bound below still counts them.
+    tail_ups = [t for t in tr if not delays_frames and t["cause"].startswith("e2e ")
+                and order.index(t["to"]) > order.index(t["from"]) and t["t_s"] <= int(end) + 4]
+    own = [order.index(t["to"]) for t in tr if t not in tail_ups and t["t_s"] <= int(end) + 4
+           and order.index(t["to"]) > order.index(t["from"])]
+    reached = max(own, default=0) if tail_ups else top
+    check(order.index(lowest) <= reached <= order.index(highest),
+          f"{name}: escalated to {order[reached]} by {int(end) + 4} s (expected {lowest}..{highest})"
+          + (f" (and for the end-to-end tail, not the fault's: "
+             f"{'; '.join(str(t['t_s']) + ' s ' + t['to'] + ': ' + t['cause'] for t in tail_ups)})"
+             if tail_ups else ""),
           str(dg["level_by_interval"]))
-    tr = dg["transitions"]
     # Back to NONE after the fault ended. A later escalation for another
     # cause (on this VM, a host stall that pushes e2e over its budget) is the
     # ladder doing its job, not a failure to recover; the transition bound
@@ -613,7 +629,7 @@ check_trace(os.path.join(work, "stall", "trace.json"), "stall trace.json", True)
 
 # 8. Failing sink: it fails every frame from 5 s to 10 s; the breaker opens.
 s = fault_run("sink_fail", 25, ["fault.sink_fail_prob=1", "fault.from_s=5", "fault.to_s=10"],
-              "sink_fail", "drops", "execute", "MINIMAL", "MODERATE", 3)
+              "sink_fail", "drops", "execute", "MINIMAL", "MODERATE", 3, delays_frames=False)
 br = s["breaker"]
 tr = br["transitions"]
 check(tr and tr[0]["to"] == "OPEN" and 5 <= tr[0]["t_s"] < 5.5,
@@ -635,7 +651,7 @@ check(opened and opened[0]["t_s"] - tr[0]["t_s"] <= FRAME_MS / 1000,
 #     should stop there.
 s = fault_run("stage_fail", 30, ["fault.fail_stage=pattern", "fault.fail_prob=0.2",
                                  "fault.from_s=5", "fault.to_s=15"],
-              "stage_fail", "drops", "pattern", "MODERATE", "MODERATE", 3)
+              "stage_fail", "drops", "pattern", "MODERATE", "MODERATE", 3, delays_frames=False)
 check(s["frames"]["dropped"]["stage"] > 0 and
       sum(s["frames"]["dropped"].values()) == s["frames"]["dropped"]["stage"],
       f"stage_fail: {s['frames']['dropped']['stage']} frames dropped, all with reason stage")
@@ -650,7 +666,7 @@ check(s["frames"]["dropped"]["stage"] > 0 and
 s = fault_run("planner_hang", 32, ["fault.planner_hang_ms=10000", "fault.from_s=5",
                                    "fault.to_s=15", "watchdog.planner_stall_ms=6",
                                    "alerts.rate_limit_s=0"],
-              "planner_hang", "stall", "planner", "SEVERE", "SEVERE", 3)
+              "planner_hang", "stall", "planner", "SEVERE", "SEVERE", 3, delays_frames=False)
 hang_onset = next((x["onset_s"] for x in s["faults"] if x["kind"] == "planner_hang"), None) or 0
 pe = [x for x in s["watchdog"]["events"]
       if x["stage"] == "planner" and x["start_s"] >= hang_onset - 0.05]

@@ -35,9 +35,11 @@ static void on_signal(int sig)
 }
 
 /* The bundle's directory must be one this process can write, or a path
- * whose nearest existing ancestor is (the engine makes the rest). Checked
- * before the engine exists, so that a bad --out is bad usage (exit 2), not
- * a failure to start. */
+ * whose nearest existing ancestor is one it can make directories in (the
+ * engine makes the rest). That ancestor is probed by making and removing a
+ * directory in it: permission bits do not tell (root passes access() on
+ * /proc, where mkdir fails). Checked before the engine exists, so that a
+ * bad --out is bad usage (exit 2), not a failure to start. */
 static int check_out_dir(const char *dir, char *msg, size_t len)
 {
     char p[RFX_PATH_MAX];
@@ -54,6 +56,16 @@ static int check_out_dir(const char *dir, char *msg, size_t len)
                 snprintf(msg, len, "%s: %s", p, strerror(-rc));
                 return rc;
             }
+            if (strcmp(p, dir) == 0)
+                return 0;
+            char probe[RFX_PATH_MAX + 32];
+            snprintf(probe, sizeof probe, "%s/.reflex-probe-XXXXXX", p);
+            if (!mkdtemp(probe)) {
+                int rc = -errno;
+                snprintf(msg, len, "cannot make a directory in %s: %s", p, strerror(-rc));
+                return rc;
+            }
+            rmdir(probe);
             return 0;
         }
         if (errno != ENOENT) {

@@ -39,6 +39,8 @@ touch "$work/afile"
 expect_rc 2 "demo --out an existing file" "$reflex" demo --duration 1 --quiet --out "$work/afile"
 grep -q "cannot hold the bundle: .*afile: Not a directory" "$work/err" && pass "the out dir's problem named" || { fail "out dir message"; cat "$work/err"; }
 expect_rc 2 "demo --out under a file" "$reflex" demo --duration 1 --quiet --out "$work/afile/sub"
+expect_rc 2 "demo --out where no directory can be made" "$reflex" demo --duration 1 --quiet --out /proc/rfx-out
+grep -q "cannot hold the bundle: cannot make a directory in /proc: " "$work/err" && pass "the ancestor that refuses is named" || { fail "unmakeable out dir message"; cat "$work/err"; }
 expect_rc 2 "hist unknown tag" "$reflex" hist "$work/reflex.hlog" --tag nosuchtag
 expect_rc 2 "hist bad --ticks" "$reflex" hist "$work/reflex.hlog" --ticks 0
 expect_rc 2 "hist bad --unit-ratio" "$reflex" hist "$work/reflex.hlog" --unit-ratio -1

@@ -35,11 +35,12 @@
  * monitor waits up to 50 ms for it, then symbolises and logs it. The
  * handler is installed only if nothing else owns that signal; it is left
  * out under ThreadSanitizer, which defers signals to its own safe points.
- * Frames print as module(+offset): `addr2line -f -e MODULE OFFSET` names
- * the static functions.
+ * Frames the dynamic symbol table cannot name (static and hidden
+ * functions) are named from the file's .symtab (symbolize.c).
  */
 #include "engine_impl.h"
 #include "probes.h"
+#include "symbolize.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -181,10 +182,16 @@ static char *dump_stack(pthread_t tid)
     /* A handler that never ran must not write later: withdraw the request. */
     if (!atomic_compare_exchange_strong(&dump_slot.state, &expected, 0)) {
         char **sym = backtrace_symbols(dump_slot.frames, dump_slot.n);
-        size_t cap = 112 * (size_t)dump_slot.n + 1, len = 0;
+        size_t cap = 248 * (size_t)dump_slot.n + 1, len = 0;
         text = sym ? malloc(cap) : NULL;
-        for (int i = 0; text && i < dump_slot.n; i++)
-            len += (size_t)snprintf(text + len, cap - len, "#%-2d %.*s\n", i, 104, sym[i]);
+        for (int i = 0; text && i < dump_slot.n; i++) {
+            /* Frame 0 is where the signal came in; the others are return
+             * addresses, named by the call before them. */
+            char line[240];
+            const char *pc = dump_slot.frames[i];
+            rfx_symbolize_line(sym[i], pc, i > 0 ? pc - 1 : pc, line, sizeof line);
+            len += (size_t)snprintf(text + len, cap - len, "#%-2d %s\n", i, line);
+        }
         free(sym);
         atomic_store_explicit(&dump_slot.state, 0, memory_order_release);
     }

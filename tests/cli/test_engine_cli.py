@@ -521,6 +521,10 @@ if s["watchdog"]["stack_dumps"]:
     check(ev and "reflex" in ev[0]["stack"] and ev[0]["stack"].count("\n") >= 3,
           "stall: the stalled thread's stack is in the log and summary.json",
           ev[0]["stack"] if ev else "")
+    # The engine's static functions are named (from the binary's .symtab).
+    named = re.findall(r"reflex\((fault_work|run_stages|thread_main)\+0x", ev[0]["stack"]) if ev else []
+    check(named, f"stall: the stack names the engine's static functions ({', '.join(named)})",
+          ev[0]["stack"] if ev else "")
     # The dump unwinds on the stalled critical thread itself: it reads
     # .eh_frame of every object on the stack, mapped before start.
     crit = [(t["name"], t["page_faults_after_start"], t["allocated_bytes_after_start"])

@@ -62,6 +62,10 @@ struct rfx_action_cache {
     _Alignas(64) struct ck_ring misses;
     struct rfx_cache_miss *miss_buf;
     _Atomic uint64_t misses_queued, misses_dropped; /* producer-written */
+    /* under `writer`: the recorder's hook, and a replay's next generation */
+    rfx_publish_observer observer;
+    void *observer_arg;
+    uint64_t next_generation; /* 0: the current one + 1 */
 };
 
 static struct rfx_snapshot *snap_load(struct rfx_action_cache *c)
@@ -196,6 +200,21 @@ enum rfx_cache_result rfx_action_cache_lookup(struct rfx_action_cache *c, uint64
     return RFX_CACHE_MISS;
 }
 
+void rfx_action_cache_observe(struct rfx_action_cache *c, rfx_publish_observer fn, void *arg)
+{
+    pthread_mutex_lock(&c->writer);
+    c->observer = fn;
+    c->observer_arg = arg;
+    pthread_mutex_unlock(&c->writer);
+}
+
+void rfx_action_cache_next_generation(struct rfx_action_cache *c, uint64_t gen)
+{
+    pthread_mutex_lock(&c->writer);
+    c->next_generation = gen;
+    pthread_mutex_unlock(&c->writer);
+}
+
 const struct rfx_snapshot *rfx_action_cache_snapshot(struct rfx_action_cache *c)
 {
     return snap_load(c);
@@ -293,11 +312,14 @@ int64_t rfx_action_cache_publish(struct rfx_action_cache *c, const struct rfx_ca
 
     pthread_mutex_lock(&c->writer);
     struct rfx_snapshot *old = c->current; /* writers are serialised: a plain read */
-    s->generation = old ? old->generation + 1 : 1;
+    s->generation = c->next_generation ? c->next_generation : old ? old->generation + 1 : 1;
+    c->next_generation = 0;
     for (uint32_t i = 0; i < s1 + s2; i++) /* l2 follows l1 in the allocation */
         if (s->l1[i].key != 0 && s->l1[i].generation == 0)
             s->l1[i].generation = s->generation;
     s->checksum = rfx_snapshot_checksum(s);
+    if (c->observer) /* before any reader can see it (recorder.h) */
+        c->observer(c->observer_arg, s);
     snap_store(c, s);
     RFX_PROBE3(cache_publish, s->generation, s->n1, s->n2);
     atomic_fetch_add_explicit(&c->publications, 1, memory_order_relaxed);

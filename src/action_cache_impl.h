@@ -21,6 +21,16 @@ const struct rfx_snapshot *rfx_action_cache_snapshot(struct rfx_action_cache *c)
  * a publication holds across a grace period). */
 uint64_t rfx_action_cache_publications(const struct rfx_action_cache *c);
 
+/* Writers: fn(arg, snapshot) is called inside every publication, under the
+ * writers' lock, after the snapshot is built and before readers can see it
+ * (the run recorder). fn must not publish. NULL turns it off. */
+typedef void (*rfx_publish_observer)(void *arg, const struct rfx_snapshot *s);
+void rfx_action_cache_observe(struct rfx_action_cache *c, rfx_publish_observer fn, void *arg);
+
+/* Writers: the next publication gets generation `gen` instead of the
+ * current one + 1 (a replay republishing a record's snapshots). */
+void rfx_action_cache_next_generation(struct rfx_action_cache *c, uint64_t gen);
+
 /* FNV-1a over the generation and every slot of both tables. */
 uint64_t rfx_snapshot_checksum(const struct rfx_snapshot *s);
 

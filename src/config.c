@@ -186,6 +186,13 @@ static void engine_key(struct loader *L, const char *key, const char *val)
             snprintf(c->out_dir, sizeof c->out_dir, "%s", val);
         return;
     }
+    if (!strcmp(key, "record")) {
+        if (strlen(val) >= sizeof c->record_path)
+            fail(L, "engine", key, "longer than %zu characters", sizeof c->record_path - 1);
+        else
+            snprintf(c->record_path, sizeof c->record_path, "%s", val);
+        return;
+    }
     if (!strcmp(key, "cpu_latency_us")) {
         long long x;
         if (!strcmp(val, "auto"))

@@ -26,7 +26,9 @@
 #include "memtouch.h"
 #include "metrics_http.h"
 #include "probes.h"
+#include "action_cache_impl.h"
 #include "persist.h"
+#include "recorder.h"
 
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
@@ -583,6 +585,7 @@ void rfx_engine_destroy(struct rfx_engine *e)
     rfx_watchdog_destroy(e->watchdog);
     rfx_metrics_server_destroy(e->metrics);
     rfx_strategic_destroy(e->strat);
+    rfx_recorder_destroy(e->recorder);
     rfx_telemetry_destroy(e->tel);
     for (int i = 0; i < e->n_threads; i++) {
         rfx_spsc_ring_destroy(e->threads[i].out);
@@ -731,6 +734,23 @@ enum rfx_level rfx_engine_level(const struct rfx_engine *e)
     return e ? (enum rfx_level)atomic_load_explicit(&((struct rfx_engine *)e)->level,
                                                     memory_order_relaxed)
              : RFX_LEVEL_NONE;
+}
+
+int rfx_engine_record_stats(const struct rfx_engine *e, struct rfx_engine_record_stats *out)
+{
+    if (!e || !out)
+        return -EINVAL;
+    if (!e->recorder)
+        return -ENOENT;
+    struct rfx_recorder_stats rs;
+    rfx_recorder_stats(e->recorder, &rs);
+    *out = (struct rfx_engine_record_stats){
+        .frames = rs.frames,
+        .frames_lost = rs.frames_lost,
+        .publications = rs.publications,
+        .bytes = rs.bytes,
+    };
+    return 0;
 }
 
 int rfx_engine_set_summary_extra(struct rfx_engine *e, const char *json)
@@ -1566,6 +1586,43 @@ static int map_stages(struct rfx_engine *e, char *msg, size_t msglen)
     return 0;
 }
 
+/* The run recorder (src/recorder.h): the header says what a replay needs to
+ * set the same stages up; it sees every publication from here on, the warm
+ * start's included. The ring holds two seconds of frames (at least 4096),
+ * bounded to 64 MiB. */
+static int record_create(struct rfx_engine *e, char *msg, size_t msglen)
+{
+    const struct rfx_engine_config *c = &e->cfg;
+    struct rfx_record_header h = {
+        .version = RFX_RECORD_VERSION,
+        .payload_bytes = c->payload_bytes,
+        .frame_hz = c->frame_hz,
+        .seed = c->seed,
+        .start_ns = e->start_call_ns,
+        .n_stages = (uint32_t)e->n_stages,
+        .cache_l1_slots = c->cache_l1_slots,
+        .cache_l2_slots = c->cache_l2_slots,
+        .miss_queue = c->miss_queue,
+        .fail_prob = c->fail_prob,
+    };
+    for (int i = 0; i < e->n_stages; i++)
+        snprintf(h.stages[i], RFX_NAME_MAX, "%s", e->stages[i].name);
+    snprintf(h.source_kind, RFX_NAME_MAX, "%s", c->source_kind);
+    snprintf(h.sink_kind, RFX_NAME_MAX, "%s", c->sink_kind);
+    if (c->fail_prob > 0)
+        snprintf(h.fail_stage, RFX_NAME_MAX, "%s", c->fail_stage);
+    for (int i = 0; i < 5; i++)
+        h.level_actions[i] = c->level_actions[i];
+    size_t slot = 64 + (size_t)c->payload_bytes;
+    double want = c->frame_hz > 0 ? 2 * c->frame_hz : 1e9;
+    double cap = (double)(64u << 20) / (double)slot;
+    uint32_t slots = (uint32_t)(want < cap ? (want > 4096 ? want : 4096) : cap);
+    int rc = rfx_recorder_create(c->record_path, &h, slots, &e->recorder, msg, msglen);
+    if (rc == 0)
+        rfx_action_cache_observe(e->cache, rfx_recorder_publication, e->recorder);
+    return rc;
+}
+
 int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
 {
     char dummy[8];
@@ -1657,6 +1714,8 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
             e->threads[i + 1].in = t->out;
         }
     }
+    if (e->cfg.record_path[0] && (rc = record_create(e, msg, msglen)) != 0)
+        return rc;
     if ((rc = rfx_strategic_create(e, &e->strat, msg, msglen)) != 0)
         return rc;
     if (e->cfg.persist_path[0]) {
@@ -1733,6 +1792,8 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
     /* The watchdog before the reporter: the reporter reads e->watchdog. */
     if (rc == 0 && (rc = rfx_watchdog_start(e, &e->watchdog, msg, msglen)) == 0)
         rc = rfx_telemetry_start(e->tel, e->start_ns, msg, msglen);
+    if (rc == 0 && e->recorder)
+        rc = rfx_recorder_start(e->recorder, msg, msglen);
     offpath_leave(moved, &saved);
     if (rc != 0) {
         atomic_store(&e->go, -1);
@@ -1758,6 +1819,12 @@ int rfx_engine_wait(struct rfx_engine *e)
     rfx_watchdog_stop(e->watchdog);
     rfx_telemetry_stop(e->tel);
     rfx_strategic_stop(e->strat);
+    if (e->recorder) { /* every frame and publication is in: the end record */
+        rfx_action_cache_observe(e->cache, NULL, NULL);
+        if (rfx_recorder_finish(e->recorder, e->end_ns, e->record_error, sizeof e->record_error) !=
+            0)
+            fprintf(stderr, "reflex: %s\n", e->record_error);
+    }
     rfx_engine_persist(e); /* the clean stop's snapshot */
     e->waited = true;
     return 0;

@@ -130,6 +130,8 @@ struct rfx_engine {
     uint64_t persist_writes, persist_errors;
     char persist_error[300];
     struct rfx_watchdog *watchdog;
+    struct rfx_recorder *recorder; /* [engine] record; NULL: none */
+    char record_error[300];
     struct rfx_metrics_server *metrics; /* NULL: no endpoint */
     int64_t start_ns, end_ns, first_frame_ns;
     bool alloc_tracking;

@@ -194,9 +194,7 @@ static void *server_main(void *arg)
 {
     struct rfx_metrics_server *s = arg;
     rfx_thread_name_self("metrics");
-    struct sched_param idle = {.sched_priority = 0};
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0)
-        setpriority(PRIO_PROCESS, 0, 19);
+    rfx_thread_idle_self();
     while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
         struct pollfd p = {.fd = s->fd, .events = POLLIN};
         if (poll(&p, 1, 100) <= 0)

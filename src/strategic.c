@@ -335,9 +335,9 @@ static void *worker_main(void *arg)
      * SCHED_IDLE thread the scheduler preempts it the moment a critical
      * thread wakes on a shared core (a normal-priority planner computing
      * for 20 ms would delay frames by milliseconds on a 2-CPU machine). */
-    struct sched_param idle = {.sched_priority = 0};
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0)
-        fprintf(stderr, "reflex: warning: strategic worker %d: SCHED_IDLE refused\n", w->idx);
+    if (rfx_thread_idle_self() != 0)
+        fprintf(stderr, "reflex: warning: strategic worker %d: SCHED_IDLE refused (nice 19)\n",
+                w->idx);
     if (s->have_arena)
         mallctl("thread.arena", NULL, NULL, &s->arena, sizeof s->arena);
     struct rfx_cache_miss *batch = malloc(MISS_BATCH * sizeof *batch);

@@ -136,6 +136,15 @@ int rfx_thread_name_self(const char *name)
     return rc ? -rc : 0;
 }
 
+int rfx_thread_idle_self(void)
+{
+    struct sched_param idle = {.sched_priority = 0};
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) == 0)
+        return 0;
+    setpriority(PRIO_PROCESS, 0, 19);
+    return 1;
+}
+
 int rfx_priority_parse(const char *s, struct rfx_priority *out)
 {
     if (!s || !out)

@@ -16,7 +16,8 @@
 const char *const rfx_builtin_stages[5] = {"capture", "pattern", "decide", "execute", "telemetry"};
 
 struct rfx_builtin {
-    struct rfx_engine *e;
+    struct rfx_engine *e;       /* NULL in a replay */
+    struct rfx_action_cache *c; /* decide's: the engine's, or a replay's */
     const struct rfx_engine_config *cfg;
     bool demo, synthetic, udp_in, udp_out;
     /* demo: the game lives with capture; execute hands actions back */
@@ -101,7 +102,7 @@ static void demo_pattern(void *ctx, struct rfx_frame **fr, size_t n,
 static void demo_decide(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
 {
     struct rfx_builtin *b = ctx;
-    struct rfx_action_cache *c = rfx_engine_cache(b->e);
+    struct rfx_action_cache *c = b->c;
     for (size_t i = 0; i < n; i++) {
         struct rfx_frame *f = fr[i];
         const struct rfx_demo_state *s = state_of(f);
@@ -110,6 +111,8 @@ static void demo_decide(void *ctx, struct rfx_frame **fr, size_t n, const struct
         if (!(env->degrade & RFX_DEGRADE_FALLBACK_ONLY))
             r = rfx_action_cache_lookup(c, f->context_key, f->pattern_key, &action,
                                         &f->cache_generation);
+        else
+            f->flags |= RFX_FRAME_FALLBACK_ONLY;
         if (r == RFX_CACHE_MISS) {
             action = (uint32_t)rfx_demo_fallback(s);
             if (!(env->degrade & RFX_DEGRADE_CACHE_ONLY)) {
@@ -228,7 +231,7 @@ static void syn_pattern(void *ctx, struct rfx_frame **fr, size_t n, const struct
 static void syn_decide(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
 {
     struct rfx_builtin *b = ctx;
-    struct rfx_action_cache *c = rfx_engine_cache(b->e);
+    struct rfx_action_cache *c = b->c;
     for (size_t i = 0; i < n; i++) {
         struct rfx_frame *f = fr[i];
         uint32_t action = 0;
@@ -296,6 +299,7 @@ int rfx_builtin_setup(struct rfx_engine *e, const struct rfx_engine_config *cfg,
         return -ENOMEM;
     }
     b->e = e;
+    b->c = rfx_engine_cache(e);
     b->cfg = cfg;
     atomic_init(&b->mailbox, 0);
     atomic_init(&b->plan_calls, 0);
@@ -351,6 +355,33 @@ int rfx_builtin_setup(struct rfx_engine *e, const struct rfx_engine_config *cfg,
         rfx_builtin_destroy(b);
         return rc;
     }
+    *out = b;
+    return 0;
+}
+
+int rfx_builtin_replay_setup(const char *source_kind, struct rfx_action_cache *c,
+                             struct rfx_builtin **out, const struct rfx_stage_ops **pattern,
+                             const struct rfx_stage_ops **decide, char *msg, size_t msglen)
+{
+    bool synthetic = !strcmp(source_kind, "synthetic"), udp = !strcmp(source_kind, "udp");
+    if (!synthetic && !udp && strcmp(source_kind, "demo") != 0) {
+        snprintf(msg, msglen, "source kind '%s' has no built-in pattern and decide stages",
+                 source_kind);
+        return -EINVAL;
+    }
+    struct rfx_builtin *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(msg, msglen, "out of memory");
+        return -ENOMEM;
+    }
+    b->c = c;
+    b->synthetic = synthetic;
+    b->udp_in = udp;
+    b->demo = !synthetic;
+    pthread_mutex_init(&b->recent_lock, NULL);
+    const struct rfx_stage_ops *ops = synthetic ? syn_ops : demo_ops;
+    *pattern = &ops[1];
+    *decide = &ops[2];
     *out = b;
     return 0;
 }

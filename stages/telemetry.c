@@ -25,6 +25,7 @@
 #include "memtouch.h"
 #include "metrics_http.h"
 #include "probes.h"
+#include "recorder.h"
 #include "svg_plot.h"
 #include "telemetry_impl.h"
 #include "hdr_histogram_impl.h"
@@ -603,11 +604,7 @@ static void *reporter_main(void *arg)
 {
     struct rfx_telemetry *t = arg;
     rfx_thread_name_self("report");
-    /* Off the critical path: SCHED_IDLE, so a waking critical thread
-     * preempts it at once (nice 19 if SCHED_IDLE is refused). */
-    struct sched_param idle = {.sched_priority = 0};
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0)
-        setpriority(PRIO_PROCESS, 0, 19);
+    rfx_thread_idle_self(); /* off the critical path: a waking critical thread preempts it */
     populate_reporter(t);
     int64_t next = t->iv_start_ns + t->iv_len_ns;
     pthread_mutex_lock(&t->lock);
@@ -893,6 +890,8 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
 {
     struct rfx_telemetry *t = ctx;
     struct rfx_engine *e = t->e;
+    if (e->recorder)
+        rfx_recorder_frames(e->recorder, frames, n);
     if (!e->cfg.telemetry_record) {
         tel_count_only(e, frames, n);
         return;
@@ -948,6 +947,21 @@ const struct rfx_stage_ops rfx_telemetry_ops = {
 };
 
 /* ---- the bundle ---- */
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
 
 static void json_hist(FILE *f, const struct rfx_hdr *h)
 {
@@ -1216,6 +1230,19 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
             e->cfg.persist_path, e->loaded_l1, e->loaded_l2, e->load_error,
             (unsigned long long)e->persist_writes, (unsigned long long)e->persist_errors,
             e->persist_error);
+    if (e->recorder) {
+        struct rfx_recorder_stats rs;
+        rfx_recorder_stats(e->recorder, &rs);
+        fprintf(f, "  \"record\": {\"path\": ");
+        json_string(f, e->cfg.record_path);
+        fprintf(f,
+                ", \"frames\": %llu, \"frames_lost\": %llu, \"publications\": %llu, "
+                "\"bytes\": %llu, \"ring_frames\": %u, \"error\": ",
+                (unsigned long long)rs.frames, (unsigned long long)rs.frames_lost,
+                (unsigned long long)rs.publications, (unsigned long long)rs.bytes, rs.slots);
+        json_string(f, e->record_error);
+        fprintf(f, "},\n");
+    }
     const struct rfx_breaker *br = &e->breaker;
     fprintf(f,
             "  \"breaker\": {\"stage\": \"%s\", \"state\": \"%s\", \"opens\": %llu, \"failures\": "

@@ -87,7 +87,7 @@ static void run_usage(FILE *f, bool demo)
 {
     if (demo)
         fprintf(f, "usage: reflex demo [--duration S] [--out DIR] [--set section.key=value]...\n"
-                   "                   [--fail-on-budget] [--quiet]\n"
+                   "                   [--record FILE] [--fail-on-budget] [--quiet]\n"
                    "\n"
                    "Play the built-in falling-hazards game at 60 FPS with the built-in bot:\n"
                    "capture -> pattern -> decide (RCU action cache) -> execute -> telemetry,\n"
@@ -95,15 +95,18 @@ static void run_usage(FILE *f, bool demo)
                    "per-stage latency table, cache hit rate and score; leaves the run bundle\n"
                    "(summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm) in DIR.\n");
     else
-        fprintf(f,
-                "usage: reflex run CONFIG [--duration S] [--frames N] [--out DIR]\n"
-                "                  [--set section.key=value]... [--fail-on-budget] [--quiet]\n"
-                "\n"
-                "Run the pipeline CONFIG describes (docs/config.md) and write the run bundle.\n");
+        fprintf(
+            f, "usage: reflex run CONFIG [--duration S] [--frames N] [--out DIR]\n"
+               "                  [--set section.key=value]... [--record FILE] [--fail-on-budget]\n"
+               "                  [--quiet]\n"
+               "\n"
+               "Run the pipeline CONFIG describes (docs/config.md) and write the run bundle.\n");
     fprintf(f, "  --duration S      run for S seconds (default: [engine] duration_s, demo 30)\n"
                "  --frames N        stop after N frames\n"
                "  --out DIR         bundle directory (default: [engine] out_dir)\n"
                "  --set S.K=V       override a config key (repeatable)\n"
+               "  --record FILE     record every frame and cache publication to FILE, for\n"
+               "                    'reflex replay FILE' (default: [engine] record)\n"
                "  --fail-on-budget  exit 3 if any budget was violated\n"
                "  --quiet           no progress lines\n"
                "Exit: 0 ok, 1 runtime failure, 2 bad usage or config, 3 budgets failed.\n");
@@ -145,19 +148,55 @@ static void status_line(char *b, size_t n, const struct rfx_engine_status *st, d
 #undef PUT
 }
 
+/* A record file must be a file (new, or one to replace) in a directory
+ * this process can write: refused with exit 2 before the run, as --out. */
+static int check_record_path(const char *path, const char *out_dir, char *msg, size_t len)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(msg, len, "is a directory");
+        return -1;
+    }
+    char dir[RFX_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    if (!strcmp(dir, out_dir))
+        return 0; /* the bundle's directory, checked (and made at start) as such */
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(msg, len, "no directory %s to write it in", dir);
+        return -1;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(msg, len, "cannot write in %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_run(int argc, char **argv, bool demo)
 {
     static const struct option opts[] = {
-        {"duration", required_argument, NULL, 'd'}, {"frames", required_argument, NULL, 'n'},
-        {"out", required_argument, NULL, 'o'},      {"set", required_argument, NULL, 's'},
-        {"fail-on-budget", no_argument, NULL, 'f'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"duration", required_argument, NULL, 'd'},
+        {"frames", required_argument, NULL, 'n'},
+        {"out", required_argument, NULL, 'o'},
+        {"set", required_argument, NULL, 's'},
+        {"fail-on-budget", no_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"record", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *sets[MAX_SETS + 2];
     int n_sets = 0;
     double duration = demo ? 30 : -1;
     long long frames = -1;
-    const char *out = NULL;
+    const char *out = NULL, *record = NULL;
     bool fail_on_budget = false, quiet = false;
     optind = 1;
     int c;
@@ -182,6 +221,9 @@ int cmd_run(int argc, char **argv, bool demo)
             break;
         case 'o':
             out = optarg;
+            break;
+        case 'r':
+            record = optarg;
             break;
         case 's':
             if (n_sets >= MAX_SETS) {
@@ -244,6 +286,19 @@ int cmd_run(int argc, char **argv, bool demo)
     if (check_out_dir(cfg.out_dir, msg, sizeof msg) != 0) {
         fprintf(stderr, "reflex: %s %s: cannot hold the bundle: %s\n",
                 out ? "--out" : "[engine] out_dir", cfg.out_dir, msg);
+        return 2;
+    }
+    if (record) {
+        if (strlen(record) >= sizeof cfg.record_path || !*record) {
+            fprintf(stderr, "reflex: --record: path too long or empty\n");
+            return 2;
+        }
+        snprintf(cfg.record_path, sizeof cfg.record_path, "%s", record);
+    }
+    if (cfg.record_path[0] &&
+        check_record_path(cfg.record_path, cfg.out_dir, msg, sizeof msg) != 0) {
+        fprintf(stderr, "reflex: %s %s: %s\n", record ? "--record" : "[engine] record",
+                cfg.record_path, msg);
         return 2;
     }
     if (cfg.duration_s <= 0 && cfg.max_frames == 0 && !isatty(STDIN_FILENO) && !quiet)
@@ -328,6 +383,15 @@ int cmd_run(int argc, char **argv, bool demo)
     printf("bundle: %s/ (summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm, latency.svg, "
            "metrics.prom, trace.json)\n",
            cfg.out_dir);
+    struct rfx_engine_record_stats rs;
+    if (rfx_engine_record_stats(e, &rs) == 0) {
+        printf("record: %s: %llu frames, %llu cache publications", cfg.record_path,
+               (unsigned long long)rs.frames, (unsigned long long)rs.publications);
+        if (rs.frames_lost)
+            printf(", %llu frames LOST (the recorder fell behind)",
+                   (unsigned long long)rs.frames_lost);
+        printf("; check it with: reflex replay %s\n", cfg.record_path);
+    }
     if (status == 0 && fail_on_budget && viol > 0) {
         fprintf(stderr, "reflex: %lld budget violations (--fail-on-budget)\n", (long long)viol);
         status = 3;

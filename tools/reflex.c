@@ -19,10 +19,13 @@ static void usage(FILE *f)
                "A lock-free pipeline engine for latency-sensitive bots.\n"
                "\n"
                "commands:\n"
-               "  demo [--duration S] [--out DIR]\n"
+               "  demo [--duration S] [--out DIR] [--record FILE]\n"
                "        play the built-in game with the built-in bot at 60 FPS\n"
                "  run CONFIG [--duration S] [--frames N] [--out DIR] [--set S.K=V]...\n"
+               "      [--record FILE]\n"
                "        run the pipeline a config file describes; writes the run bundle\n"
+               "  replay FILE [--config CONFIG]\n"
+               "        replay a run record and check that every decision is identical\n"
                "  check CONFIG\n"
                "        validate a config and print the resolved layout\n"
                "  hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
@@ -159,6 +162,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "hist") == 0)
         return cmd_hist(argc - 1, argv + 1);
+    if (strcmp(cmd, "replay") == 0)
+        return cmd_replay(argc - 1, argv + 1);
     if (strcmp(cmd, "plot") == 0)
         return cmd_plot(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)

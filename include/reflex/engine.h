@@ -86,6 +86,7 @@ struct rfx_engine_config {
     double duration_s;      /* 0 = until stopped */
     uint64_t max_frames;    /* 0 = no limit */
     char out_dir[RFX_PATH_MAX];
+    char record_path[RFX_PATH_MAX]; /* the run record (reflex/record.h); "" = none */
     bool lock_memory; /* mlockall at start */
     int32_t cpu_latency_us; /* CPU latency request while running (rfx_cpu_latency_hold):
                                RFX_CPU_LATENCY_AUTO (the default), RFX_CPU_LATENCY_OFF,
@@ -265,6 +266,18 @@ RFX_API int rfx_engine_metrics_port(const struct rfx_engine *e);
  * running). Call it from the thread that starts and waits for the engine
  * (rfx_engine_wait drops the request). */
 RFX_API int rfx_engine_cpu_latency(const struct rfx_engine *e);
+
+/* The run record ([engine] record): what the recorder wrote so far (exact
+ * after rfx_engine_wait). Returns 0, or -ENOENT when the run records
+ * nothing. Any thread. */
+struct rfx_engine_record_stats {
+    uint64_t frames;       /* frame records in the file */
+    uint64_t frames_lost;  /* frames the recorder's ring had no room for */
+    uint64_t publications; /* cache snapshots in the file */
+    uint64_t bytes;
+};
+RFX_API int rfx_engine_record_stats(const struct rfx_engine *e,
+                                    struct rfx_engine_record_stats *out);
 
 /* Current degradation level (stages receive it in their env). */
 RFX_API enum rfx_level rfx_engine_level(const struct rfx_engine *e);

@@ -16,5 +16,6 @@
 #include <reflex/action_cache.h>
 #include <reflex/planner.h>
 #include <reflex/config.h>
+#include <reflex/record.h>
 
 #endif

@@ -83,6 +83,9 @@ enum rfx_cache_result {
 
 #define RFX_FRAME_EMPTY       0x1u /* capture: no input for this slot; the engine recycles it */
 #define RFX_FRAME_SINK_FAILED 0x2u /* the sink (last stage before telemetry) failed to deliver */
+/* decide served the safe fallback without a lookup (RFX_DEGRADE_FALLBACK_ONLY);
+ * a replay gives decide the same action */
+#define RFX_FRAME_FALLBACK_ONLY 0x4u
 
 /*
  * Stage times. A frame keeps when each stage took it and let it go as the

@@ -52,6 +52,11 @@ RFX_API int rfx_thread_pin_self(int core, char *msg, size_t msglen);
  * as perf, top and /proc show it. Returns 0 or -EINVAL (null or empty name). */
 RFX_API int rfx_thread_name_self(const char *name);
 
+/* Make the calling thread an off-path one: SCHED_IDLE, so that any critical
+ * thread that wakes preempts it at once; nice 19 where SCHED_IDLE is refused.
+ * Returns 0, or 1 when it fell back to nice 19. */
+RFX_API int rfx_thread_idle_self(void);
+
 /*
  * Apply a priority to the calling thread. Returns 0 when applied; 1 when FIFO
  * (or a negative nice) was not permitted and the thread fell back to normal

@@ -1,0 +1,143 @@
+/*
+ * reflex replay FILE [--config CONFIG] [--set S.K=V]... [--show N]
+ * Decision-exact replay of a run record (stages/replay.h): exit 0 when every
+ * decision comes out as recorded, 1 when any differs (listed), 2 for a
+ * record that is corrupt, cut short or not replayable, or bad usage.
+ */
+#include "cmd_run.h"
+
+#include <reflex/config.h>
+#include <reflex/reflex.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builtin.h"
+#include "replay.h"
+
+#define MAX_SETS 64
+
+static void replay_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: reflex replay FILE [--config CONFIG] [--set section.key=value]... [--show N]\n"
+            "\n"
+            "Run every frame of a run record (reflex run/demo --record FILE) through the\n"
+            "pattern and decide stages again, on a logical clock, with the action cache\n"
+            "holding the snapshot each frame saw, and compare every decision with the\n"
+            "recorded one (docs/record-replay.md).\n"
+            "  --config CONFIG  replay with this config's [source] kind and [degrade]\n"
+            "                   level actions instead of the record's (a what-if: the\n"
+            "                   differences are that config's)\n"
+            "  --set S.K=V      override a key of that config (repeatable)\n"
+            "  --show N         list at most N differences (default 10)\n"
+            "Exit: 0 every decision identical, 1 some differ, 2 bad usage or a corrupt,\n"
+            "truncated or unreplayable record.\n");
+}
+
+int cmd_replay(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"show", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL, *sets[MAX_SETS];
+    int n_sets = 0;
+    long show = 10;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 's':
+            if (n_sets >= MAX_SETS) {
+                fprintf(stderr, "reflex replay: more than %d --set options\n", MAX_SETS);
+                return EXIT_USAGE;
+            }
+            sets[n_sets++] = optarg;
+            break;
+        case 'n':
+            show = strtol(optarg, &end, 10);
+            if (*end || end == optarg || show < 0 || show > 1000000) {
+                fprintf(stderr, "reflex replay: --show: '%s' is not a count in 0..1000000\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h':
+            replay_usage(stdout);
+            return EXIT_OK;
+        default:
+            replay_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        replay_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (n_sets && !config) {
+        fprintf(stderr, "reflex replay: --set needs --config\n");
+        return EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+    char msg[512];
+    struct rfx_engine_config cfg;
+    struct rfx_replay_options opt = {.diffs = stdout, .max_listed = show ? (int)show : -1};
+    if (show == 0)
+        opt.diffs = NULL;
+    if (config) {
+        if (rfx_config_load(config, sets, n_sets, rfx_builtin_stages, 5, &cfg, msg, sizeof msg) !=
+            0) {
+            fprintf(stderr, "reflex replay: %s\n", msg);
+            return EXIT_USAGE;
+        }
+        opt.source_kind = cfg.source_kind;
+        opt.level_actions = cfg.level_actions;
+    }
+    struct rfx_replay_result res;
+    printf("replay: %s: differences:\n", path);
+    int rc = rfx_replay(path, &opt, &res, msg, sizeof msg);
+    if (rc != 0) {
+        fprintf(stderr, "reflex replay: %s: %s\n", path, msg);
+        return rc == -EINVAL || rc == -ENOENT || rc == -EISDIR || rc == -EACCES ? EXIT_USAGE
+                                                                                : EXIT_RUNTIME;
+    }
+    if (res.differ == 0)
+        printf("  none\n");
+    else if (show && res.differ > (uint64_t)show)
+        printf("  ... and %" PRIu64 " more\n", res.differ - (uint64_t)show);
+    const struct rfx_record_header *h = &res.header;
+    printf("replay: %s source%s, %g Hz, seed %" PRIu64 ": %" PRIu64 " frames, %" PRIu64
+           " cache publications\n",
+           h->source_kind, config ? " (replayed as the config's)" : "", h->frame_hz, h->seed,
+           res.frames, res.publications);
+    printf("replay: %" PRIu64 " frames compared (%" PRIu64 " decisions replayed, %" PRIu64
+           " pattern drops): %" PRIu64 " identical, %" PRIu64 " differ\n",
+           res.compared, res.decided, res.pattern_drops, res.identical, res.differ);
+    if (res.not_reached || res.fault_drops)
+        printf("replay: not compared: %" PRIu64 " frames dropped before pattern, %" PRIu64
+               " dropped by an injected fault\n",
+               res.not_reached, res.fault_drops);
+    if (res.unseen || res.frames_lost)
+        printf("replay: not in the record: %" PRIu64 " sequence numbers (%" PRIu64
+               " frames the recorder had no room for)\n",
+               res.unseen, res.frames_lost);
+    if (res.differ) {
+        printf("replay: %" PRIu64 " of %" PRIu64 " decisions DIFFER (first at frame %" PRIu64 ")\n",
+               res.differ, res.compared, res.first_diff_seq);
+        return EXIT_RUNTIME;
+    }
+    printf("replay: every decision is identical\n");
+    return EXIT_OK;
+}

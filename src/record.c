@@ -222,10 +222,9 @@ static int grow(struct rfx_record_reader *r, size_t n)
 
 static const char *kind_name(uint32_t k)
 {
-    return k == RFX_RECORD_FRAME         ? "frame"
-           : k == RFX_RECORD_PUBLICATION ? "publication"
-           : k == RFX_RECORD_END         ? "end"
-                                         : "unknown";
+    return k == RFX_RECORD_FRAME         ? "a frame record"
+           : k == RFX_RECORD_PUBLICATION ? "a publication record"
+                                         : "the end record";
 }
 
 int rfx_record_next(struct rfx_record_reader *r, struct rfx_record_item *it, char *msg,
@@ -266,8 +265,8 @@ int rfx_record_next(struct rfx_record_reader *r, struct rfx_record_item *it, cha
     bool exact = kind != RFX_RECORD_PUBLICATION;
     if ((exact && len != max) || len > max || (!exact && len < RFX_RECORD_PUB_FIXED))
         return fail(msg, msglen, -EINVAL,
-                    "byte %" PRIu64 ": a %s record of %" PRIu32 " bytes (expected %s%" PRIu64 ")",
-                    at, kind_name(kind), len, exact ? "" : "at most ", max);
+                    "byte %" PRIu64 ": %s of %" PRIu32 " bytes (expected %s%" PRIu64 ")", at,
+                    kind_name(kind), len, exact ? "" : "at most ", max);
     if (grow(r, (size_t)len + 4) != 0)
         return fail(msg, msglen, -ENOMEM, "byte %" PRIu64 ": out of memory", at);
     rc = read_exact(r->f, r->buf, (size_t)len + 4);
@@ -275,15 +274,15 @@ int rfx_record_next(struct rfx_record_reader *r, struct rfx_record_item *it, cha
         return fail(msg, msglen, -EIO, "byte %" PRIu64 ": read error: %s", at, strerror(errno));
     if (rc != 1)
         return fail(msg, msglen, -EINVAL,
-                    "byte %" PRIu64 ": truncated in a %s record (%" PRIu32 " bytes needed)", at,
+                    "byte %" PRIu64 ": truncated in %s (%" PRIu32 " bytes needed)", at,
                     kind_name(kind), len + 12);
     uint32_t crc;
     memcpy(&crc, r->buf + len, 4);
     uLong want = crc32(0, (const Bytef *)head, sizeof head);
     want = crc32(want, r->buf, len);
     if (crc != (uint32_t)want)
-        return fail(msg, msglen, -EINVAL, "byte %" PRIu64 ": a %s record's checksum does not match",
-                    at, kind_name(kind));
+        return fail(msg, msglen, -EINVAL, "byte %" PRIu64 ": %s's checksum does not match", at,
+                    kind_name(kind));
     memset(it, 0, sizeof *it);
     it->kind = (enum rfx_record_kind)kind;
     it->offset = at;

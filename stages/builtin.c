@@ -376,7 +376,9 @@ int rfx_builtin_replay_setup(const char *source_kind, struct rfx_action_cache *c
     }
     b->c = c;
     b->synthetic = synthetic;
-    b->udp_in = udp;
+    /* A record comes from outside, whatever its source was: pattern checks
+     * every state, as it does a UDP game's. */
+    b->udp_in = udp || !synthetic;
     b->demo = !synthetic;
     pthread_mutex_init(&b->recent_lock, NULL);
     const struct rfx_stage_ops *ops = synthetic ? syn_ops : demo_ops;

@@ -123,6 +123,13 @@ static int use_generation(struct replay *r, uint64_t g, uint64_t seq, char *msg,
     struct pending *p = &r->q[i];
     rfx_action_cache_next_generation(r->cache, p->generation);
     int64_t rc = rfx_action_cache_publish(r->cache, p->entries, p->n1, p->entries + p->n1, p->n2);
+    if (rc == -ENOSPC || rc == -EINVAL) { /* the reader refused key 0: more than the cache holds */
+        snprintf(msg, msglen,
+                 "generation %" PRIu64 " holds %" PRIu32 " + %" PRIu32
+                 " entries, more than the record's cache (%s)",
+                 p->generation, p->n1, p->n2, strerror((int)-rc));
+        return -EINVAL;
+    }
     if (rc < 0) {
         snprintf(msg, msglen, "republishing generation %" PRIu64 ": %s", p->generation,
                  strerror((int)-rc));
@@ -280,6 +287,12 @@ int rfx_replay(const char *path, const struct rfx_replay_options *opt,
         cc.max_entries = 1;
     cc.miss_queue = 64; /* misses are queued as in the run, and never taken */
     const char *kind = r.opt->source_kind ? r.opt->source_kind : h->source_kind;
+    if (strcmp(kind, "synthetic") != 0 && h->payload_bytes < sizeof(struct rfx_demo_state)) {
+        snprintf(msg, msglen, "the demo's stages need payloads of %zu bytes; the record's are %u",
+                 sizeof(struct rfx_demo_state), h->payload_bytes);
+        rfx_record_close(rd);
+        return -EINVAL;
+    }
     r.payload = aligned_alloc(64, ((size_t)h->payload_bytes + 64) & ~(size_t)63);
     if (!r.payload) {
         rfx_record_close(rd);

@@ -5,6 +5,7 @@
  * byte is odd, the harness writes the rest with its length and checksum
  * fields made to match, so the records behind them are explored too.
  */
+#include "fuzz_file.h"
 #include "persist.h"
 
 #include <errno.h>
@@ -18,27 +19,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size == 0)
-        return 0;
-    int fix = data[0] & 1;
-    data++;
-    size--;
-    uint8_t *file = malloc(size ? size : 1);
+    int fix;
+    uint8_t *file = fuzz_body(data, &size, &fix);
     if (!file)
-        abort();
-    memcpy(file, data, size);
+        return 0;
     if (fix && size >= 24) {
         uint64_t length = size - 24;
         uint32_t crc = rfx_crc32c(0, file + 24, length);
         memcpy(file + 8, &length, 8);
         memcpy(file + 16, &crc, 4);
     }
-    int fd = memfd_create("fuzz.rfxc", MFD_CLOEXEC);
-    if (fd < 0 || (size && write(fd, file, size) != (ssize_t)size))
-        abort();
-    free(file);
     char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int fd = fuzz_file(file, size, path);
+    free(file);
 
     struct rfx_cache_entry *l1 = NULL, *l2 = NULL;
     size_t n1 = 0, n2 = 0;

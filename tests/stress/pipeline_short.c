@@ -4,12 +4,16 @@
  * demo game at 200 Hz, each with strategic workers publishing snapshots, then
  * the demo with faults (stalls, a failing stage and sink, a hung planner), a
  * short TTL, generation limits and persistence.
- * Checks the accounting identity with in flight 0 after a clean stop.
+ * Checks the accounting identity with in flight 0 after a clean stop; the
+ * demo runs record themselves (the recorder's ring and publication hook under
+ * the sanitizer), and their records must replay with every decision identical
+ * and every frame that reached telemetry in the record or counted lost.
  *
  * usage: pipeline_short [--long]   (1 s per run; 0.5 s reduced; 20 s long)
  */
 #include "builtin.h"
 #include "engine_impl.h"
+#include "replay.h"
 
 #include <reflex/config.h>
 
@@ -21,6 +25,27 @@
 
 /* invalidate: halfway through, drop every entry published so far
  * (rfx_engine_cache_invalidate_before) and require that some went. */
+/* The run's record: every frame that reached telemetry is in it or counted
+ * lost, and its replay finds every decision identical. */
+static bool replay_ok(const char *what, const char *path, const struct rfx_engine_counts *c)
+{
+    struct rfx_replay_result res;
+    char msg[512];
+    int rc = rfx_replay(path, NULL, &res, msg, sizeof msg);
+    uint64_t framed = c->captured - c->dropped[RFX_DROP_POOL_EXHAUSTED];
+    bool ok =
+        rc == 0 && res.differ == 0 && res.compared > 0 && res.frames + res.frames_lost == framed;
+    printf("pipeline_short: %s: record: %llu frames (+ %llu lost) of %llu, %llu publications; "
+           "replay: %llu compared, %llu identical, %llu differ, %llu fault drops%s%s: %s\n",
+           what, (unsigned long long)res.frames, (unsigned long long)res.frames_lost,
+           (unsigned long long)framed, (unsigned long long)res.publications,
+           (unsigned long long)res.compared, (unsigned long long)res.identical,
+           (unsigned long long)res.differ, (unsigned long long)res.fault_drops, rc ? "; " : "",
+           rc ? msg : "", ok ? "ok" : "FAILED");
+    unlink(path);
+    return ok;
+}
+
 static int run(const char *what, double seconds, const char *const *sets, int n_sets,
                bool invalidate)
 {
@@ -32,6 +57,10 @@ static int run(const char *what, double seconds, const char *const *sets, int n_
     }
     cfg.duration_s = seconds;
     snprintf(cfg.out_dir, sizeof cfg.out_dir, "/tmp/rfx-pipeline-short-%d", (int)getpid());
+    bool record = !strcmp(cfg.source_kind, "demo");
+    if (record)
+        snprintf(cfg.record_path, sizeof cfg.record_path, "/tmp/rfx-pipeline-short-%d.rfx",
+                 (int)getpid());
     struct rfx_engine *e;
     struct rfx_builtin *b;
     if (rfx_engine_create(&cfg, &e) || rfx_builtin_setup(e, &cfg, &b, msg, sizeof msg) ||
@@ -90,6 +119,8 @@ static int run(const char *what, double seconds, const char *const *sets, int n_
            ok ? "ok" : "FAILED");
     rfx_engine_destroy(e);
     rfx_builtin_destroy(b);
+    if (record && !replay_ok(what, cfg.record_path, &c))
+        ok = false;
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", cfg.out_dir);
     if (system(cmd) != 0)

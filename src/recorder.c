@@ -181,7 +181,7 @@ void rfx_recorder_frames(struct rfx_recorder *r, struct rfx_frame *const *frames
 }
 
 /* The consumer: write every frame the producer has published. */
-static void drain(struct rfx_recorder *r)
+void rfx_recorder_drain(struct rfx_recorder *r)
 {
     uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -239,7 +239,7 @@ static void *recorder_main(void *arg)
     while (!atomic_load_explicit(&r->stop, memory_order_acquire)) {
         struct timespec ts = {0, DRAIN_EVERY_NS};
         nanosleep(&ts, NULL);
-        drain(r);
+        rfx_recorder_drain(r);
     }
     return NULL;
 }
@@ -262,7 +262,7 @@ int rfx_recorder_finish(struct rfx_recorder *r, int64_t end_ns, char *msg, size_
     if (r->thread_started)
         pthread_join(r->thread, NULL);
     r->thread_started = false;
-    drain(r);
+    rfx_recorder_drain(r);
     pthread_mutex_lock(&r->lock);
     uint64_t end[4] = {r->frames, atomic_load_explicit(&r->lost, memory_order_relaxed),
                        r->publications, (uint64_t)end_ns};

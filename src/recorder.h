@@ -41,6 +41,10 @@ int rfx_recorder_create(const char *path, const struct rfx_record_header *h, uin
 int rfx_recorder_start(struct rfx_recorder *r, char *msg, size_t msglen);
 /* The telemetry stage: copy n finished frames (empty slots are skipped). */
 void rfx_recorder_frames(struct rfx_recorder *r, struct rfx_frame *const *frames, size_t n);
+/* The consumer's work: write what the ring holds to the file. The
+ * recorder's thread does it; call it only while that thread is not
+ * started (tests, benchmarks). */
+void rfx_recorder_drain(struct rfx_recorder *r);
 /* A publication (called inside rfx_action_cache_publish, before the store). */
 void rfx_recorder_publication(void *r, const struct rfx_snapshot *s);
 /* After the pipeline and the planners stopped: drain, write the end

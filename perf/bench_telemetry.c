@@ -72,8 +72,8 @@ static int make(struct variant *v, bool record)
 
 static int add_recorder(struct variant *v)
 {
-    struct rfx_record_header h = {.version = RFX_RECORD_VERSION, .payload_bytes = PAYLOAD,
-                                  .n_stages = 5};
+    struct rfx_record_header h = {
+        .version = RFX_RECORD_VERSION, .payload_bytes = PAYLOAD, .n_stages = 5};
     for (int s = 0; s < 5; s++)
         snprintf(h.stages[s], RFX_NAME_MAX, "%s", names[s]);
     char msg[300];
@@ -165,8 +165,8 @@ int main(int argc, char **argv)
            "count_only_ns_per_frame=%.2f ratio_burst_vs_count_only=%.2f "
            "record_ns_per_frame=%.2f record_added_ns_per_frame=%.2f payload_bytes=%d stages=5 "
            "burst=%d trace_frames=128 batches=%d\n",
-           v[0].best, v[1].best, v[2].best, v[0].best / v[2].best, v[3].best,
-           v[3].best - v[0].best, PAYLOAD, BURST, batches);
+           v[0].best, v[1].best, v[2].best, v[0].best / v[2].best, v[3].best, v[3].best - v[0].best,
+           PAYLOAD, BURST, batches);
     for (int k = 0; k < VARIANTS; k++) {
         rfx_telemetry_destroy(v[k].t);
         rfx_engine_destroy(v[k].e);

@@ -405,6 +405,8 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
         fprintf(f, " cpu_latency_us=off");
     else if (c->cpu_latency_us >= 0)
         fprintf(f, " cpu_latency_us=%d", (int)c->cpu_latency_us);
+    if (c->record_path[0])
+        fprintf(f, " record=%s", c->record_path);
     fputc('\n', f);
     fprintf(f, "rings: capacity=%u overflow=%s\n", c->ring_capacity,
             rfx_ring_policy_name(c->ring_policy));

@@ -295,8 +295,9 @@ with open(cfg, "w") as f:
 rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 rx.bind(("127.0.0.1", port_out))
 rx.settimeout(2.0)
-proc = subprocess.Popen([reflex, "run", cfg, "--out", d, "--quiet"], stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, text=True)
+udp_rec = os.path.join(d, "record.rfx")
+proc = subprocess.Popen([reflex, "run", cfg, "--out", d, "--quiet", "--record", udp_rec],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 time.sleep(1.0)
 tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 N = 200
@@ -339,6 +340,13 @@ try:
           f"udp: {s['udp']['invalid_states']} states off the game dropped by pattern "
           f"(dropped.stage {s['frames']['dropped']['stage']}), identity holds",
           json.dumps(s["frames"]))
+    # The session replays: the states the game sent, decided again, and the
+    # ones off the game dropped again by pattern.
+    p = subprocess.run([reflex, "replay", udp_rec], capture_output=True, text=True)
+    check(p.returncode == 0 and "every decision is identical" in p.stdout
+          and f"({N} decisions replayed, {n_bad} pattern drops)" in p.stdout,
+          f"udp: the recorded session replays: {N} decisions and {n_bad} pattern drops identical",
+          p.stdout + p.stderr)
 except subprocess.TimeoutExpired:
     proc.kill()
     check(False, "udp: reflex did not stop after the end datagram")

@@ -176,6 +176,20 @@ check(p.returncode == 1 and "replayed as the config's" in p.stdout and "... and"
       "--config with another source kind: differences listed (3 shown), exit 1",
       p.stdout[-600:] + p.stderr)
 
+# 5b. [engine] record in a config, no option: a synthetic run at 1 kHz.
+rec4 = os.path.join(work, "synthetic.rfx")
+cfg2 = os.path.join(work, "synthetic-record.ini")
+with open(cfg2, "w") as f:
+    f.write(f"[engine]\nframe_hz = 1000\nrecord = {rec4}\n[source]\nkind = synthetic\n"
+            "[sink]\nkind = null\n")
+p = run(["run", cfg2, "--duration", "1", "--out", os.path.join(work, "syn"), "--quiet"])
+s4 = json.load(open(os.path.join(work, "syn", "summary.json")))
+p2 = replay(rec4)
+check(p.returncode == 0 and p2.returncode == 0 and "every decision is identical" in p2.stdout
+      and f"{s4['frames']['captured']} frames compared" in p2.stdout,
+      f"[engine] record: a synthetic run of {s4['frames']['captured']} frames replays "
+      "identically", p.stderr[-300:] + p2.stdout + p2.stderr)
+
 # 6. SIGINT: the drained run's record ends cleanly and replays identically.
 d2 = os.path.join(work, "sigint")
 rec2 = os.path.join(d2, "record.rfx")

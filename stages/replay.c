@@ -324,6 +324,8 @@ int rfx_replay(const char *path, const struct rfx_replay_options *opt,
             rc = queue_publication(&r, &it.u.pub, why, sizeof why);
         } else if (it.kind == RFX_RECORD_FRAME) {
             rc = replay_frame(&r, &it, why, sizeof why);
+            if (r.opt->progress && (res->frames & 65535) == 0)
+                r.opt->progress(r.opt->progress_arg, res->frames, it.offset);
         } else {
             rc = 0;
             res->frames_lost = it.u.end.frames_lost;

@@ -24,6 +24,10 @@ struct rfx_replay_options {
     const unsigned *level_actions; /* 5 entries; NULL: the record's */
     FILE *diffs;                   /* differences are listed here (NULL: not listed) */
     int max_listed;                /* at most this many (0: 10) */
+    /* called every 65536 frames with the frames read so far and the byte
+     * offset reached (NULL: none) */
+    void (*progress)(void *arg, uint64_t frames, uint64_t offset);
+    void *progress_arg;
 };
 
 struct rfx_replay_result {

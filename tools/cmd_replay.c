@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "builtin.h"
 #include "replay.h"
@@ -37,6 +39,32 @@ static void replay_usage(FILE *f)
             "  --show N         list at most N differences (default 10)\n"
             "Exit: 0 every decision identical, 1 some differ, 2 bad usage or a corrupt,\n"
             "truncated or unreplayable record.\n");
+}
+
+/* Progress on stderr for a long replay: on a terminal one line redrawn
+ * about once a second, otherwise a line every 5 s; nothing in the first
+ * second. */
+struct progress {
+    int64_t t0, last;
+    uint64_t size;
+    bool tty, shown;
+};
+
+static void on_progress(void *arg, uint64_t frames, uint64_t offset)
+{
+    struct progress *p = arg;
+    int64_t now = rfx_now_ns();
+    if (now - p->t0 < 1000000000LL || now - p->last < (p->tty ? 1000000000LL : 5000000000LL))
+        return;
+    p->last = now;
+    p->shown = true;
+    double pct = p->size ? 100.0 * (double)offset / (double)p->size : 0;
+    if (p->tty)
+        fprintf(stderr, "\rreplay: %llu frames, %.0f%% of the file\033[K",
+                (unsigned long long)frames, pct);
+    else
+        fprintf(stderr, "replay: %llu frames, %.0f%% of the file\n", (unsigned long long)frames,
+                pct);
 }
 
 int cmd_replay(int argc, char **argv)
@@ -105,9 +133,18 @@ int cmd_replay(int argc, char **argv)
         opt.source_kind = cfg.source_kind;
         opt.level_actions = cfg.level_actions;
     }
+    struct progress prog = {.t0 = rfx_now_ns(), .tty = isatty(STDERR_FILENO)};
+    struct stat st;
+    if (stat(path, &st) == 0)
+        prog.size = (uint64_t)st.st_size;
+    opt.progress = on_progress;
+    opt.progress_arg = &prog;
     struct rfx_replay_result res;
     printf("replay: %s: differences:\n", path);
+    fflush(stdout);
     int rc = rfx_replay(path, &opt, &res, msg, sizeof msg);
+    if (prog.shown && prog.tty)
+        fprintf(stderr, "\r\033[K");
     if (rc != 0) {
         fprintf(stderr, "reflex replay: %s: %s\n", path, msg);
         return rc == -EINVAL || rc == -ENOENT || rc == -EISDIR || rc == -EACCES ? EXIT_USAGE

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 /* ---- the header ---- */
@@ -202,6 +203,11 @@ int rfx_record_open(const char *path, struct rfx_record_reader **out, struct rfx
     FILE *f = fopen(path, "rbe");
     if (!f)
         return fail(msg, msglen, -errno, "%s", strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return fail(msg, msglen, -EISDIR, "%s", strerror(EISDIR));
+    }
     int rc = open_stream(f, true, out, h, msg, msglen);
     if (rc)
         fclose(f);

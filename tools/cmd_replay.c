@@ -139,10 +139,18 @@ int cmd_replay(int argc, char **argv)
         prog.size = (uint64_t)st.st_size;
     opt.progress = on_progress;
     opt.progress_arg = &prog;
+    /* A file that is no record at all is refused before any output. */
+    struct rfx_record_reader *probe;
+    int rc = rfx_record_open(path, &probe, NULL, msg, sizeof msg);
+    if (rc != 0) {
+        fprintf(stderr, "reflex replay: %s: %s\n", path, msg);
+        return rc == -EIO || rc == -ENOMEM ? EXIT_RUNTIME : EXIT_USAGE;
+    }
+    rfx_record_close(probe);
     struct rfx_replay_result res;
     printf("replay: %s: differences:\n", path);
     fflush(stdout);
-    int rc = rfx_replay(path, &opt, &res, msg, sizeof msg);
+    rc = rfx_replay(path, &opt, &res, msg, sizeof msg);
     if (prog.shown && prog.tty)
         fprintf(stderr, "\r\033[K");
     if (rc != 0) {

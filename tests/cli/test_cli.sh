@@ -24,6 +24,14 @@ expect_rc 2 "no command" "$reflex"
 expect_rc 2 "unknown command" "$reflex" frobnicate
 grep -q "unknown command 'frobnicate'" "$work/err" && pass "unknown command named" || fail "unknown command message"
 expect_rc 0 "hist --help" "$reflex" hist --help
+expect_rc 0 "replay --help" "$reflex" replay --help
+grep -q "usage: reflex replay FILE" "$work/out" && pass "replay --help prints its usage" || fail "replay --help text"
+expect_rc 2 "replay with no file" "$reflex" replay
+expect_rc 2 "replay on a directory" "$reflex" replay "$work"
+grep -q "Is a directory" "$work/err" && pass "replay: a directory is named as one" || { fail "replay directory message"; cat "$work/err"; }
+expect_rc 2 "replay --show -1" "$reflex" replay "$work/x.rfx" --show -1
+expect_rc 2 "replay --set without --config" "$reflex" replay "$work/x.rfx" --set engine.burst=4
+grep -q "needs --config" "$work/err" && pass "replay: --set without --config named" || fail "replay --set message"
 
 "$interop" gen "$work" >/dev/null
 expect_rc 0 "hist on a reflex log" "$reflex" hist "$work/reflex.hlog" --tag sf3 --unit-ratio 1

@@ -589,10 +589,19 @@ static void source_key(struct loader *L, const char *key, const char *val)
 {
     struct rfx_engine_config *c = L->cfg;
     if (!strcmp(key, "kind")) {
-        if (strcmp(val, "demo") && strcmp(val, "synthetic") && strcmp(val, "udp"))
-            fail(L, "source", key, "'%s' is not demo, synthetic or udp", val);
+        if (strcmp(val, "demo") && strcmp(val, "synthetic") && strcmp(val, "udp") &&
+            strcmp(val, "replay"))
+            fail(L, "source", key, "'%s' is not demo, synthetic, udp or replay", val);
         else
             snprintf(c->source_kind, sizeof c->source_kind, "%s", val);
+        return;
+    }
+    if (!strcmp(key, "file")) {
+        if (!*val || strlen(val) >= sizeof c->source_file)
+            fail(L, "source", key, "must be a path of 1..%zu characters",
+                 sizeof c->source_file - 1);
+        else
+            snprintf(c->source_file, sizeof c->source_file, "%s", val);
         return;
     }
     INT("source", "seed", 0, (long long)1 << 62, false, c->seed)

@@ -738,6 +738,14 @@ enum rfx_level rfx_engine_level(const struct rfx_engine *e)
              : RFX_LEVEL_NONE;
 }
 
+int rfx_engine_set_record_kind(struct rfx_engine *e, const char *kind)
+{
+    if (!e || !kind || strlen(kind) >= sizeof e->record_kind || e->started)
+        return -EINVAL;
+    snprintf(e->record_kind, sizeof e->record_kind, "%s", kind);
+    return 0;
+}
+
 int rfx_engine_record_stats(const struct rfx_engine *e, struct rfx_engine_record_stats *out)
 {
     if (!e || !out)
@@ -1609,7 +1617,8 @@ static int record_create(struct rfx_engine *e, char *msg, size_t msglen)
     };
     for (int i = 0; i < e->n_stages; i++)
         snprintf(h.stages[i], RFX_NAME_MAX, "%s", e->stages[i].name);
-    snprintf(h.source_kind, RFX_NAME_MAX, "%s", c->source_kind);
+    snprintf(h.source_kind, RFX_NAME_MAX, "%s",
+             e->record_kind[0] ? e->record_kind : c->source_kind);
     snprintf(h.sink_kind, RFX_NAME_MAX, "%s", c->sink_kind);
     if (c->fail_prob > 0)
         snprintf(h.fail_stage, RFX_NAME_MAX, "%s", c->fail_stage);

@@ -131,6 +131,7 @@ struct rfx_engine {
     char persist_error[300];
     struct rfx_watchdog *watchdog;
     struct rfx_recorder *recorder; /* [engine] record; NULL: none */
+    char record_kind[RFX_NAME_MAX]; /* the header's source kind ("": [source] kind) */
     char record_error[300];
     struct rfx_metrics_server *metrics; /* NULL: no endpoint */
     int64_t start_ns, end_ns, first_frame_ns;

@@ -13,6 +13,8 @@
 
 #include "udp.h"
 
+#include <reflex/record.h>
+
 const char *const rfx_builtin_stages[5] = {"capture", "pattern", "decide", "execute", "telemetry"};
 
 struct rfx_builtin {
@@ -38,6 +40,12 @@ struct rfx_builtin {
     uint32_t cat_by_class[3];              /* cache categories for the demo's plans */
     uint64_t hits_seen;                    /* capture: hits already reported as critical_health */
     uint64_t invalid_states;               /* pattern's: frames dropped for a state off the game */
+    /* source replay: a record's payloads, played in sequence order */
+    bool replay_src;
+    unsigned char *rs_payloads; /* rs_n × rs_size, sorted by seq */
+    size_t rs_n, rs_next;
+    uint32_t rs_size;
+    bool rs_done;
 };
 
 static void busy(uint32_t ns)
@@ -204,6 +212,115 @@ static int demo_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct
     return 0;
 }
 
+/* ---- replay source: a record's frames, as captured ---- */
+
+static void replay_capture(void *ctx, struct rfx_frame **fr, size_t n,
+                           const struct rfx_stage_env *env)
+{
+    struct rfx_builtin *b = ctx;
+    for (size_t i = 0; i < n; i++) {
+        if (b->rs_next == b->rs_n) {
+            /* Played out: nothing more to capture, and the run ends. */
+            fr[i]->flags |= RFX_FRAME_EMPTY;
+            if (!b->rs_done) {
+                b->rs_done = true;
+                rfx_engine_stop(env->engine);
+            }
+            continue;
+        }
+        memcpy(fr[i]->payload, b->rs_payloads + b->rs_next * b->rs_size, b->rs_size);
+        b->rs_next++;
+    }
+}
+
+struct rs_frame {
+    uint64_t seq;
+    size_t at;
+};
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = ((const struct rs_frame *)a)->seq, y = ((const struct rs_frame *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* Load every frame's payload of cfg->source_file, in sequence order. */
+static int replay_load(struct rfx_builtin *b, const struct rfx_engine_config *cfg,
+                       struct rfx_record_header *h, char *msg, size_t msglen)
+{
+    if (!cfg->source_file[0]) {
+        snprintf(msg, msglen, "source.kind = replay needs source.file (a record.rfx)");
+        return -EINVAL;
+    }
+    struct rfx_record_reader *r;
+    char why[300];
+    int rc = rfx_record_open(cfg->source_file, &r, h, why, sizeof why);
+    if (rc) {
+        snprintf(msg, msglen, "source.file %s: %s", cfg->source_file, why);
+        return rc == -EIO || rc == -ENOMEM ? rc : -EINVAL;
+    }
+    if (h->payload_bytes > cfg->payload_bytes) {
+        snprintf(msg, msglen,
+                 "source.file %s: its frames carry %u-byte payloads; engine.payload_bytes is %u",
+                 cfg->source_file, h->payload_bytes, cfg->payload_bytes);
+        rfx_record_close(r);
+        return -EINVAL;
+    }
+    size_t cap = 0, n = 0, size = h->payload_bytes;
+    unsigned char *raw = NULL;
+    struct rs_frame *idx = NULL;
+    struct rfx_record_item it;
+    while ((rc = rfx_record_next(r, &it, why, sizeof why)) == 1) {
+        if (it.kind != RFX_RECORD_FRAME)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            if (cap * (size ? size : 1) > ((size_t)1 << 30)) {
+                snprintf(why, sizeof why, "more than 1 GiB of payloads to play");
+                rc = -EINVAL;
+                break;
+            }
+            unsigned char *nr = realloc(raw, cap * (size ? size : 1));
+            struct rs_frame *ni = realloc(idx, cap * sizeof *idx);
+            if (nr)
+                raw = nr;
+            if (ni)
+                idx = ni;
+            if (!nr || !ni) {
+                snprintf(why, sizeof why, "out of memory");
+                rc = -ENOMEM;
+                break;
+            }
+        }
+        memcpy(raw + n * size, it.u.frame.payload, size);
+        idx[n] = (struct rs_frame){.seq = it.u.frame.seq, .at = n};
+        n++;
+    }
+    rfx_record_close(r);
+    if (rc == 0 && n == 0) {
+        snprintf(why, sizeof why, "no frames to play");
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        b->rs_payloads = malloc(n * (size ? size : 1));
+    if (rc == 0 && !b->rs_payloads) {
+        snprintf(why, sizeof why, "out of memory");
+        rc = -ENOMEM;
+    }
+    if (rc == 0) {
+        qsort(idx, n, sizeof *idx, by_seq);
+        for (size_t i = 0; i < n; i++)
+            memcpy(b->rs_payloads + i * size, raw + idx[i].at * size, size);
+        b->rs_n = n;
+        b->rs_size = (uint32_t)size;
+    } else {
+        snprintf(msg, msglen, "source.file %s: %s", cfg->source_file, why);
+    }
+    free(raw);
+    free(idx);
+    return rc;
+}
+
 /* ---- synthetic ---- */
 
 static void syn_capture(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
@@ -310,31 +427,48 @@ int rfx_builtin_setup(struct rfx_engine *e, const struct rfx_engine_config *cfg,
     b->synthetic = !strcmp(cfg->source_kind, "synthetic");
     b->udp_in = !strcmp(cfg->source_kind, "udp");
     b->udp_out = !strcmp(cfg->sink_kind, "udp");
+    b->replay_src = !strcmp(cfg->source_kind, "replay");
+    struct rfx_record_header rh;
+    if (b->replay_src) {
+        /* The record's own stage set decides on its frames; every state is
+         * checked, as it comes from outside. */
+        int rc = replay_load(b, cfg, &rh, msg, msglen);
+        if (rc == 0 && rfx_engine_set_record_kind(e, rh.source_kind) != 0)
+            rc = -EINVAL;
+        if (rc) {
+            rfx_builtin_destroy(b);
+            return rc;
+        }
+        b->synthetic = !strcmp(rh.source_kind, "synthetic");
+        b->udp_in = !b->synthetic;
+    }
     b->demo = !b->synthetic;
-    if ((b->udp_in || b->udp_out) && b->synthetic) {
+    if (b->udp_out && b->synthetic) {
         snprintf(msg, msglen, "[sink] kind = udp needs [source] kind = udp or demo");
-        free(b);
+        rfx_builtin_destroy(b);
         return -EINVAL;
     }
     if (b->demo && cfg->payload_bytes < sizeof(struct rfx_demo_state)) {
         snprintf(msg, msglen, "engine.payload_bytes: the demo game needs at least %zu bytes",
                  sizeof(struct rfx_demo_state));
-        free(b);
+        rfx_builtin_destroy(b);
         return -EINVAL;
     }
     rfx_demo_game_init(&b->game, cfg->seed);
     const struct rfx_stage_ops *ops = b->synthetic ? syn_ops : demo_ops;
     int rc = 0;
-    if (b->udp_in || b->udp_out) {
-        rc = rfx_udp_create(cfg, b->udp_in, b->udp_out, &b->udp, msg, msglen);
+    bool udp_source = b->udp_in && !b->replay_src;
+    if (udp_source || b->udp_out) {
+        rc = rfx_udp_create(cfg, udp_source, b->udp_out, &b->udp, msg, msglen);
         if (rc) {
-            free(b);
+            rfx_builtin_destroy(b);
             return rc;
         }
     }
-    b->cap_ops = b->udp_in ? rfx_udp_capture_ops : ops[0];
+    static const struct rfx_stage_ops replay_ops = {.process = replay_capture};
+    b->cap_ops = b->replay_src ? replay_ops : udp_source ? rfx_udp_capture_ops : ops[0];
     b->exe_ops = b->udp_out ? rfx_udp_execute_ops : ops[3];
-    void *cap_ctx = b->udp_in ? (void *)b->udp : b, *exe_ctx = b->udp_out ? (void *)b->udp : b;
+    void *cap_ctx = udp_source ? (void *)b->udp : b, *exe_ctx = b->udp_out ? (void *)b->udp : b;
     if ((rc = rfx_engine_add_stage(e, "capture", &b->cap_ops, cap_ctx)) ||
         (rc = rfx_engine_add_stage(e, "pattern", &ops[1], b)) ||
         (rc = rfx_engine_add_stage(e, "decide", &ops[2], b)) ||
@@ -391,7 +525,15 @@ int rfx_builtin_replay_setup(const char *source_kind, struct rfx_action_cache *c
 void rfx_builtin_report(struct rfx_builtin *b, struct rfx_engine *e, FILE *out)
 {
     char json[512];
-    if (b->demo && !b->udp_in) {
+    if (b->replay_src) {
+        snprintf(json, sizeof json,
+                 "\"replay_source\": {\"frames_in_record\": %zu, \"frames_played\": %zu}", b->rs_n,
+                 b->rs_next);
+        rfx_engine_set_summary_extra(e, json);
+        if (out)
+            fprintf(out, "replay source: %zu of the record's %zu frames played\n", b->rs_next,
+                    b->rs_n);
+    } else if (b->demo && !b->udp_in) {
         const struct rfx_demo_game *g = &b->game;
         int64_t score = (int64_t)g->dodged - 5 * (int64_t)g->hits;
         snprintf(json, sizeof json,
@@ -422,5 +564,6 @@ void rfx_builtin_destroy(struct rfx_builtin *b)
         return;
     rfx_udp_destroy(b->udp);
     pthread_mutex_destroy(&b->recent_lock);
+    free(b->rs_payloads);
     free(b);
 }

@@ -169,7 +169,8 @@ struct rfx_engine_config {
     double fail_prob;              /* ... each frame with this probability, on its full path */
     uint32_t planner_hang_ms;      /* a planner call hangs this long (from_s to to_s) */
     /* [source] / [sink] (interpreted by the tools' stage set-up) */
-    char source_kind[RFX_NAME_MAX]; /* demo | synthetic | udp */
+    char source_kind[RFX_NAME_MAX]; /* demo | synthetic | udp | replay */
+    char source_file[RFX_PATH_MAX]; /* replay: the record whose frames the source plays */
     char sink_kind[RFX_NAME_MAX];   /* demo | null | udp */
     uint64_t seed;
     uint32_t work_ns[RFX_MAX_STAGES]; /* synthetic: busy work per frame per stage */
@@ -278,6 +279,10 @@ struct rfx_engine_record_stats {
 };
 RFX_API int rfx_engine_record_stats(const struct rfx_engine *e,
                                     struct rfx_engine_record_stats *out);
+/* Before start: the source kind the record's header names, which picks the
+ * stage set a replay runs (default: [source] kind). A source that plays
+ * another record's frames names that record's kind. */
+RFX_API int rfx_engine_set_record_kind(struct rfx_engine *e, const char *kind);
 
 /* Current degradation level (stages receive it in their env). */
 RFX_API enum rfx_level rfx_engine_level(const struct rfx_engine *e);

@@ -190,6 +190,38 @@ check(p.returncode == 0 and p2.returncode == 0 and "every decision is identical"
       f"[engine] record: a synthetic run of {s4['frames']['captured']} frames replays "
       "identically", p.stderr[-300:] + p2.stdout + p2.stderr)
 
+# 5c. The replay source: the recorded frames through the live pipeline again,
+# ten times faster; the run ends when they are played out, and its own
+# record names the demo's stage set and replays identically.
+cfg3 = os.path.join(work, "replay-source.ini")
+with open(cfg3, "w") as f:
+    f.write(f"[engine]\nframe_hz = 600\n[source]\nkind = replay\nfile = {rec}\n")
+rec5 = os.path.join(work, "again.rfx")
+d5 = os.path.join(work, "again")
+p = run(["run", cfg3, "--out", d5, "--quiet", "--record", rec5])
+s5 = json.load(open(os.path.join(d5, "summary.json"))) if p.returncode == 0 else {}
+n = r["frames"]
+check(p.returncode == 0 and f"replay source: {n} of the record's {n} frames played" in p.stdout
+      and s5["frames"]["captured"] == n and s5["replay_source"]["frames_played"] == n
+      and s5["frames"]["executed"] == n,
+      f"replay source: the record's {n} frames played through the pipeline, all executed",
+      p.stdout[-400:] + p.stderr[-400:])
+p2 = replay(rec5)
+check(p2.returncode == 0 and "demo source" in p2.stdout and "every decision is identical" in p2.stdout,
+      "the replay source's own record names the demo's stages and replays identically",
+      p2.stdout + p2.stderr)
+for sets, want in ((["--set", "source.file=" + os.path.join(d, "summary.json")],
+                    "not a reflex record"),
+                   (["--set", "engine.payload_bytes=40"], "engine.payload_bytes is 40")):
+    p = run(["run", cfg3, "--out", d5, "--quiet"] + sets)
+    check(p.returncode == 2 and want in p.stderr, f"replay source, {sets[1]}: exit 2, '{want}'",
+          p.stderr[-300:])
+with open(os.path.join(work, "no-file.ini"), "w") as f:
+    f.write("[source]\nkind = replay\n")
+p = run(["run", os.path.join(work, "no-file.ini"), "--out", d5, "--quiet"])
+check(p.returncode == 2 and "needs source.file" in p.stderr, "replay source without a file: exit 2",
+      p.stderr[-300:])
+
 # 6. SIGINT: the drained run's record ends cleanly and replays identically.
 d2 = os.path.join(work, "sigint")
 rec2 = os.path.join(d2, "record.rfx")

@@ -120,6 +120,7 @@ struct rfx_record_reader {
     uint64_t offset; /* of the next record */
     uint32_t payload_bytes;
     bool ended;
+    bool accept_cut, cut; /* rfx_record_accept_cut; the file was cut at `offset` */
     unsigned char *buf;
     size_t cap;
 };
@@ -248,6 +249,10 @@ int rfx_record_next(struct rfx_record_reader *r, struct rfx_record_item *it, cha
             return 0;
         return fail(msg, msglen, -EINVAL, "byte %" PRIu64 ": data after the end record", at);
     }
+    if (rc <= 0 && r->accept_cut) {
+        r->cut = true;
+        return 0;
+    }
     if (rc == 0)
         return fail(msg, msglen, -EINVAL,
                     "byte %" PRIu64 ": the record ends without its end record (the run did not "
@@ -278,6 +283,10 @@ int rfx_record_next(struct rfx_record_reader *r, struct rfx_record_item *it, cha
     rc = read_exact(r->f, r->buf, (size_t)len + 4);
     if (rc == -2)
         return fail(msg, msglen, -EIO, "byte %" PRIu64 ": read error: %s", at, strerror(errno));
+    if (rc != 1 && r->accept_cut) {
+        r->cut = true;
+        return 0;
+    }
     if (rc != 1)
         return fail(msg, msglen, -EINVAL,
                     "byte %" PRIu64 ": truncated in %s (%" PRIu32 " bytes needed)", at,
@@ -346,6 +355,25 @@ int rfx_record_next(struct rfx_record_reader *r, struct rfx_record_item *it, cha
     }
     r->offset = at + 12 + len;
     return 1;
+}
+
+void rfx_record_accept_cut(struct rfx_record_reader *r)
+{
+    if (r)
+        r->accept_cut = true;
+}
+
+bool rfx_record_was_cut(const struct rfx_record_reader *r, uint64_t *at, uint64_t *ignored)
+{
+    if (!r || !r->cut)
+        return false;
+    struct stat st;
+    uint64_t size = fstat(fileno(r->f), &st) == 0 ? (uint64_t)st.st_size : r->offset;
+    if (at)
+        *at = r->offset;
+    if (ignored)
+        *ignored = size > r->offset ? size - r->offset : 0;
+    return true;
 }
 
 void rfx_record_close(struct rfx_record_reader *r)

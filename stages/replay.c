@@ -310,6 +310,8 @@ int rfx_replay(const char *path, const struct rfx_replay_options *opt,
         (rc = rfx_builtin_replay_setup(kind, r.cache0, &r.b0, &r.pattern, &r.decide, msg,
                                        msglen)) != 0)
         goto out;
+    if (r.opt->accept_cut)
+        rfx_record_accept_cut(rd);
     struct rfx_record_item it;
     char why[300];
     for (;;) {
@@ -342,6 +344,8 @@ int rfx_replay(const char *path, const struct rfx_replay_options *opt,
             break;
         }
     }
+    if (rc == 0)
+        res->cut = rfx_record_was_cut(rd, &res->cut_at, &res->cut_ignored);
     if (rc == 0 && r.any_frame && r.max_seq + 1 > res->frames)
         res->unseen = r.max_seq + 1 - res->frames;
 out:

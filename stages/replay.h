@@ -28,6 +28,7 @@ struct rfx_replay_options {
      * offset reached (NULL: none) */
     void (*progress)(void *arg, uint64_t frames, uint64_t offset);
     void *progress_arg;
+    bool accept_cut; /* replay a record with no end record up to its last whole record */
 };
 
 struct rfx_replay_result {
@@ -44,6 +45,8 @@ struct rfx_replay_result {
     uint64_t pattern_drops;  /* of identical: pattern dropped the frame, as recorded */
     uint64_t fault_drops;    /* dropped by an injected [fault] failure: not compared */
     uint64_t first_diff_seq; /* valid when differ > 0 */
+    bool cut;                /* accept_cut: the record had no end record ... */
+    uint64_t cut_at, cut_ignored; /* ... its whole records end here; bytes ignored after */
 };
 
 /*

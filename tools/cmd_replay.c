@@ -25,20 +25,22 @@
 
 static void replay_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: reflex replay FILE [--config CONFIG] [--set section.key=value]... [--show N]\n"
-            "\n"
-            "Run every frame of a run record (reflex run/demo --record FILE) through the\n"
-            "pattern and decide stages again, on a logical clock, with the action cache\n"
-            "holding the snapshot each frame saw, and compare every decision with the\n"
-            "recorded one (docs/record-replay.md).\n"
-            "  --config CONFIG  replay with this config's [source] kind and [degrade]\n"
-            "                   level actions instead of the record's (a what-if: the\n"
-            "                   differences are that config's)\n"
-            "  --set S.K=V      override a key of that config (repeatable)\n"
-            "  --show N         list at most N differences (default 10)\n"
-            "Exit: 0 every decision identical, 1 some differ, 2 bad usage or a corrupt,\n"
-            "truncated or unreplayable record.\n");
+    fprintf(f, "usage: reflex replay FILE [--config CONFIG] [--set section.key=value]...\n"
+               "                     [--show N] [--partial]\n"
+               "\n"
+               "Run every frame of a run record (reflex run/demo --record FILE) through the\n"
+               "pattern and decide stages again, on a logical clock, with the action cache\n"
+               "holding the snapshot each frame saw, and compare every decision with the\n"
+               "recorded one (docs/record-replay.md).\n"
+               "  --config CONFIG  replay with this config's [source] kind and [degrade]\n"
+               "                   level actions instead of the record's (a what-if: the\n"
+               "                   differences are that config's)\n"
+               "  --set S.K=V      override a key of that config (repeatable)\n"
+               "  --show N         list at most N differences (default 10)\n"
+               "  --partial        replay a record with no end record (a run that was\n"
+               "                   killed) up to its last whole record\n"
+               "Exit: 0 every decision identical, 1 some differ, 2 bad usage or a corrupt,\n"
+               "truncated or unreplayable record.\n");
 }
 
 /* Progress on stderr for a long replay: on a terminal one line redrawn
@@ -70,15 +72,14 @@ static void on_progress(void *arg, uint64_t frames, uint64_t offset)
 int cmd_replay(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"set", required_argument, NULL, 's'},
-        {"show", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
+        {"show", required_argument, NULL, 'n'},   {"partial", no_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *sets[MAX_SETS];
     int n_sets = 0;
     long show = 10;
+    bool partial = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -102,6 +103,9 @@ int cmd_replay(int argc, char **argv)
                 return EXIT_USAGE;
             }
             break;
+        case 'p':
+            partial = true;
+            break;
         case 'h':
             replay_usage(stdout);
             return EXIT_OK;
@@ -121,7 +125,8 @@ int cmd_replay(int argc, char **argv)
     const char *path = argv[optind];
     char msg[512];
     struct rfx_engine_config cfg;
-    struct rfx_replay_options opt = {.diffs = stdout, .max_listed = show ? (int)show : -1};
+    struct rfx_replay_options opt = {
+        .diffs = stdout, .max_listed = show ? (int)show : -1, .accept_cut = partial};
     if (show == 0)
         opt.diffs = NULL;
     if (config) {
@@ -174,6 +179,11 @@ int cmd_replay(int argc, char **argv)
         printf("replay: not compared: %" PRIu64 " frames dropped before pattern, %" PRIu64
                " dropped by an injected fault\n",
                res.not_reached, res.fault_drops);
+    if (res.cut)
+        printf("replay: the record has no end record (the run did not stop cleanly): replayed "
+               "its whole records, up to byte %llu (%llu bytes of a torn record after it "
+               "ignored)\n",
+               (unsigned long long)res.cut_at, (unsigned long long)res.cut_ignored);
     if (res.unseen || res.frames_lost)
         printf("replay: not in the record: %" PRIu64 " sequence numbers (%" PRIu64
                " frames the recorder had no room for)\n",

@@ -17,6 +17,7 @@
 #ifndef REFLEX_RECORD_H
 #define REFLEX_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -109,6 +110,16 @@ RFX_API int rfx_record_next(struct rfx_record_reader *r, struct rfx_record_item 
                             size_t msglen);
 
 RFX_API void rfx_record_close(struct rfx_record_reader *r);
+
+/* Accept a record cut short (no end record: the run was killed, or the
+ * file truncated): reading ends at the last whole record instead of
+ * failing. A bad checksum or size in a whole record still fails. */
+RFX_API void rfx_record_accept_cut(struct rfx_record_reader *r);
+
+/* After rfx_record_next returned 0: whether the file was cut (it had no
+ * end record), with the offset where its whole records end and how many
+ * bytes after it (a torn last record) were ignored. */
+RFX_API bool rfx_record_was_cut(const struct rfx_record_reader *r, uint64_t *at, uint64_t *ignored);
 
 /* Decode a record from memory (for fuzzing and tests): like open + next
  * until the end, calling fn for each item. Returns 0 or the first error. */

@@ -150,6 +150,18 @@ check(p.returncode == 2 and "ends without its end record" in p.stderr,
       "no end record: exit 2", p.stderr)
 p = replay(write("cut.rfx", data[:len(data) - 100]))
 check(p.returncode == 2 and "truncated" in p.stderr, "cut inside a record: exit 2", p.stderr)
+# --partial: the whole records of a cut file, and where it was cut.
+p = replay(os.path.join(work, "noend.rfx"), "--partial")
+check(p.returncode == 0 and f"up to byte {recs[-1][0]} (0 bytes" in p.stdout
+      and "every decision is identical" in p.stdout,
+      "--partial on a record without its end record: replayed, the cut named", p.stdout + p.stderr)
+p = replay(os.path.join(work, "cut.rfx"), "--partial")
+check(p.returncode == 0 and "bytes of a torn record after it ignored" in p.stdout
+      and "every decision is identical" in p.stdout,
+      "--partial on a record cut inside its last record: replayed", p.stdout + p.stderr)
+p = replay(os.path.join(work, "flip.rfx"), "--partial")
+check(p.returncode == 2 and "checksum does not match" in p.stderr,
+      "--partial still refuses a bad checksum in a whole record", p.stderr)
 p = replay(write("extra.rfx", data + b"\0" * 12))
 check(p.returncode == 2 and "data after the end record" in p.stderr, "trailing data: exit 2",
       p.stderr)
@@ -233,6 +245,23 @@ out, err = proc.communicate(timeout=60)
 p = replay(rec2)
 check(proc.returncode == 0 and p.returncode == 0 and "every decision is identical" in p.stdout,
       "SIGINT after 3 s: the record replays identically", p.stdout + p.stderr)
+
+# 6b. kill -9: the record holds what was drained (every 10 ms) and has no
+# end record; --partial replays it.
+d6 = os.path.join(work, "killed")
+rec6 = os.path.join(d6, "record.rfx")
+proc = subprocess.Popen([reflex, "demo", "--duration", "60", "--out", d6, "--record", rec6,
+                         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+time.sleep(3)
+proc.kill()
+proc.communicate(timeout=30)
+p = replay(rec6)
+p2 = replay(rec6, "--partial")
+m = [line for line in p2.stdout.splitlines() if "frames compared" in line]
+check(p.returncode == 2 and "without its end record" in p.stderr and p2.returncode == 0
+      and "every decision is identical" in p2.stdout and "no end record" in p2.stdout,
+      "kill -9 after 3 s: refused without --partial (exit 2), replayed identically with it: "
+      + (m[0] if m else "?"), p.stderr + p2.stdout + p2.stderr)
 
 # 7. The ladder's fallback-only level and an injected failing pattern stage:
 # decisions under fallback-only replay as such; the fault's drops are set

@@ -10,7 +10,8 @@
  * file is well formed (a file the reader refuses, the replay refuses); a
  * replay that runs to the end accounts for every frame record (compared,
  * not reached or dropped by a fault) and every compared frame is identical
- * or different.
+ * or different; with --partial's cut acceptance a whole record replays the
+ * same, and a cut one accounts for its frames too.
  */
 #include "fuzz_file.h"
 #include "record_format.h"
@@ -67,9 +68,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[64];
     int fd = fuzz_file(file, size, path);
     free(file);
-    struct rfx_replay_result res;
+    struct rfx_replay_result res, cut;
     int rc = rfx_replay(path, NULL, &res, msg, sizeof msg);
+    /* --partial: a whole record replays the same; a cut one may replay too */
+    struct rfx_replay_options partial = {.accept_cut = true};
+    int rc_cut = rfx_replay(path, &partial, &cut, msg, sizeof msg);
     close(fd);
+    if (rc == 0 &&
+        (rc_cut != 0 || cut.cut || cut.frames != res.frames || cut.differ != res.differ)) {
+        fprintf(stderr, "fuzz_record: --partial changed a whole record's replay (%d)\n", rc_cut);
+        abort();
+    }
+    if (rc_cut == 0 && cut.frames != cut.compared + cut.not_reached + cut.fault_drops) {
+        fprintf(stderr, "fuzz_record: --partial replay accounting\n");
+        abort();
+    }
+    if (rc_cut != 0 && rc_cut != -EINVAL && rc_cut != -ENOMEM) {
+        fprintf(stderr, "fuzz_record: --partial replay returned %d (%s)\n", rc_cut, msg);
+        abort();
+    }
     if (parsed != 0 && rc == 0) {
         fprintf(stderr, "fuzz_record: the reader refused (%d) a record the replay ran\n", parsed);
         abort();

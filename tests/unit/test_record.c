@@ -334,3 +334,42 @@ Test(record, bad_files_are_refused_with_where)
     free(b);
     free(d);
 }
+
+Test(record, a_cut_record_reads_to_its_last_whole_record)
+{
+    size_t len;
+    unsigned char *d = small_record(&len);
+    const size_t first = 16 + RFX_RECORD_HEADER_BYTES + 4, rec = 12 + 64 + 16;
+    /* cut 10 bytes into the third frame record */
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(d, 1, first + 2 * rec + 10, f), first + 2 * rec + 10);
+    fclose(f);
+    struct rfx_record_reader *r;
+    char msg[300];
+    cr_assert_eq(rfx_record_open(path, &r, NULL, msg, sizeof msg), 0, "%s", msg);
+    rfx_record_accept_cut(r);
+    struct rfx_record_item it;
+    int n = 0, rc;
+    while ((rc = rfx_record_next(r, &it, msg, sizeof msg)) == 1)
+        n++;
+    cr_expect_eq(rc, 0, "%s", msg);
+    cr_expect_eq(n, 2);
+    uint64_t at = 0, ignored = 0;
+    cr_expect(rfx_record_was_cut(r, &at, &ignored));
+    cr_expect_eq(at, first + 2 * rec);
+    cr_expect_eq(ignored, 10);
+    rfx_record_close(r);
+    /* the whole file: not cut */
+    f = fopen(path, "wb");
+    cr_assert_eq(fwrite(d, 1, len, f), len);
+    fclose(f);
+    cr_assert_eq(rfx_record_open(path, &r, NULL, msg, sizeof msg), 0);
+    rfx_record_accept_cut(r);
+    while ((rc = rfx_record_next(r, &it, msg, sizeof msg)) == 1)
+        ;
+    cr_expect_eq(rc, 0);
+    cr_expect_not(rfx_record_was_cut(r, NULL, NULL));
+    rfx_record_close(r);
+    free(d);
+}

@@ -976,6 +976,7 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
     struct rfx_frame *live[RFX_BURST_MAX * 2];
     struct rfx_stage_env env = {
         .engine = e,
+        .cache = e->cache,
         .level = (enum rfx_level)atomic_load_explicit(&e->level, memory_order_relaxed),
     };
     env.degrade = (unsigned)env.level <= RFX_LEVEL_CRITICAL ? e->cfg.level_actions[env.level] : 0;
@@ -1508,6 +1509,7 @@ static void *thread_main(void *arg)
     for (; t->init_rc == 0 && inited < t->n_stages; inited++) {
         const struct rfx_stage_slot *s = &e->stages[t->first_stage + inited];
         struct rfx_stage_env env = {.engine = e,
+                                    .cache = e->cache,
                                     .stage_index = t->first_stage + inited,
                                     .level = RFX_LEVEL_NONE,
                                     .now_ns = rfx_now_ns()};
@@ -1540,6 +1542,7 @@ static void *thread_main(void *arg)
     for (int k = inited - 1; k >= 0; k--) {
         const struct rfx_stage_slot *s = &e->stages[t->first_stage + k];
         struct rfx_stage_env env = {.engine = e,
+                                    .cache = e->cache,
                                     .stage_index = t->first_stage + k,
                                     .level = rfx_engine_level(e),
                                     .now_ns = rfx_now_ns()};

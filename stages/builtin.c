@@ -18,8 +18,7 @@
 const char *const rfx_builtin_stages[5] = {"capture", "pattern", "decide", "execute", "telemetry"};
 
 struct rfx_builtin {
-    struct rfx_engine *e;       /* NULL in a replay */
-    struct rfx_action_cache *c; /* decide's: the engine's, or a replay's */
+    struct rfx_engine *e; /* NULL in a replay */
     const struct rfx_engine_config *cfg;
     bool demo, synthetic, udp_in, udp_out;
     /* demo: the game lives with capture; execute hands actions back */
@@ -109,8 +108,7 @@ static void demo_pattern(void *ctx, struct rfx_frame **fr, size_t n,
 
 static void demo_decide(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
 {
-    struct rfx_builtin *b = ctx;
-    struct rfx_action_cache *c = b->c;
+    struct rfx_action_cache *c = env->cache;
     for (size_t i = 0; i < n; i++) {
         struct rfx_frame *f = fr[i];
         const struct rfx_demo_state *s = state_of(f);
@@ -348,7 +346,7 @@ static void syn_pattern(void *ctx, struct rfx_frame **fr, size_t n, const struct
 static void syn_decide(void *ctx, struct rfx_frame **fr, size_t n, const struct rfx_stage_env *env)
 {
     struct rfx_builtin *b = ctx;
-    struct rfx_action_cache *c = b->c;
+    struct rfx_action_cache *c = env->cache;
     for (size_t i = 0; i < n; i++) {
         struct rfx_frame *f = fr[i];
         uint32_t action = 0;
@@ -416,7 +414,6 @@ int rfx_builtin_setup(struct rfx_engine *e, const struct rfx_engine_config *cfg,
         return -ENOMEM;
     }
     b->e = e;
-    b->c = rfx_engine_cache(e);
     b->cfg = cfg;
     atomic_init(&b->mailbox, 0);
     atomic_init(&b->plan_calls, 0);
@@ -493,8 +490,8 @@ int rfx_builtin_setup(struct rfx_engine *e, const struct rfx_engine_config *cfg,
     return 0;
 }
 
-int rfx_builtin_replay_setup(const char *source_kind, struct rfx_action_cache *c,
-                             struct rfx_builtin **out, const struct rfx_stage_ops **pattern,
+int rfx_builtin_replay_setup(const char *source_kind, struct rfx_builtin **out,
+                             const struct rfx_stage_ops **pattern,
                              const struct rfx_stage_ops **decide, char *msg, size_t msglen)
 {
     bool synthetic = !strcmp(source_kind, "synthetic"), udp = !strcmp(source_kind, "udp");
@@ -508,7 +505,6 @@ int rfx_builtin_replay_setup(const char *source_kind, struct rfx_action_cache *c
         snprintf(msg, msglen, "out of memory");
         return -ENOMEM;
     }
-    b->c = c;
     b->synthetic = synthetic;
     /* A record comes from outside, whatever its source was: pattern checks
      * every state, as it does a UDP game's. */

@@ -32,11 +32,11 @@ void rfx_builtin_report(struct rfx_builtin *b, struct rfx_engine *e, FILE *out);
 void rfx_builtin_destroy(struct rfx_builtin *b);
 
 /* A replay's half (stages/replay.c): the pattern and decide stages of the
- * set `source_kind` (demo, udp, synthetic) names, deciding on cache c. Their
- * env.engine may be NULL: these two ask the engine nothing. Free with
+ * set `source_kind` (demo, udp, synthetic) names, deciding on env.cache.
+ * Their env.engine may be NULL: these two ask the engine nothing. Free with
  * rfx_builtin_destroy. */
-int rfx_builtin_replay_setup(const char *source_kind, struct rfx_action_cache *c,
-                             struct rfx_builtin **out, const struct rfx_stage_ops **pattern,
+int rfx_builtin_replay_setup(const char *source_kind, struct rfx_builtin **out,
+                             const struct rfx_stage_ops **pattern,
                              const struct rfx_stage_ops **decide, char *msg, size_t msglen);
 
 /* ---- the demo game, exposed for its tests ---- */

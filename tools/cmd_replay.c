@@ -1,6 +1,6 @@
 /*
  * reflex replay FILE [--config CONFIG] [--set S.K=V]... [--show N]
- * Decision-exact replay of a run record (stages/replay.h): exit 0 when every
+ * Decision-exact replay of a run record (reflex/replay.h, stages/replay.h): exit 0 when every
  * decision comes out as recorded, 1 when any differs (listed), 2 for a
  * record that is corrupt, cut short or not replayable, or bad usage.
  */
@@ -49,17 +49,31 @@ static void replay_usage(FILE *f)
 struct progress {
     int64_t t0, last;
     uint64_t size;
-    bool tty, shown;
+    bool tty;
+    bool drawn; /* a progress line is on the terminal: clear it before other output */
 };
+
+/* A difference, on stdout: the progress line on stderr's terminal is
+ * cleared first, so the two do not share a line. */
+static void on_difference(void *arg, const struct rfx_replay_difference *d)
+{
+    struct progress *p = arg;
+    if (p->drawn) {
+        fprintf(stderr, "\r\033[K");
+        p->drawn = false;
+    }
+    printf("  frame %" PRIu64 " (byte %" PRIu64 "): %s\n", d->seq, d->offset, d->what);
+    fflush(stdout);
+}
 
 static void on_progress(void *arg, uint64_t frames, uint64_t offset)
 {
     struct progress *p = arg;
+    p->drawn = p->tty;
     int64_t now = rfx_now_ns();
     if (now - p->t0 < 1000000000LL || now - p->last < (p->tty ? 1000000000LL : 5000000000LL))
         return;
     p->last = now;
-    p->shown = true;
     double pct = p->size ? 100.0 * (double)offset / (double)p->size : 0;
     if (p->tty)
         fprintf(stderr, "\rreplay: %llu frames, %.0f%% of the file\033[K",
@@ -125,17 +139,15 @@ int cmd_replay(int argc, char **argv)
     const char *path = argv[optind];
     char msg[512];
     struct rfx_engine_config cfg;
-    struct rfx_replay_options opt = {
-        .diffs = stdout, .max_listed = show ? (int)show : -1, .accept_cut = partial};
-    if (show == 0)
-        opt.diffs = NULL;
+    const char *kind = NULL;
+    struct rfx_replay_config opt = {.max_listed = show ? (int)show : -1, .accept_cut = partial};
     if (config) {
         if (rfx_config_load(config, sets, n_sets, rfx_builtin_stages, 5, &cfg, msg, sizeof msg) !=
             0) {
             fprintf(stderr, "reflex replay: %s\n", msg);
             return EXIT_USAGE;
         }
-        opt.source_kind = cfg.source_kind;
+        kind = cfg.source_kind;
         opt.level_actions = cfg.level_actions;
     }
     struct progress prog = {.t0 = rfx_now_ns(), .tty = isatty(STDERR_FILENO)};
@@ -144,6 +156,8 @@ int cmd_replay(int argc, char **argv)
         prog.size = (uint64_t)st.st_size;
     opt.progress = on_progress;
     opt.progress_arg = &prog;
+    opt.difference = on_difference;
+    opt.difference_arg = &prog;
     /* A file that is no record at all is refused before any output. */
     struct rfx_record_reader *probe;
     int rc = rfx_record_open(path, &probe, NULL, msg, sizeof msg);
@@ -155,8 +169,8 @@ int cmd_replay(int argc, char **argv)
     struct rfx_replay_result res;
     printf("replay: %s: differences:\n", path);
     fflush(stdout);
-    rc = rfx_replay(path, &opt, &res, msg, sizeof msg);
-    if (prog.shown && prog.tty)
+    rc = rfx_replay_builtin(path, kind, &opt, &res, msg, sizeof msg);
+    if (prog.drawn)
         fprintf(stderr, "\r\033[K");
     if (rc != 0) {
         fprintf(stderr, "reflex replay: %s: %s\n", path, msg);

@@ -17,5 +17,6 @@
 #include <reflex/planner.h>
 #include <reflex/config.h>
 #include <reflex/record.h>
+#include <reflex/replay.h>
 
 #endif

@@ -162,13 +162,18 @@ static inline void rfx_frame_drop(struct rfx_frame *f, enum rfx_drop_reason why)
         f->drop_reason = (uint8_t)why;
 }
 
+struct rfx_action_cache;
+
 /* What a stage's callbacks are told. */
 struct rfx_stage_env {
-    struct rfx_engine *engine; /* for rfx_engine_* queries; never destroy it */
-    int stage_index;           /* position in the pipeline, from 0 */
-    enum rfx_level level;      /* current degradation level */
-    unsigned degrade;          /* its actions: RFX_DEGRADE_* bits */
-    int64_t now_ns;            /* CLOCK_MONOTONIC at the start of this call */
+    struct rfx_engine *engine;      /* for rfx_engine_* queries; never destroy it.
+                                       NULL in a replay (reflex/replay.h) */
+    struct rfx_action_cache *cache; /* the cache decide looks up: the engine's
+                                       (rfx_engine_cache), or a replay's */
+    int stage_index;                /* position in the pipeline, from 0 */
+    enum rfx_level level;           /* current degradation level */
+    unsigned degrade;               /* its actions: RFX_DEGRADE_* bits */
+    int64_t now_ns;                 /* CLOCK_MONOTONIC at the start of this call */
 };
 
 struct rfx_stage_ops {

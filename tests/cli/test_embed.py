@@ -78,5 +78,28 @@ try:
         check(os.path.getsize(os.path.join(bundle, name)) > 0, f"bundle has {name}")
 except (OSError, KeyError, ValueError) as x:
     check(False, "the bundle's summary.json", str(x))
+
+# Its record, replayed through its own classify and choose (reflex/replay.h).
+lib_env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+record = os.path.join(bundle, "record.rfx")
+rc, out = run([exe, "--replay", record], env=lib_env, timeout=60)
+said = [l for l in out.splitlines() if "replayed" in l]
+captured = s["frames"]["captured"] if failures == 0 else -1
+check(rc == 0 and said and f"replayed {captured} frames: {captured} identical, 0 differ"
+      in said[0], f"its record replays through its own stages: {said[0] if said else ''}",
+      out[-1500:])
+# A what-if: choose without its L2 table. Every frame an L2 entry answered
+# now misses and holds: exactly summary.json's L2 hits differ.
+rc, out = run([exe, "--replay", record, "--without-l2"], env=lib_env, timeout=60)
+said = [l for l in out.splitlines() if "replayed" in l]
+l2 = s["cache"]["l2_hits"] if failures == 0 else -1
+listed = [l for l in out.splitlines() if l.startswith("  frame ")]
+check(rc == 1 and said and said[0].endswith(f", {l2} differ") and l2 > 0
+      and len(listed) == min(3, l2) and all("(L2, generation" in l for l in listed),
+      f"without L2, the {l2} frames L2 answered differ: {said[0] if said else ''}; "
+      f"{listed[0].strip() if listed else ''}", out[-1500:])
+rc, out = run([exe, "--replay", os.path.join(bundle, "summary.json")], env=lib_env, timeout=60)
+check(rc == 2 and "not a reflex record" in out, f"a file that is no record: exit {rc}: "
+      f"{out.strip()[:200]}")
 print(f"{failures} failed")
 sys.exit(1 if failures else 0)

@@ -1,6 +1,7 @@
 /*
  * Fuzz the run record reader (src/record.c) and the replay on top of it
- * (stages/replay.c), as `reflex replay` runs them. Every record carries a
+ * (src/replay.c, through the built-in stages of stages/replay.c), as
+ * `reflex replay` runs them. Every record carries a
  * CRC-32, which a fuzzer would rarely get right: when the input's first
  * byte is odd, the harness recomputes the header's and every record's
  * checksum (walking the records by their stated lengths), so what lies
@@ -69,10 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = fuzz_file(file, size, path);
     free(file);
     struct rfx_replay_result res, cut;
-    int rc = rfx_replay(path, NULL, &res, msg, sizeof msg);
+    int rc = rfx_replay_builtin(path, NULL, NULL, &res, msg, sizeof msg);
     /* --partial: a whole record replays the same; a cut one may replay too */
-    struct rfx_replay_options partial = {.accept_cut = true};
-    int rc_cut = rfx_replay(path, &partial, &cut, msg, sizeof msg);
+    struct rfx_replay_config partial = {.accept_cut = true};
+    int rc_cut = rfx_replay_builtin(path, NULL, &partial, &cut, msg, sizeof msg);
     close(fd);
     if (rc == 0 &&
         (rc_cut != 0 || cut.cut || cut.frames != res.frames || cut.differ != res.differ)) {

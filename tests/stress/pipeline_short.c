@@ -31,7 +31,7 @@ static bool replay_ok(const char *what, const char *path, const struct rfx_engin
 {
     struct rfx_replay_result res;
     char msg[512];
-    int rc = rfx_replay(path, NULL, &res, msg, sizeof msg);
+    int rc = rfx_replay_builtin(path, NULL, NULL, &res, msg, sizeof msg);
     uint64_t framed = c->captured - c->dropped[RFX_DROP_POOL_EXHAUSTED];
     bool ok =
         rc == 0 && res.differ == 0 && res.compared > 0 && res.frames + res.frames_lost == framed;

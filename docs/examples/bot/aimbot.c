@@ -13,7 +13,14 @@
  * The planner, on the strategic workers, answers misses with the best turn
  * for that situation and publishes them; the hit rate climbs as it learns.
  *
+ * Every run is recorded (OUT_DIR/record.rfx: every frame and every snapshot
+ * the planner published), and --replay runs a record through classify and
+ * choose again (reflex/replay.h), checking that every decision comes out
+ * the same; with --without-l2, as if choose looked up only the exact
+ * context (a what-if: the frames an L2 entry answered now differ).
+ *
  * usage: aimbot [SECONDS] [OUT_DIR]     (default 5 s, ./aimbot-out)
+ *        aimbot --replay RECORD [--without-l2]
  */
 #include <reflex/reflex.h>
 
@@ -21,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum { CELLS = 64, HOLD = 0, LEFT = 1, RIGHT = 2 };
 
@@ -30,6 +38,8 @@ struct world {       /* the game: one writer per field, each on one stage's thre
     uint64_t hits, frames;
     struct rfx_engine *e;
 };
+
+static int use_l2 = 1; /* choose's policy: --replay --without-l2 clears it */
 
 struct view {
     int target;
@@ -62,14 +72,16 @@ static void classify(void *ctx, struct rfx_frame **f, size_t n, const struct rfx
 
 static void choose(void *ctx, struct rfx_frame **f, size_t n, const struct rfx_stage_env *env)
 {
-    struct world *w = ctx;
-    struct rfx_action_cache *c = rfx_engine_cache(w->e);
+    (void)ctx;
+    struct rfx_action_cache *c = env->cache; /* the engine's, or a replay's */
     for (size_t i = 0; i < n; i++) {
         uint32_t action = HOLD;
         enum rfx_cache_result r = RFX_CACHE_MISS;
         if (!(env->degrade & RFX_DEGRADE_FALLBACK_ONLY))
-            r = rfx_action_cache_lookup(c, f[i]->context_key, f[i]->pattern_key, &action,
-                                        &f[i]->cache_generation);
+            r = rfx_action_cache_lookup(c, f[i]->context_key, use_l2 ? f[i]->pattern_key : 0,
+                                        &action, &f[i]->cache_generation);
+        else
+            f[i]->flags |= RFX_FRAME_FALLBACK_ONLY; /* so a replay tells it the same */
         if (r == RFX_CACHE_MISS && !(env->degrade & RFX_DEGRADE_CACHE_ONLY)) {
             struct rfx_cache_miss m = {.context_key = f[i]->context_key,
                                        .pattern_key = f[i]->pattern_key,
@@ -112,21 +124,60 @@ static int plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct rfx_
     return 0;
 }
 
+static const struct rfx_stage_ops ops[4] = {
+    {.process = sense}, {.process = classify}, {.process = choose}, {.process = act}};
+static const char *const names[4] = {"sense", "classify", "choose", "act"};
+
+static void difference(void *arg, const struct rfx_replay_difference *d)
+{
+    (void)arg;
+    printf("  frame %llu: %s\n", (unsigned long long)d->seq, d->what);
+}
+
+/* Replay a record through classify and choose: 0 identical, 1 differ, 2 bad file. */
+static int replay(const char *path)
+{
+    struct rfx_replay_config rc = {
+        .pattern = {.name = names[1], .ops = &ops[1]},
+        .decide = {.name = names[2], .ops = &ops[2]},
+        .min_payload = sizeof(struct view),
+        .difference = difference,
+        .max_listed = 3,
+    };
+    struct rfx_replay_result res;
+    char msg[512];
+    if (rfx_replay(path, &rc, &res, msg, sizeof msg) != 0) {
+        fprintf(stderr, "aimbot: replay: %s\n", msg);
+        return 2;
+    }
+    printf("aimbot: replayed %llu frames: %llu identical, %llu differ\n",
+           (unsigned long long)res.compared, (unsigned long long)res.identical,
+           (unsigned long long)res.differ);
+    return res.differ ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && !strcmp(argv[1], "--replay")) {
+        use_l2 = !(argc > 3 && !strcmp(argv[3], "--without-l2"));
+        return replay(argv[2]);
+    }
     struct rfx_engine_config cfg;
     rfx_engine_config_default(&cfg); /* 60 FPS, layout fitted to this machine */
     cfg.duration_s = argc > 1 ? atof(argv[1]) : 5;
     snprintf(cfg.out_dir, sizeof cfg.out_dir, "%s", argc > 2 ? argv[2] : "aimbot-out");
+    if (snprintf(cfg.record_path, sizeof cfg.record_path, "%s/record.rfx", cfg.out_dir) >=
+        (int)sizeof cfg.record_path) {
+        fprintf(stderr, "aimbot: out dir path too long\n");
+        return 2;
+    }
+    mkdir(cfg.out_dir, 0777); /* the record is opened at start */
     struct world w = {.target = CELLS / 2, .dir = 1, .turret = 0};
     char msg[512];
     if (rfx_engine_create(&cfg, &w.e) != 0) {
         fprintf(stderr, "aimbot: bad engine config\n");
         return 2;
     }
-    static const struct rfx_stage_ops ops[4] = {
-        {.process = sense}, {.process = classify}, {.process = choose}, {.process = act}};
-    static const char *const names[4] = {"sense", "classify", "choose", "act"};
     static const struct rfx_planner_ops planner = {.plan = plan};
     for (int i = 0; i < 4; i++)
         rfx_engine_add_stage(w.e, names[i], &ops[i], &w);

@@ -6,6 +6,7 @@
 #include "builtin.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,22 @@ int rfx_replay_builtin(const char *path, const char *source_kind,
     if (rc)
         return rc;
     rfx_record_close(rd);
+    bool has_pattern = false, has_decide = false;
+    for (uint32_t i = 0; i < h.n_stages; i++) {
+        has_pattern |= !strcmp(h.stages[i], "pattern");
+        has_decide |= !strcmp(h.stages[i], "decide");
+    }
+    if (!has_pattern || !has_decide) {
+        int k = snprintf(msg, msglen, "the record's pipeline (");
+        for (uint32_t i = 0; i < h.n_stages && k > 0 && (size_t)k < msglen; i++)
+            k += snprintf(msg + k, msglen - (size_t)k, "%s%s", i ? ", " : "", h.stages[i]);
+        if (k > 0 && (size_t)k < msglen)
+            snprintf(msg + k, msglen - (size_t)k,
+                     ") has no built-in pattern and decide stages: a bot's own stages replay "
+                     "with rfx_replay (reflex/replay.h)");
+        res->header = h;
+        return -EINVAL;
+    }
     const char *kind = source_kind ? source_kind : h.source_kind;
     struct rfx_replay_config cfg = {0};
     if (base)

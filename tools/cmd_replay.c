@@ -51,7 +51,17 @@ struct progress {
     uint64_t size;
     bool tty;
     bool drawn; /* a progress line is on the terminal: clear it before other output */
+    const char *path;
+    bool listed; /* the differences' heading is out */
 };
+
+/* The differences' heading, once, before the first one or the summary. */
+static void heading(struct progress *p)
+{
+    if (!p->listed)
+        printf("replay: %s: differences:\n", p->path);
+    p->listed = true;
+}
 
 /* A difference, on stdout: the progress line on stderr's terminal is
  * cleared first, so the two do not share a line. */
@@ -62,6 +72,7 @@ static void on_difference(void *arg, const struct rfx_replay_difference *d)
         fprintf(stderr, "\r\033[K");
         p->drawn = false;
     }
+    heading(p);
     printf("  frame %" PRIu64 " (byte %" PRIu64 "): %s\n", d->seq, d->offset, d->what);
     fflush(stdout);
 }
@@ -150,7 +161,7 @@ int cmd_replay(int argc, char **argv)
         kind = cfg.source_kind;
         opt.level_actions = cfg.level_actions;
     }
-    struct progress prog = {.t0 = rfx_now_ns(), .tty = isatty(STDERR_FILENO)};
+    struct progress prog = {.t0 = rfx_now_ns(), .tty = isatty(STDERR_FILENO), .path = path};
     struct stat st;
     if (stat(path, &st) == 0)
         prog.size = (uint64_t)st.st_size;
@@ -167,8 +178,6 @@ int cmd_replay(int argc, char **argv)
     }
     rfx_record_close(probe);
     struct rfx_replay_result res;
-    printf("replay: %s: differences:\n", path);
-    fflush(stdout);
     rc = rfx_replay_builtin(path, kind, &opt, &res, msg, sizeof msg);
     if (prog.drawn)
         fprintf(stderr, "\r\033[K");
@@ -177,6 +186,7 @@ int cmd_replay(int argc, char **argv)
         return rc == -EINVAL || rc == -ENOENT || rc == -EISDIR || rc == -EACCES ? EXIT_USAGE
                                                                                 : EXIT_RUNTIME;
     }
+    heading(&prog);
     if (res.differ == 0)
         printf("  none\n");
     else if (show && res.differ > (uint64_t)show)

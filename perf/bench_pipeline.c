@@ -8,8 +8,8 @@
  *             second of the best. Layouts: "2t" (capture+pattern | decide+
  *             execute+telemetry, one thread per core), "2t-b" (capture+
  *             pattern+decide | execute+telemetry), "2t+tel" (telemetry on
- *             its own parked thread) and "1t" (every stage on one thread,
- *             with a pool of 1024 frames). Beside them, the physical limit
+ *             its own parked thread) and "1t" (every stage on one
+ *             thread). Beside them, the physical limit
  *             of the two-thread layouts: the same frames handed between the
  *             two cores and back with no stages (floor_mframes_per_s), and
  *             the round trip of one cache line between the cores before and
@@ -435,35 +435,36 @@ static int handoff_floor(double seconds, double *mframes)
 static int throughput(double seconds, const char *only)
 {
     static const char *const common[] = {
-        "engine.frame_hz=0",    "engine.burst=64",   "engine.pool_frames=16384",
+        "engine.frame_hz=0",    "engine.burst=64",     "engine.pool_frames=16384",
         "ring.capacity=4096",   "strategic.workers=0", "thread.rt0.core=0",
-        "thread.rt0.wait=spin", "thread.rt1.core=1", "thread.rt1.wait=spin",
+        "thread.rt0.wait=spin", "thread.rt1.core=1",   "thread.rt1.wait=spin",
     };
     enum { N_COMMON = sizeof common / sizeof *common, N_LAYOUTS = 5, N_CANDIDATES = 4 };
     /* The candidate layouts: two fused splits of the five stages over the
      * two cores, the default for 2 CPUs (telemetry on a parked thread), and
      * "1t", every stage on one thread on core 0: nothing crosses between the
-     * cores, so the rate is the engine's whole per-frame work, and a pool
-     * of 1024 frames (rings of 256) keeps the frames in that core's caches
-     * (the two-thread layouts are fastest with the larger pool, which a
-     * single thread cycles through from L3: docs/benchmarks.md). Last, not a
+     * cores, so the rate is the engine's whole per-frame work (its frames
+     * go straight back to its source, so they stay in that core's caches
+     * whatever the pool's size: docs/benchmarks.md). Last, not a
      * candidate: 2t-b with telemetry recording nothing, for BRIEF 7's
      * "telemetry on keeps >= 97 % of the throughput with it off" (measured
      * in pairs below). */
     static const struct {
         const char *name, *key, *sets[4];
     } layouts[N_LAYOUTS] = {
-        {"2t", "mframes_2t",
+        {"2t",
+         "mframes_2t",
          {"thread.rt0.stages=capture,pattern", "thread.rt1.stages=decide,execute,telemetry"}},
-        {"2t-b", "mframes_2t_b",
+        {"2t-b",
+         "mframes_2t_b",
          {"thread.rt0.stages=capture,pattern,decide", "thread.rt1.stages=execute,telemetry"}},
-        {"2t+tel", "mframes_2t_tel",
+        {"2t+tel",
+         "mframes_2t_tel",
          {"thread.rt0.stages=capture,pattern", "thread.rt1.stages=decide,execute",
           "thread.tel.stages=telemetry", "thread.tel.wait=park"}},
-        {"1t", "mframes_1t",
-         {"thread.rt0.stages=capture,pattern,decide,execute,telemetry", "engine.pool_frames=1024",
-          "ring.capacity=256"}},
-        {"2t-b/off", "mframes_2t_b_telemetry_off",
+        {"1t", "mframes_1t", {"thread.rt0.stages=capture,pattern,decide,execute,telemetry"}},
+        {"2t-b/off",
+         "mframes_2t_b_telemetry_off",
          {"thread.rt0.stages=capture,pattern,decide", "thread.rt1.stages=execute,telemetry",
           "telemetry.record=false"}},
     };
@@ -619,8 +620,8 @@ static void timer_floor(double hz, double seconds, int cpu_latency_us, double *p
     char msg[200];
     rfx_thread_pin_self(1, msg, sizeof msg);
     /* the CPU latency request the default run held, if any (idle CPUs poll) */
-    int qos = cpu_latency_us >= 0 ? rfx_cpu_latency_hold((unsigned)cpu_latency_us, msg, sizeof msg)
-                                  : -1;
+    int qos =
+        cpu_latency_us >= 0 ? rfx_cpu_latency_hold((unsigned)cpu_latency_us, msg, sizeof msg) : -1;
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     struct rfx_hdr *h;
     rfx_hdr_create(1, 60000000000LL, 3, &h);
@@ -645,8 +646,7 @@ static void timer_floor(double hz, double seconds, int cpu_latency_us, double *p
  * away: another task, an interrupt, the hypervisor). No engine, no stage
  * work: whatever it records, no thread on this machine can do better.
  */
-static void spin_floor(double hz, double seconds, double *p99_us, double *p999_us,
-                       double *lost_pct)
+static void spin_floor(double hz, double seconds, double *p99_us, double *p999_us, double *lost_pct)
 {
     char msg[200];
     rfx_thread_pin_self(1, msg, sizeof msg);
@@ -708,9 +708,9 @@ static int latency(double hz, double seconds)
     const char *sets1[5 + 1 + 16];
     memcpy(sets1, sets, 5 * sizeof *sets1);
     sets1[5] = "engine.layout=latency";
-    int n1 = 6 + (getenv("RFX_BENCH_SET_SPIN1T")
-                      ? extra_sets_from("RFX_BENCH_SET_SPIN1T", sets1 + 6, 16)
-                      : extra_sets(sets1 + 6, 16));
+    int n1 =
+        6 + (getenv("RFX_BENCH_SET_SPIN1T") ? extra_sets_from("RFX_BENCH_SET_SPIN1T", sets1 + 6, 16)
+                                            : extra_sets(sets1 + 6, 16));
     struct rfx_hdr *h1;
     struct outcome o1;
     if (run_overhead(sets1, n1, seconds, &h1, &o1))
@@ -730,9 +730,8 @@ static int latency(double hz, double seconds)
            rfx_hdr_value_at_percentile(h, 99.9) / 1e3, rfx_hdr_max(h) / 1e3, dropped(&o.counts),
            o.counts.executed, t99, t999, s99, s999, lost, seconds,
            rfx_hdr_value_at_percentile(h1, 50) / 1e3, rfx_hdr_value_at_percentile(h1, 99) / 1e3,
-           rfx_hdr_value_at_percentile(h1, 99.9) / 1e3, rfx_hdr_max(h1) / 1e3,
-           dropped(&o1.counts), o1.counts.executed, qos_name(o.cpu_latency_us, q0),
-           qos_name(o1.cpu_latency_us, q1));
+           rfx_hdr_value_at_percentile(h1, 99.9) / 1e3, rfx_hdr_max(h1) / 1e3, dropped(&o1.counts),
+           o1.counts.executed, qos_name(o.cpu_latency_us, q0), qos_name(o1.cpu_latency_us, q1));
     rfx_hdr_destroy(h);
     rfx_hdr_destroy(h1);
     return 0;
@@ -784,7 +783,6 @@ static void *scraper_main(void *arg)
     }
     return NULL;
 }
-
 
 static int metrics(double hz, double seconds, int reps)
 {
@@ -871,8 +869,8 @@ static void *floor_main(void *arg)
 static double floor_start_ms(int cpu_latency_us)
 {
     char msg[200];
-    int qos = cpu_latency_us >= 0 ? rfx_cpu_latency_hold((unsigned)cpu_latency_us, msg, sizeof msg)
-                                  : -1;
+    int qos =
+        cpu_latency_us >= 0 ? rfx_cpu_latency_hold((unsigned)cpu_latency_us, msg, sizeof msg) : -1;
     _Atomic int ready = 0, go = 0;
     _Atomic int64_t first = 0;
     struct floor_thread ft[2] = {{0, &ready, &go, &first}, {1, &ready, &go, &first}};
@@ -926,8 +924,9 @@ static int start_bench(int reps)
         start_ms[r] = (first - t1) / 1e6;
         floor_ms[r] = floor_start_ms(qos); /* under the engine's CPU latency request */
         if (getenv("RFX_BENCH_TRACE"))
-            fprintf(stderr, "start %d: create..first %.2f ms, start..first %.2f ms, floor %.2f ms\n",
-                    r, create_ms[r], start_ms[r], floor_ms[r]);
+            fprintf(stderr,
+                    "start %d: create..first %.2f ms, start..first %.2f ms, floor %.2f ms\n", r,
+                    create_ms[r], start_ms[r], floor_ms[r]);
     }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf /tmp/rfx-bench-start-%d", (int)getpid());

@@ -1423,7 +1423,17 @@ static void source_loop(struct rfx_xthread *t)
         if (e->first_frame_ns == 0)
             e->first_frame_ns = rfx_now_ns();
         rfx_count(&e->captured, kept);
-        forward(t, frames, kept);
+        if (t->hosts_telemetry) {
+            /* One thread hosts every stage, telemetry last: the frames are
+             * done and come straight back for the next burst, the one in
+             * this thread's caches, instead of through the pool's ring to
+             * the back of the queue (the pool is cycled through only when
+             * frames are held elsewhere). */
+            for (size_t i = kept; i-- > 0;)
+                spare[n_spare++] = frames[i];
+        } else {
+            forward(t, frames, kept);
+        }
         if (t->critical)
             rfx_cache_quiescent();
         if (!period && n_spare < want) {

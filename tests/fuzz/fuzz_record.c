@@ -12,8 +12,11 @@
  * replay that runs to the end accounts for every frame record (compared,
  * not reached or dropped by a fault) and every compared frame is identical
  * or different; with --partial's cut acceptance a whole record replays the
- * same, and a cut one accounts for its frames too.
+ * same, and a cut one accounts for its frames too. The same record
+ * replayed through decide alone (rfx_replay without a pattern stage)
+ * accounts for every frame, every compared frame decided again.
  */
+#include "builtin.h"
 #include "fuzz_file.h"
 #include "record_format.h"
 #include "replay.h"
@@ -74,7 +77,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* --partial: a whole record replays the same; a cut one may replay too */
     struct rfx_replay_config partial = {.accept_cut = true};
     int rc_cut = rfx_replay_builtin(path, NULL, &partial, &cut, msg, sizeof msg);
+    /* rfx_replay with decide alone (a bot's own stages, no pattern): the
+     * synthetic decide, which reads only the recorded keys. */
+    struct rfx_builtin *b = NULL;
+    const struct rfx_stage_ops *pat_ops, *dec_ops;
+    struct rfx_replay_result dres;
+    int rc_d = 1;
+    if (rfx_builtin_replay_setup("synthetic", &b, &pat_ops, &dec_ops, msg, sizeof msg) == 0) {
+        struct rfx_replay_config dc = {.decide = {.name = "decide", .ops = dec_ops, .ctx = b}};
+        rc_d = rfx_replay(path, &dc, &dres, msg, sizeof msg);
+        rfx_builtin_destroy(b);
+    }
     close(fd);
+    if (rc_d == 0 && (dres.frames != dres.compared + dres.not_reached + dres.fault_drops ||
+                      dres.compared != dres.identical + dres.differ ||
+                      dres.decided != dres.compared || dres.pattern_drops != 0)) {
+        fprintf(stderr, "fuzz_record: decide-alone replay accounting\n");
+        abort();
+    }
+    if (rc_d == 0 && parsed != 0) {
+        fprintf(stderr, "fuzz_record: the reader refused (%d) a record decide alone replayed\n",
+                parsed);
+        abort();
+    }
+    if (rc_d != 0 && rc_d != -EINVAL && rc_d != -ENOMEM) {
+        fprintf(stderr, "fuzz_record: decide-alone replay returned %d (%s)\n", rc_d, msg);
+        abort();
+    }
     if (rc == 0 &&
         (rc_cut != 0 || cut.cut || cut.frames != res.frames || cut.differ != res.differ)) {
         fprintf(stderr, "fuzz_record: --partial changed a whole record's replay (%d)\n", rc_cut);

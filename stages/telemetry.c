@@ -720,9 +720,9 @@ static inline void run_add_n(struct rfx_hdr *h, struct run *r, int64_t v, int64_
  * Frames whose timings are all equal: the frames of one burst, when the
  * source captured them together (it does at full speed) and every stage
  * took them as one burst. Compares scheduled_ns..exit_at[] whole (a fixed
- * 72 bytes: nine word compares, which the compiler vectorises) and the word
- * of woke_mask, reached and drop_reason (frames alike in all three reached
- * the same stages).
+ * 72 bytes) and the word of woke_mask, reached and drop_reason: frames alike
+ * in all three reached the same stages, and a run is all executed or all
+ * dropped for one reason.
  */
 #define TIMES_BYTES                                                                                \
     (offsetof(struct rfx_frame, exit_at) + sizeof(((struct rfx_frame *)0)->exit_at) -              \
@@ -757,16 +757,26 @@ static inline void run_times_of(struct run_times *r, const struct rfx_frame *f, 
     r->reached = rfx_frame_reached(f, n);
 }
 
+/* Two words at a time (SSE2 on x86-64, which every x86-64 has): the nine
+ * word compares in five loads and xors. */
+typedef uint64_t word2 __attribute__((vector_size(16)));
+
 static inline bool same_times(const struct run_times *r, const struct rfx_frame *f)
 {
     const char *p = (const char *)&f->scheduled_ns;
-    uint64_t d = 0;
-    for (int i = 0; i < N_TIME_WORDS; i++) {
-        uint64_t x;
-        memcpy(&x, p + i * sizeof x, sizeof x);
-        d |= x ^ r->w[i];
+    word2 d = {0, 0};
+    for (int i = 0; i + 2 <= N_TIME_WORDS; i += 2) {
+        word2 x, y;
+        memcpy(&x, p + i * sizeof(uint64_t), sizeof x);
+        memcpy(&y, &r->w[i], sizeof y);
+        d |= x ^ y;
     }
-    return d == 0 && run_tag(f) == r->tag;
+    uint64_t tail = 0;
+    if (N_TIME_WORDS % 2) {
+        memcpy(&tail, p + (N_TIME_WORDS - 1) * sizeof(uint64_t), sizeof tail);
+        tail ^= r->w[N_TIME_WORDS - 1];
+    }
+    return (d[0] | d[1] | tail) == 0 && run_tag(f) == r->tag;
 }
 
 /*
@@ -834,55 +844,72 @@ static void tel_count_only(struct rfx_engine *e, struct rfx_frame **frames, size
 }
 
 /*
+ * Counts of a byte's values 0, 1 and 2 in one word, 16 bits each (a call
+ * has at most 2 * RFX_BURST_MAX frames): a frame adds its value's entry.
+ * One load and an add a frame, where three compares would be six
+ * instructions; values 3 and up add nothing.
+ */
+#define COUNT_012(v0, v1, v2)                                                                      \
+    {                                                                                              \
+        [v0] = 1, [v1] = 1ull << 16, [v2] = 1ull << 32                                             \
+    }
+static const uint64_t class_counts[256] =
+    COUNT_012(RFX_CLASS_ROUTINE, RFX_CLASS_EMERGENCY, RFX_CLASS_DELIBERATIVE);
+static const uint64_t cache_counts[256] = COUNT_012(RFX_CACHE_L1, RFX_CACHE_L2, RFX_CACHE_MISS);
+_Static_assert(2 * RFX_BURST_MAX < 1 << 16, "a call's counts fit 16 bits");
+_Static_assert(RFX_CLASS_ROUTINE == 0 && RFX_CLASS_EMERGENCY == 1 && RFX_CLASS_DELIBERATIVE == 2,
+               "class_counts' fields are indexed by class");
+
+static inline uint64_t count_field(uint64_t packed, int i)
+{
+    return (packed >> (16 * i)) & 0xffff;
+}
+
+/*
  * Frames [first, first + k) share their times (and so their end to end
- * latency, e2e, and budget verdicts): their per-frame part, the flight
- * recorder and the counts, then their end to end latency as k records at
- * once.
+ * latency, e2e, and budget verdicts) and their drop reason: their per-frame
+ * part, the flight recorder and the counts, then their end to end latency
+ * as k records at once.
  */
 static inline void record_run(struct rfx_telemetry *t, struct tset *set, struct run *e2e_run,
                               struct run cls_run[3], struct rfx_frame **frames, size_t k,
                               int over_stage, int reached, int64_t e2e, uint64_t *executed,
                               uint64_t *dropped)
 {
+    unsigned reason = frames[0]->drop_reason; /* the run's (run_tag) */
+    bool ok = reason == RFX_DROP_NONE;
     bool over = t->e2e_budget && e2e > t->e2e_budget->p99_ns;
-    uint64_t by_class[3] = {0, 0, 0}, exec = 0, l1 = 0, l2 = 0, miss = 0;
     /* The flight recorder: a run of frames within budget (the common case)
      * at once, else frame by frame, as a violation may trigger a hand-over. */
-    bool plain = over_stage < 0 && !over && rfx_flight_plain(&t->flight);
-    if (plain)
+    if (over_stage < 0 && !over && rfx_flight_plain(&t->flight))
         rfx_flight_record_run(&t->flight, frames, k, reached);
-    for (size_t i = 0; i < k; i++) {
-        const struct rfx_frame *f = frames[i];
-        bool ok = f->drop_reason == RFX_DROP_NONE;
-        if (!plain) /* a run shares times */
-            rfx_flight_record(&t->flight, f, i > 0, over_stage, ok && over, reached);
-        if (!ok) {
-            RFX_PROBE2(frame_drop, f->seq, f->drop_reason);
-            dropped[f->drop_reason < RFX_DROP_REASONS ? f->drop_reason : RFX_DROP_STAGE]++;
-            continue;
-        }
-        exec++;
-        for (uint32_t c = 0; c < 3; c++) /* compares, not an indexed count: no store chain */
-            by_class[c] += f->context_class == c;
-        l1 += f->cache_result == RFX_CACHE_L1;
-        l2 += f->cache_result == RFX_CACHE_L2;
-        miss += f->cache_result == RFX_CACHE_MISS;
-    }
-    set->l1 += l1;
-    set->l2 += l2;
-    set->miss += miss;
-    if (exec == 0)
+    else
+        for (size_t i = 0; i < k; i++) /* a run shares times */
+            rfx_flight_record(&t->flight, frames[i], i > 0, over_stage, ok && over, reached);
+    if (!ok) {
+        for (size_t i = 0; i < k; i++)
+            RFX_PROBE2(frame_drop, frames[i]->seq, reason);
+        dropped[reason < RFX_DROP_REASONS ? reason : RFX_DROP_STAGE] += k;
         return;
-    *executed += exec;
+    }
+    uint64_t by_class = 0, by_result = 0;
+    for (size_t i = 0; i < k; i++) {
+        by_class += class_counts[frames[i]->context_class];
+        by_result += cache_counts[frames[i]->cache_result];
+    }
+    set->l1 += count_field(by_result, 0);
+    set->l2 += count_field(by_result, 1);
+    set->miss += count_field(by_result, 2);
+    *executed += k;
     e2e = e2e > 0 ? e2e : 1;
     if (e2e <= H_HIGHEST)
-        set->e2e_sum += e2e * (int64_t)exec;
-    run_add_n(set->e2e, e2e_run, e2e, (int64_t)exec);
+        set->e2e_sum += e2e * (int64_t)k;
+    run_add_n(set->e2e, e2e_run, e2e, (int64_t)k);
     for (int c = 0; c < 3; c++)
-        if (by_class[c])
-            run_add_n(set->cls[c], &cls_run[c], e2e, (int64_t)by_class[c]);
+        if (count_field(by_class, c))
+            run_add_n(set->cls[c], &cls_run[c], e2e, (int64_t)count_field(by_class, c));
     if (over)
-        set->e2e_over_p99 += exec;
+        set->e2e_over_p99 += k;
 }
 
 static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,

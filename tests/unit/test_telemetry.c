@@ -172,6 +172,16 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
                 f->scheduled_ns -= 1 + rand() % 3;
             if (rand() % 16 == 0)
                 f->woke_mask ^= 1u << (1 + rand() % (S - 1));
+            if (rand() % 8 == 0) { /* one stamp of its own: every word of the times counts */
+                int w = rand() % (2 * S + 1);
+                uint32_t d = 1 + (uint32_t)(rand() % 3);
+                if (w == 2 * S)
+                    f->capture_ns += d;
+                else if (w < S)
+                    f->enter_at[w] += d;
+                else
+                    f->exit_at[w - S] += d;
+            }
         } else {
             now += 1000 + rand() % 5000;
             f->scheduled_ns = now - rand() % 3;

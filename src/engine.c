@@ -1375,6 +1375,7 @@ static void source_loop(struct rfx_xthread *t)
         size_t n = 0;
         while (n < want && n_spare > 0)
             frames[n++] = spare[--n_spare];
+        size_t from_spare = n; /* their headers are here already (prefetched, or ours) */
         if (n < want)
             n += rfx_ring_pop_burst(e->pool, frames + n, want - n);
         if (n < want && period) {
@@ -1388,7 +1389,7 @@ static void source_loop(struct rfx_xthread *t)
                 rfx_cpu_relax(); /* max rate: the pipeline is full; wait for frames */
             continue;
         }
-        prefetch_headers(frames, n);
+        prefetch_headers(frames + from_spare, n - from_spare);
         int64_t now = rfx_now_ns();
         int level = atomic_load_explicit(&e->level, memory_order_relaxed);
         for (size_t i = 0; i < n; i++) {

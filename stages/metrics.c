@@ -113,7 +113,8 @@ char *rfx_metrics_render(struct rfx_telemetry *t, size_t *len)
     for (int i = 0; i + 1 < e->n_threads; i++)
         fprintf(f, "reflex_queue_depth{from=\"%s\",to=\"%s\"} %zu\n", e->threads[i].cfg.name,
                 e->threads[i + 1].cfg.name, rfx_spsc_ring_occupancy(e->threads[i].out));
-    help(f, "reflex_pool_free_frames", "gauge", "Free frames in the pool.");
+    help(f, "reflex_pool_free_frames", "gauge",
+         "Free frames in the pool's ring (the source holds up to a burst more).");
     fprintf(f, "reflex_pool_free_frames %zu\n", rfx_spsc_ring_occupancy(e->pool));
 
     help(f, "reflex_degradation_level", "gauge",

@@ -844,10 +844,10 @@ static void tel_count_only(struct rfx_engine *e, struct rfx_frame **frames, size
 }
 
 /*
- * Counts of a byte's values 0, 1 and 2 in one word, 16 bits each (a call
- * has at most 2 * RFX_BURST_MAX frames): a frame adds its value's entry.
- * One load and an add a frame, where three compares would be six
- * instructions; values 3 and up add nothing.
+ * Counts of three values of a byte (a frame's class, or its cache level) in
+ * one word, 16 bits each (a call has at most 2 * RFX_BURST_MAX frames): a
+ * frame adds its value's entry. One load and an add a frame, where three
+ * compares would be six instructions; any other value adds nothing.
  */
 #define COUNT_012(v0, v1, v2)                                                                      \
     {                                                                                              \

@@ -8,6 +8,7 @@ usage: test_embed.py SOURCE_ROOT"""
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -108,4 +109,8 @@ rc, out = run([exe, "--replay", os.path.join(bundle, "summary.json")], env=lib_e
 check(rc == 2 and "not a reflex record" in out, f"a file that is no record: exit {rc}: "
       f"{out.strip()[:200]}")
 print(f"{failures} failed")
+if failures:
+    print(f"kept {tmp} to look at")
+else:
+    shutil.rmtree(tmp, ignore_errors=True)
 sys.exit(1 if failures else 0)

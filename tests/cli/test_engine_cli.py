@@ -10,6 +10,7 @@ import select
 import signal
 import socket
 import struct
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -876,4 +877,8 @@ p = subprocess.run([reflex, "demo", "--duration", "3", "--quiet", "--out",
 check(p.returncode == 0 and " fps " not in p.stderr, "--quiet: no status lines", p.stderr)
 
 print(f"{failures} failed")
+if failures:
+    print(f"kept {work} to look at")
+else:
+    shutil.rmtree(work, ignore_errors=True)
 sys.exit(1 if failures else 0)

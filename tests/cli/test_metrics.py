@@ -203,4 +203,8 @@ for st in ("capture", "pattern", "decide", "execute"):
     c = series("reflex_stage_latency_seconds_count").get(f'stage="{st}"')
     check(c == s["stages"][st]["count"], f"stage {st}: _count {c} = summary count")
 print(f"{failures} failed")
+if failures:
+    print(f"kept {work} to look at")
+else:
+    shutil.rmtree(work, ignore_errors=True)
 sys.exit(1 if failures else 0)

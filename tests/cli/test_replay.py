@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import struct
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -287,4 +288,8 @@ check(p.returncode == 0 and "every decision is identical" in p.stdout
 print(p.stdout, end="")
 
 print(f"replay: {failures} failed")
+if failures:
+    print(f"kept {work} to look at")
+else:
+    shutil.rmtree(work, ignore_errors=True)
 sys.exit(1 if failures else 0)

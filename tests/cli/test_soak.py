@@ -15,6 +15,7 @@ after a warm-up of a tenth of the run (at least 10 s):
 runs the full 10 minutes. Usage: test_soak.py REFLEX"""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,8 @@ with open(os.path.join(d, "summary.json")) as f:
 fr = s["frames"]
 check(fr["captured"] == fr["executed"] + sum(fr["dropped"].values()) and fr["in_flight"] == 0,
       f"identity: captured {fr['captured']} = executed {fr['executed']} + dropped "
-      f"{sum(fr['dropped'].values())} + in flight {fr['in_flight']}")
+      f"{sum(fr['dropped'].values())} + in flight {fr['in_flight']}; dropped by reason: "
+      f"{', '.join(f'{k} {v}' for k, v in fr['dropped'].items() if v) or 'none'}")
 m = s["memory"]
 rss, live = m["rss_bytes_by_interval"], m["jemalloc_allocated_bytes_by_interval"]
 # The last interval is partial and closes during the drain.
@@ -68,4 +70,8 @@ check(max(rss[warm:]) - r0 <= RSS_MAX and rss[-1] <= r0 + RSS_MAX,
       f"{rss[-1] * mb:.2f} (at most {RSS_MAX * mb:.2f} MiB above {r0 * mb:.2f})")
 print(f"snapshots published: {s['cache']['publications']}, frames: {fr['executed']}")
 print(f"{failures} failed")
+if failures:
+    print(f"kept {work} to look at")
+else:
+    shutil.rmtree(work, ignore_errors=True)
 sys.exit(1 if failures else 0)

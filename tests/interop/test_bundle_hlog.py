@@ -8,6 +8,7 @@ usage: test_bundle_hlog.py REFLEX INTEROP_DIR"""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,4 +61,8 @@ for tag in tags:
           f"{tag}: HistogramLogProcessor decodes it: max {m.group(1) if m else None}, "
           f"count {m.group(2) if m else None}", p.stderr[-500:])
 print(f"{failures} failed")
+if failures:
+    print(f"kept {work} to look at")
+else:
+    shutil.rmtree(work, ignore_errors=True)
 sys.exit(1 if failures else 0)

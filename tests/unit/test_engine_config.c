@@ -268,6 +268,7 @@ Test(config, degradation_actions_per_level)
     cr_expect_eq(c.level_actions[RFX_LEVEL_SEVERE], (unsigned)RFX_DEGRADE_FAST_PATH);
     cr_expect_eq(c.level_actions[RFX_LEVEL_CRITICAL],
                  (unsigned)(RFX_DEGRADE_CACHE_ONLY | RFX_DEGRADE_FALLBACK_ONLY));
+    unlink(p);
     const char *bad[] = {"degrade.critical=none, shed_stale"};
     cr_expect_eq(rfx_config_load(NULL, bad, 1, stages, 5, &c, msg, sizeof msg), -EINVAL);
     cr_expect(strstr(msg, "degrade.critical") && strstr(msg, "'none'"), "%s", msg);

@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,10 +170,18 @@ static void record_run(void)
     cr_assert_eq(counts.executed, FRAMES, "no frame may be dropped in the recorded run");
 }
 
+/* The recorded run's directory: the record and the run's bundle. */
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
 static void cleanup(void)
 {
-    unlink(record);
-    rmdir(dir);
+    nftw(dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 TestSuite(replay, .init = record_run, .fini = cleanup, .timeout = 60);

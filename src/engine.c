@@ -48,6 +48,8 @@ int64_t rfx_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+_Thread_local bool rfx_on_critical_thread;
+
 static const char *const drop_names[RFX_DROP_REASONS] = {
     "none",  "ring_full", "evicted",      "pool_exhausted",
     "stage", "stale",     "circuit_open", "sink_failed",
@@ -1307,7 +1309,14 @@ static void forward(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
 }
 
 /* Sleep until `due` less the lead, then spin to it; a thread whose wait is
- * `spin` never sleeps. False if stopped. */
+ * `spin` never sleeps. False if stopped.
+ *
+ * Between frames the source holds no snapshot, so it must not hold up a
+ * grace period either: it is an RCU reader offline while it sleeps, and
+ * reports a quiescent state on each turn of its spin. Otherwise a strategic
+ * worker's publication waits up to a frame period for the next burst, goes
+ * to sleep on liburcu's futex meanwhile, and that burst's quiescent state
+ * makes the FUTEX_WAKE system call to wake it, on the critical thread. */
 static bool wait_until(struct rfx_xthread *t, int64_t due)
 {
     struct rfx_engine *e = t->e;
@@ -1326,9 +1335,17 @@ static bool wait_until(struct rfx_xthread *t, int64_t due)
                 last = false;
             }
             struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
-            if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == 0 && last)
-                note_wake(t, rfx_now_ns() - until, lead);
+            if (t->critical)
+                rfx_cache_reader_offline();
+            int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+            int64_t woke = rfx_now_ns();
+            if (t->critical)
+                rfx_cache_reader_online();
+            if (rc == 0 && last)
+                note_wake(t, woke - until, lead);
         } else {
+            if (t->critical)
+                rfx_cache_quiescent();
             rfx_cpu_relax();
         }
     }
@@ -1360,8 +1377,13 @@ static void source_loop(struct rfx_xthread *t)
             if (!wait_until(t, sched))
                 break;
             while (atomic_load_explicit(&e->paused, memory_order_acquire) &&
-                   !atomic_load_explicit(&e->stop, memory_order_acquire))
-                rfx_cpu_relax(); /* pause-based planning holds the game */
+                   !atomic_load_explicit(&e->stop, memory_order_acquire)) {
+                /* Pause-based planning holds the game; the planners'
+                 * publications go on meanwhile (see wait_until). */
+                if (t->critical)
+                    rfx_cache_quiescent();
+                rfx_cpu_relax();
+            }
             tick++;
             want = 1;
         } else {
@@ -1385,8 +1407,12 @@ static void source_loop(struct rfx_xthread *t)
             seq += want - n;
         }
         if (n == 0) {
-            if (!period)
-                rfx_cpu_relax(); /* max rate: the pipeline is full; wait for frames */
+            if (!period) {
+                /* Max rate: the pipeline is full; wait for frames. */
+                if (t->critical)
+                    rfx_cache_quiescent();
+                rfx_cpu_relax();
+            }
             continue;
         }
         prefetch_headers(frames + from_spare, n - from_spare);
@@ -1515,6 +1541,7 @@ static void *thread_main(void *arg)
     if (t->critical) {
         prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* timed waits wake on time */
         rfx_cache_reader_register();
+        rfx_on_critical_thread = true;
     }
     int inited = 0;
     for (; t->init_rc == 0 && inited < t->n_stages; inited++) {

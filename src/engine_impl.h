@@ -206,6 +206,11 @@ void rfx_strategic_destroy(struct rfx_strategic *s);
 /* Each telemetry interval: adapt the frequency from frame-time pressure. */
 void rfx_strategic_adapt(struct rfx_strategic *s, int64_t e2e_p95_ns, double e2e_mean_ns);
 double rfx_strategic_hz(const struct rfx_strategic *s);
+/* The watchdog (or any thread off the critical path): wake the planners for
+ * the kicks critical threads have asked for since the last call. */
+void rfx_strategic_pass_kicks(struct rfx_strategic *s);
+/* True on the engine's critical threads (set as each starts). */
+extern _Thread_local bool rfx_on_critical_thread;
 int rfx_strategic_workers(const struct rfx_strategic *s);
 uint64_t rfx_strategic_plans(const struct rfx_strategic *s);
 /* Watchdog: when worker i's planner call began (0: not in one); its thread. */

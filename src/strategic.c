@@ -47,6 +47,9 @@ struct rfx_strategic {
     pthread_cond_t cond;
     bool stopping;
     uint64_t kicks;
+    /* Kicks asked for by critical threads, which neither lock nor wake
+     * anyone (rfx_engine_context_change); the watchdog passes them on. */
+    _Atomic uint64_t kicks_asked, kicks_passed;
     _Atomic uint64_t hz_milli; /* current frequency in mHz */
     _Atomic uint64_t plans, plan_errors;
     /* heartbeat for the watchdog: when worker i's planner call began (0: none) */
@@ -153,18 +156,34 @@ void rfx_strategic_adapt(struct rfx_strategic *s, int64_t p95_ns, double mean_ns
     atomic_store_explicit(&s->hz_milli, (uint64_t)llround(hz * 1000), memory_order_relaxed);
 }
 
+void rfx_strategic_pass_kicks(struct rfx_strategic *s)
+{
+    if (!s)
+        return;
+    uint64_t asked = atomic_load_explicit(&s->kicks_asked, memory_order_acquire);
+    if (asked == atomic_load_explicit(&s->kicks_passed, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&s->lock);
+    if (asked != atomic_load_explicit(&s->kicks_passed, memory_order_relaxed)) {
+        atomic_store_explicit(&s->kicks_passed, asked, memory_order_relaxed);
+        s->kicks++;
+        pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 void rfx_engine_context_change(struct rfx_engine *e)
 {
     if (!e || !e->strat)
         return;
     struct rfx_strategic *s = e->strat;
-    /* Off the critical path only: a trylock never blocks the caller; a
-     * missed kick just means the planners run at their next tick. */
-    if (pthread_mutex_trylock(&s->lock) == 0) {
-        s->kicks++;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
-    }
+    /* A critical thread only counts the kick: waking a planner is a
+     * system call (and the lock behind it, a wait), so the watchdog passes
+     * it on at its next look, an eighth of a frame budget later. Any other
+     * thread passes it on at once. */
+    atomic_fetch_add_explicit(&s->kicks_asked, 1, memory_order_release);
+    if (!rfx_on_critical_thread)
+        rfx_strategic_pass_kicks(s);
 }
 
 static int dedupe(struct rfx_cache_miss *m, size_t n)
@@ -412,6 +431,8 @@ int rfx_strategic_create(struct rfx_engine *e, struct rfx_strategic **out, char 
     pthread_cond_init(&s->cond, NULL);
     atomic_init(&s->hz_milli, (uint64_t)llround(e->cfg.strategic_hz * 1000));
     atomic_init(&s->plans, 0);
+    atomic_init(&s->kicks_asked, 0);
+    atomic_init(&s->kicks_passed, 0);
     atomic_init(&s->plan_errors, 0);
     atomic_init(&s->plan_max_ns, 0);
     for (int i = 0; i < RFX_MAX_WORKERS; i++)

@@ -481,6 +481,7 @@ static void *monitor(void *arg)
         int64_t now = rfx_now_ns();
         watch_calls(w, now);
         watch_drops(w, now);
+        rfx_strategic_pass_kicks(w->e->strat);
     }
     return NULL;
 }

@@ -40,7 +40,10 @@ RFX_API int rfx_engine_set_planner(struct rfx_engine *e, const struct rfx_planne
                                    void *ctx);
 
 /* Any thread (a pattern stage on an area change, say): run the planners now
- * rather than at their next tick. Never blocks. */
+ * rather than at their next tick. Never blocks. On one of the engine's
+ * critical threads it takes no lock and makes no system call: it counts the
+ * kick, and the watchdog wakes the planners at its next look (within
+ * `watch_every_us`, an eighth of the frame budget by default). */
 RFX_API void rfx_engine_context_change(struct rfx_engine *e);
 
 /* Pause-based planning: true while a planner asked the source to hold.

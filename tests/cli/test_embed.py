@@ -8,10 +8,11 @@ usage: test_embed.py SOURCE_ROOT"""
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
+
+from scratch import finish
 
 src = os.path.abspath(sys.argv[1])
 tmp = tempfile.mkdtemp(prefix="rfx-embed-")
@@ -108,9 +109,4 @@ check(rc == 2 and "(sense, classify, choose, act, telemetry) has no built-in pat
 rc, out = run([exe, "--replay", os.path.join(bundle, "summary.json")], env=lib_env, timeout=60)
 check(rc == 2 and "not a reflex record" in out, f"a file that is no record: exit {rc}: "
       f"{out.strip()[:200]}")
-print(f"{failures} failed")
-if failures:
-    print(f"kept {tmp} to look at")
-else:
-    shutil.rmtree(tmp, ignore_errors=True)
-sys.exit(1 if failures else 0)
+finish(failures, tmp)

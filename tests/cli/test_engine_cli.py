@@ -10,11 +10,12 @@ import select
 import signal
 import socket
 import struct
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+from scratch import finish
 
 reflex = sys.argv[1]
 work = tempfile.mkdtemp(prefix="rfx-cli-")
@@ -876,9 +877,4 @@ p = subprocess.run([reflex, "demo", "--duration", "3", "--quiet", "--out",
                     os.path.join(work, "st3")], capture_output=True, text=True, timeout=60)
 check(p.returncode == 0 and " fps " not in p.stderr, "--quiet: no status lines", p.stderr)
 
-print(f"{failures} failed")
-if failures:
-    print(f"kept {work} to look at")
-else:
-    shutil.rmtree(work, ignore_errors=True)
-sys.exit(1 if failures else 0)
+finish(failures, work)

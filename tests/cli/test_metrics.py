@@ -86,6 +86,8 @@ if port is None:
     sys.exit(1)
 # Keep draining stderr so the demo never blocks on a full pipe.
 import threading  # noqa: E402
+
+from scratch import finish
 threading.Thread(target=lambda: [err_lines.append(x) for x in proc.stderr], daemon=True).start()
 
 url = f"http://127.0.0.1:{port}/metrics"
@@ -202,9 +204,4 @@ check(abs(mean_ns - hdr_mean) <= 0.01 * hdr_mean + 1,
 for st in ("capture", "pattern", "decide", "execute"):
     c = series("reflex_stage_latency_seconds_count").get(f'stage="{st}"')
     check(c == s["stages"][st]["count"], f"stage {st}: _count {c} = summary count")
-print(f"{failures} failed")
-if failures:
-    print(f"kept {work} to look at")
-else:
-    shutil.rmtree(work, ignore_errors=True)
-sys.exit(1 if failures else 0)
+finish(failures, work)

@@ -9,12 +9,13 @@ import json
 import os
 import signal
 import struct
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import zlib
+
+from scratch import finish
 
 reflex = sys.argv[1]
 work = tempfile.mkdtemp(prefix="rfx-replay-")
@@ -287,9 +288,4 @@ check(p.returncode == 0 and "every decision is identical" in p.stdout
       "replay: identical; the fault's drops not compared", p.stdout + p.stderr)
 print(p.stdout, end="")
 
-print(f"replay: {failures} failed")
-if failures:
-    print(f"kept {work} to look at")
-else:
-    shutil.rmtree(work, ignore_errors=True)
-sys.exit(1 if failures else 0)
+finish(failures, work, "replay: ")

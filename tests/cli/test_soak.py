@@ -15,10 +15,11 @@ after a warm-up of a tenth of the run (at least 10 s):
 runs the full 10 minutes. Usage: test_soak.py REFLEX"""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
+
+from scratch import finish
 
 LIVE_MAX = 1 << 20
 RSS_MAX = 4 << 20
@@ -69,9 +70,4 @@ check(max(rss[warm:]) - r0 <= RSS_MAX and rss[-1] <= r0 + RSS_MAX,
       f"RSS flat after {warm} s: {r0 * mb:.2f} MiB, peak {max(rss[warm:]) * mb:.2f}, end "
       f"{rss[-1] * mb:.2f} (at most {RSS_MAX * mb:.2f} MiB above {r0 * mb:.2f})")
 print(f"snapshots published: {s['cache']['publications']}, frames: {fr['executed']}")
-print(f"{failures} failed")
-if failures:
-    print(f"kept {work} to look at")
-else:
-    shutil.rmtree(work, ignore_errors=True)
-sys.exit(1 if failures else 0)
+finish(failures, work)

@@ -8,10 +8,11 @@ usage: test_bundle_hlog.py REFLEX INTEROP_DIR"""
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from scratch import finish  # noqa: E402
 
 reflex, src = sys.argv[1], sys.argv[2]
 jar = "/usr/share/java/hdrhistogram.jar"
@@ -60,9 +61,4 @@ for tag in tags:
           and float(m.group(1)) == ours["max_ns"],
           f"{tag}: HistogramLogProcessor decodes it: max {m.group(1) if m else None}, "
           f"count {m.group(2) if m else None}", p.stderr[-500:])
-print(f"{failures} failed")
-if failures:
-    print(f"kept {work} to look at")
-else:
-    shutil.rmtree(work, ignore_errors=True)
-sys.exit(1 if failures else 0)
+finish(failures, work)

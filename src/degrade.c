@@ -7,8 +7,9 @@
  *         most 1 - headroom of its budget); a window without headroom
  *         restarts the wait;
  *   relapse  going up again within twice the recovery time of a recovery
- *         doubles the recovery time (up to max_backoff times), so a load
- *         that returns as soon as the bot relaxes does not make it flap.
+ *         doubles the recovery time (up to max_backoff times), once however
+ *         many levels it climbs, so a load that returns as soon as the bot
+ *         relaxes does not make it flap.
  *         Sustained health (two recovery times without a relapse) resets it.
  */
 #include "degrade.h"
@@ -55,9 +56,15 @@ int rfx_ladder_step(struct rfx_ladder *l, double t, const struct rfx_budget_verd
         if (++l->violated_run < l->cfg.escalate_windows || l->level == RFX_LEVEL_CRITICAL)
             return 0;
         l->violated_run = 0;
-        if (l->last_recovery_s >= 0 && t - l->last_recovery_s < 2 * l->cfg.recover_s * l->backoff &&
+        /* A relapse: the first step up after a recovery, soon after it.
+         * Wait longer before relaxing again, once per relapse however many
+         * levels it then climbs (a climb of four levels is one relapse, not
+         * four: at 8x it held a bot at CRITICAL for 240 s of headroom). */
+        if (l->last_recovery_s >= 0 && !l->climbed &&
+            t - l->last_recovery_s < 2 * l->cfg.recover_s * l->backoff &&
             l->backoff < l->cfg.max_backoff)
-            l->backoff *= 2; /* relapse: wait longer before relaxing again */
+            l->backoff *= 2;
+        l->climbed = true;
         char cause[240];
         snprintf(cause, sizeof cause, "%.200s (%d windows)", v->cause, l->cfg.escalate_windows);
         record(l, t, (enum rfx_level)(l->level + 1), cause);
@@ -81,5 +88,6 @@ int rfx_ladder_step(struct rfx_ladder *l, double t, const struct rfx_budget_verd
     record(l, t, (enum rfx_level)(l->level - 1), cause);
     l->healthy_since_s = t; /* the next level down needs its own sustained headroom */
     l->last_recovery_s = t;
+    l->climbed = false;
     return 1;
 }

@@ -72,6 +72,7 @@ struct rfx_ladder {
     double healthy_since_s; /* < 0: not healthy */
     double last_recovery_s; /* < 0: never */
     int backoff;            /* current recovery multiplier */
+    bool climbed;           /* stepped up since the last recovery */
     int n_transitions;
     struct rfx_transition transitions[RFX_MAX_TRANSITIONS];
     uint64_t dropped_transitions; /* beyond the log */

@@ -89,6 +89,27 @@ Test(ladder, a_relapse_doubles_the_recovery_time_so_it_does_not_flap)
     cr_expect_gt(l.backoff, 1);
 }
 
+/* A relapse that climbs several levels doubles the recovery time once. */
+Test(ladder, a_relapse_up_four_levels_doubles_the_recovery_time_once)
+{
+    struct rfx_ladder l = make(1, 2);
+    enum rfx_level lv[64];
+    play(&l, "V", 0, lv);
+    play(&l, "hhh", 1, lv);
+    cr_assert_eq(lv[2], RFX_LEVEL_NONE, "recovered at t=3");
+    cr_assert_eq(l.backoff, 1);
+    play(&l, "VVVV", 4, lv); /* back within 2 * 2 s, straight up to CRITICAL */
+    cr_assert_eq(lv[3], RFX_LEVEL_CRITICAL);
+    cr_expect_eq(l.backoff, 2, "one relapse doubles once, not once per level (%d)", l.backoff);
+    play(&l, "hhhhh", 8, lv); /* each level down now needs 4 s of headroom */
+    cr_expect_eq(lv[3], RFX_LEVEL_CRITICAL, "3 s of headroom is not 4");
+    cr_expect_eq(lv[4], RFX_LEVEL_SEVERE, "4 s: down one level");
+    /* A second relapse doubles it again. */
+    play(&l, "V", 13, lv);
+    cr_expect_eq(lv[0], RFX_LEVEL_CRITICAL);
+    cr_expect_eq(l.backoff, 4);
+}
+
 Test(budget, evaluation_names_the_worst_figure_and_scales_by_load)
 {
     struct rfx_hdr *stage, *e2e;

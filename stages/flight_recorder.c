@@ -1,12 +1,14 @@
 /*
  * The flight recorder's off-path half: keeping frozen rings as windows, and
- * rendering them at the end as Chrome trace events (the JSON object format: {"traceEvents": [...]}), which
- * Perfetto and chrome://tracing open. One track per thread of the pipeline
- * (named rfx-NAME with its stages), one complete ("X") slice per frame per
- * stage, an async span per frame from its scheduled capture time to its
- * end, the violating frame flagged (its slices named "... OVER", a global
- * instant event at its end), and the ladder's transitions as global
- * instant events. Timestamps are microseconds since the run's start.
+ * rendering them at the end as Chrome trace events (the JSON object format,
+ * {"traceEvents": [...]}), which Perfetto, Chrome's DevTools and
+ * chrome://tracing open. One track per thread of the pipeline (named
+ * rfx-NAME with its stages), one complete ("X") slice per stage call (the
+ * frames of a burst share it), an async span per frame from its scheduled
+ * capture time to its end, the violating frame flagged (its slices named
+ * "... OVER", a global instant event at its end), and the ladder's
+ * transitions as global instant events. Timestamps are microseconds since
+ * the run's start, in binary fractions (tq below).
  */
 #include "flight_recorder.h"
 
@@ -16,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,9 +107,40 @@ void rfx_flight_collect(struct rfx_flight *fl)
     atomic_store_explicit(&fl->ready, 0, memory_order_release); /* F2 */
 }
 
-static double us(const struct rfx_engine *e, int64_t ns)
+/*
+ * Times in the file: microseconds since the run's start, in steps of 2^-10
+ * us (0.98 ns). A viewer adds a slice's "dur" to its "ts" in binary floating
+ * point and compares the end with the next slice's start; with 1-ns decimals
+ * (".249") the sum can come out a hair past the next start (Chrome's
+ * DevTools then takes the two for overlapping and leaves the second out of
+ * the thread's track). A multiple of 2^-10 prints exactly in at most ten
+ * decimals and parses back to the same double, and the sum of two such
+ * values below 2^42 us is exact, so a slice ends exactly where the next one
+ * on its thread starts.
+ */
+static int64_t tq(const struct rfx_engine *e, int64_t ns)
 {
-    return (ns - e->start_ns) / 1e3;
+    int64_t d = ns - e->start_ns; /* ns * 1024/1000, to the nearest step */
+    return d >= 0 ? (d * 128 + 62) / 125 : -((-d * 128 + 62) / 125);
+}
+
+/* A time or duration of q steps, as a JSON number. */
+static void put_q(FILE *f, int64_t q)
+{
+    if (q < 0) {
+        fputc('-', f);
+        q = -q;
+    }
+    fprintf(f, "%" PRId64, q >> 10);
+    int64_t frac = (q & 1023) * 9765625; /* (q mod 1024)/1024 in units of 1e-10 */
+    if (frac) {
+        char d[11];
+        snprintf(d, sizeof d, "%010" PRId64, frac);
+        int n = 10;
+        while (d[n - 1] == '0')
+            n--;
+        fprintf(f, ".%.*s", n, d);
+    }
 }
 
 /* Every event follows another: the metadata events come first. */
@@ -115,30 +149,55 @@ static void event_sep(FILE *f)
     fputs(",\n", f);
 }
 
-/* Window `wi` (numbered from 1 in the file) as trace events. */
+/* Frame x's slice of stage s, as its track shows it (the name says OVER). */
+static bool same_slice(const struct rfx_trace_frame *x, const struct rfx_trace_frame *y, int s,
+                       bool x_flagged, bool y_flagged)
+{
+    return x->exit_ns[s] != 0 && x->enter_ns[s] == y->enter_ns[s] &&
+           x->exit_ns[s] == y->exit_ns[s] && (x->over_stage == s) == (y->over_stage == s) &&
+           x->level == y->level && x_flagged == y_flagged;
+}
+
+/*
+ * Window `wi` (numbered from 1 in the file) as trace events. The frames of a
+ * burst go through a stage in one call and share its times: such a call is
+ * one slice, its first frame in "frame" and how many in "frames", rather
+ * than a stack of equal slices.
+ */
 static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
                    int n_stages, int wi)
 {
     const struct rfx_trace_window *win = &fl->window[wi];
     const struct rfx_trace_frame *frames = fl->kept + (size_t)wi * fl->k;
     int w = wi + 1;
+#define FLAGGED(i) (win->has_trigger && frames[i].seq == win->trigger)
     for (uint64_t i = 0; i < win->n; i++) {
         const struct rfx_trace_frame *x = &frames[i];
-        bool flagged = win->has_trigger && x->seq == win->trigger;
+        bool flagged = FLAGGED(i);
         int64_t end = 0;
         for (int s = 0; s < n_stages; s++) {
             if (x->exit_ns[s] == 0)
                 continue;
             end = x->exit_ns[s];
+            if (i > 0 && same_slice(&frames[i - 1], x, s, FLAGGED(i - 1), flagged))
+                continue; /* in the slice of the frame before it */
+            uint64_t k = 1;
+            while (i + k < win->n && same_slice(x, &frames[i + k], s, flagged, FLAGGED(i + k)))
+                k++;
             bool over = x->over_stage == s;
+            int64_t t0 = tq(e, x->enter_ns[s]);
             event_sep(f);
+            fprintf(f, "{\"name\": \"%s%s\", \"cat\": \"stage\", \"ph\": \"X\", \"ts\": ",
+                    e->stages[s].name, over ? " OVER p99 budget" : "");
+            put_q(f, t0);
+            fputs(", \"dur\": ", f);
+            put_q(f, tq(e, x->exit_ns[s]) - t0);
             fprintf(f,
-                    "{\"name\": \"%s%s\", \"cat\": \"stage\", \"ph\": \"X\", \"ts\": %.3f, "
-                    "\"dur\": %.3f, \"pid\": 1, \"tid\": %d, \"args\": {\"frame\": %" PRIu64
-                    ", \"stage\": \"%s\", \"level\": \"%s\", \"window\": %d%s}}",
-                    e->stages[s].name, over ? " OVER p99 budget" : "", us(e, x->enter_ns[s]),
-                    (x->exit_ns[s] - x->enter_ns[s]) / 1e3, e->stages[s].thread + 1, x->seq,
-                    e->stages[s].name, rfx_level_name((enum rfx_level)x->level), w,
+                    ", \"pid\": 1, \"tid\": %d, \"args\": {\"frame\": %" PRIu64
+                    ", \"frames\": %" PRIu64 ", \"stage\": \"%s\", \"level\": \"%s\", "
+                    "\"window\": %d%s}}",
+                    e->stages[s].thread + 1, x->seq, k, e->stages[s].name,
+                    rfx_level_name((enum rfx_level)x->level), w,
                     flagged ? ", \"violating_frame\": true" : "");
         }
         if (end == 0)
@@ -153,32 +212,42 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
         event_sep(f);
         fprintf(f,
                 "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"b\", \"id\": \"w%d-%" PRIu64
-                "\", \"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64
+                "\", \"ts\": ",
+                name, w, x->seq);
+        put_q(f, tq(e, x->scheduled_ns));
+        fprintf(f,
+                ", \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64
                 ", \"e2e_us\": %.3f%s}},\n"
                 "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"e\", \"id\": \"w%d-%" PRIu64
-                "\", \"ts\": %.3f, \"pid\": 1, \"tid\": 0}",
-                name, w, x->seq, us(e, x->scheduled_ns), x->seq, (end - x->scheduled_ns) / 1e3,
-                flagged ? ", \"violating_frame\": true" : "", name, w, x->seq, us(e, end));
+                "\", \"ts\": ",
+                x->seq, (end - x->scheduled_ns) / 1e3, flagged ? ", \"violating_frame\": true" : "",
+                name, w, x->seq);
+        put_q(f, tq(e, end));
+        fputs(", \"pid\": 1, \"tid\": 0}", f);
         if (flagged) {
             event_sep(f);
             fprintf(f,
                     "{\"name\": \"budget violation: frame %" PRIu64 " (%s)\", \"cat\": "
-                    "\"violation\", \"ph\": \"i\", \"s\": \"g\", \"ts\": %.3f, \"pid\": 1, "
-                    "\"tid\": 0, \"args\": {\"frame\": %" PRIu64 ", \"window\": %d}}",
+                    "\"violation\", \"ph\": \"i\", \"s\": \"g\", \"ts\": ",
                     x->seq,
                     x->over_e2e          ? "end to end over its p99 budget"
                     : x->over_stage >= 0 ? e->stages[x->over_stage].name
-                                         : "",
-                    us(e, end), x->seq, w);
+                                         : "");
+            put_q(f, tq(e, end));
+            fprintf(f,
+                    ", \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64 ", \"window\": %d}}",
+                    x->seq, w);
         }
     }
+#undef FLAGGED
     event_sep(f);
     fprintf(f,
             "{\"name\": \"window %d: %s\", \"cat\": \"window\", \"ph\": \"i\", \"s\": \"g\", "
-            "\"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"frames\": %" PRIu64 "}}",
+            "\"ts\": ",
             w,
-            win->has_trigger ? "frames around a budget violation" : "the last frames at the stop",
-            win->n ? us(e, frames[0].scheduled_ns) : 0.0, win->n);
+            win->has_trigger ? "frames around a budget violation" : "the last frames at the stop");
+    put_q(f, win->n ? tq(e, frames[0].scheduled_ns) : 0);
+    fprintf(f, ", \"pid\": 1, \"tid\": 0, \"args\": {\"frames\": %" PRIu64 "}}", win->n);
 }
 
 int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
@@ -220,8 +289,10 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
         event_sep(f);
         fprintf(f,
                 "{\"name\": \"level %s -> %s\", \"cat\": \"degradation\", \"ph\": \"i\", \"s\": "
-                "\"g\", \"ts\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"cause\": \"",
-                rfx_level_name(x->from), rfx_level_name(x->to), x->t_s * 1e6);
+                "\"g\", \"ts\": ",
+                rfx_level_name(x->from), rfx_level_name(x->to));
+        put_q(f, tq(e, e->start_ns + (int64_t)llround(x->t_s * 1e9)));
+        fputs(", \"pid\": 1, \"tid\": 0, \"args\": {\"cause\": \"", f);
         for (const char *c = x->cause; *c; c++)
             fputc(*c == '"' || *c == '\\' ? '\'' : *c, f);
         fputs("\"}}", f);

@@ -11,13 +11,19 @@ mode=${1:-}
 
 # Debian packages: build and link, tests, the HdrHistogram interop oracle, and
 # the real readers of what reflex writes (promtool and a Prometheus server,
-# rsvg-convert and xmllint).
+# rsvg-convert and xmllint; Node.js for Chrome DevTools' trace engine).
 pkgs=(build-essential pkg-config meson ninja-build python3
       liburcu-dev libck-dev libjemalloc-dev libcriterion-dev libinih-dev
       zlib1g-dev systemtap-sdt-dev
       default-jdk-headless libhdrhistogram-java
       prometheus librsvg2-bin libxml2-utils linux-perf binutils)
 if [ "$mode" = bench ] || [ "$mode" = demo ]; then pkgs+=(libdpdk-dev); fi
+# Node.js and npm for the test that reads trace.json with Chrome DevTools'
+# trace engine (an npm package); a Node.js from elsewhere (one that brings its
+# own npm) is used as it is.
+if [ "$mode" = test ] && ! { command -v node && command -v npm; } >/dev/null; then
+    pkgs+=(nodejs npm)
+fi
 
 install_missing() {
     local missing=()

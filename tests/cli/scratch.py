@@ -12,3 +12,16 @@ def finish(failures, work, label=""):
     else:
         shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if failures else 0)
+
+
+class Checks:
+    """Prints each check as `ok` or `FAIL` (with the detail) and counts the
+    failures, for finish()."""
+
+    def __init__(self):
+        self.failures = 0
+
+    def __call__(self, ok, what, detail=""):
+        print(("ok   " if ok else "FAIL ") + what + ("" if ok else f" {detail}"))
+        self.failures += not ok
+        return ok

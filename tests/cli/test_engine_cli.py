@@ -674,9 +674,9 @@ def check_trace(path, label, expect_violation):
         sl.sort(key=lambda x: (x[0], -x[1]))
         stack = []
         for a0, a1 in sl:
-            while stack and stack[-1] <= a0 + 1e-3:
+            while stack and stack[-1] <= a0:  # exact: the times are binary fractions
                 stack.pop()
-            if stack and a1 > stack[-1] + 1e-3:
+            if stack and a1 > stack[-1]:
                 crossing += 1
             stack.append(a1)
     check(crossing == 0, f"{label}: slices on each of {len(tracks)} thread tracks nest or are "

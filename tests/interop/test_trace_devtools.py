@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""trace.json read by Chrome DevTools' own trace engine, the parser behind the
+Performance panel (npm @paulirish/trace_engine, pinned in devtools/), not by
+a reader of ours. A demo with a stalled stage leaves a trace with budget
+violation windows and degradation transitions; the engine must show:
+
+- each of the pipeline's thread tracks, under its name, with every slice
+  reflex wrote on it;
+- every slice in the track's tree: DevTools leaves out a slice that starts
+  before the one before it on its thread has ended, by even a rounding
+  error, and stacks equal slices; a thread runs one stage call at a time,
+  so the tree is one level deep;
+- the trace's bounds as the first slice's start and the last one's end;
+- no warnings.
+
+It installs the engine with `npm ci` into CACHE_DIR once (the npm registry);
+without node or npm it is skipped (exit 77): tools/run.sh installs both.
+
+usage: test_trace_devtools.py REFLEX INTEROP_DIR CACHE_DIR"""
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cli"))
+from scratch import Checks, finish  # noqa: E402
+
+reflex, src, cache = sys.argv[1], os.path.join(sys.argv[2], "devtools"), sys.argv[3]
+if not shutil.which("node") or not shutil.which("npm"):
+    print("SKIP: node or npm is not installed (tools/run.sh test installs nodejs and npm)")
+    sys.exit(77)
+work = tempfile.mkdtemp(prefix="rfx-trace-devtools-")
+check = Checks()
+
+# The engine, as the lock file pins it.
+os.makedirs(cache, exist_ok=True)
+lock = os.path.join(cache, "package-lock.json")
+installed = os.path.join(cache, "node_modules", "@paulirish", "trace_engine", "package.json")
+if not (os.path.exists(installed) and os.path.exists(lock)
+        and filecmp.cmp(lock, os.path.join(src, "package-lock.json"), shallow=False)):
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(os.path.join(src, name), cache)
+    p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=cache, capture_output=True,
+                       text=True, timeout=600)
+    if p.returncode != 0:
+        print("FAIL npm ci of the trace engine:\n" + p.stdout[-2000:] + p.stderr[-2000:])
+        sys.exit(1)
+shutil.copy(os.path.join(src, "read_trace.mjs"), cache)  # resolves the engine from there
+with open(installed) as f:
+    print(f"DevTools trace engine {json.load(f)['version']}, node "
+          f"{subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}")
+
+# A trace with violation windows and transitions: decide stalls 40 ms every
+# 120th frame from 3 s to 7 s.
+d = os.path.join(work, "stall")
+p = subprocess.run([reflex, "demo", "--duration", "10", "--quiet", "--out", d,
+                    "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=40",
+                    "--set", "fault.stall_every=120", "--set", "fault.from_s=3",
+                    "--set", "fault.to_s=7"], capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, "demo with a stalled decide exits 0", p.stderr[-1000:])
+trace = os.path.join(d, "trace.json")
+with open(trace) as f:
+    t = json.load(f)
+ev = t["traceEvents"]
+names = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+ours = {}
+for e in ev:
+    if e["ph"] == "X":
+        ours.setdefault(names.get(e["tid"], f"tid {e['tid']}"), []).append(e)
+windows = t["otherData"]["windows"]
+check(windows >= 2 and any(e["ph"] == "i" and e["cat"] == "degradation" for e in ev),
+      f"the trace has {windows} windows and the ladder's transitions")
+
+p = subprocess.run(["node", os.path.join(cache, "read_trace.mjs"), trace], capture_output=True,
+                   text=True, timeout=300)
+check(p.returncode == 0, "the DevTools trace engine parses trace.json", p.stderr[-2000:])
+if p.returncode == 0:
+    r = json.loads(p.stdout)
+    theirs = {x["name"]: x for x in r["threads"]}
+    for name, slices in sorted(ours.items()):
+        x = theirs.get(name)
+        check(x is not None and x["entries"] == len(slices),
+              f"track {name!r}: DevTools shows {x['entries'] if x else 0} of its "
+              f"{len(slices)} slices", str(sorted(theirs)))
+        if x:
+            check(x["in_tree"] == x["entries"] and x["depth"] == 1,
+                  f"track {name!r}: every slice in the track's tree ({x['in_tree']} of "
+                  f"{x['entries']}), one level deep (depth {x['depth']})",
+                  f"left out: {x['left_out']}")
+    check(set(theirs) == set(ours), f"no other tracks: {sorted(theirs)}")
+    xs = [e for s in ours.values() for e in s]
+    lo, hi = min(e["ts"] for e in xs), max(e["ts"] + e["dur"] for e in xs)
+    b = r["bounds"]
+    check(b["min"] == lo and b["max"] == hi,
+          f"bounds {b['min']:.3f}..{b['max']:.3f} us: the first slice's start and the last "
+          f"one's end", f"ours {lo}..{hi}")
+    check(not r["warnings"], "no warnings from the engine", str(r["warnings"]))
+
+finish(check.failures, work, "trace_devtools: ")

@@ -149,20 +149,13 @@ static void event_sep(FILE *f)
     fputs(",\n", f);
 }
 
-/* Frame x's slice of stage s, as its track shows it (the name says OVER). */
-static bool same_slice(const struct rfx_trace_frame *x, const struct rfx_trace_frame *y, int s,
-                       bool x_flagged, bool y_flagged)
-{
-    return x->exit_ns[s] != 0 && x->enter_ns[s] == y->enter_ns[s] &&
-           x->exit_ns[s] == y->exit_ns[s] && (x->over_stage == s) == (y->over_stage == s) &&
-           x->level == y->level && x_flagged == y_flagged;
-}
-
 /*
  * Window `wi` (numbered from 1 in the file) as trace events. The frames of a
  * burst go through a stage in one call and share its times: such a call is
- * one slice, its first frame in "frame" and how many in "frames", rather
- * than a stack of equal slices.
+ * one slice, its first frame in "frame" and how many in "frames" (frames
+ * dropped before the stage are not in it), named OVER if any of them was
+ * over the stage's budget there and flagged if it holds the violating
+ * frame; its level is its first frame's. Equal slices would stack.
  */
 static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
                    int n_stages, int wi)
@@ -170,21 +163,31 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
     const struct rfx_trace_window *win = &fl->window[wi];
     const struct rfx_trace_frame *frames = fl->kept + (size_t)wi * fl->k;
     int w = wi + 1;
-#define FLAGGED(i) (win->has_trigger && frames[i].seq == win->trigger)
+    int64_t last_enter[RFX_MAX_STAGES] = {0}, last_exit[RFX_MAX_STAGES] = {0}; /* slices written */
     for (uint64_t i = 0; i < win->n; i++) {
         const struct rfx_trace_frame *x = &frames[i];
-        bool flagged = FLAGGED(i);
+        bool flagged = win->has_trigger && x->seq == win->trigger;
         int64_t end = 0;
         for (int s = 0; s < n_stages; s++) {
             if (x->exit_ns[s] == 0)
                 continue;
             end = x->exit_ns[s];
-            if (i > 0 && same_slice(&frames[i - 1], x, s, FLAGGED(i - 1), flagged))
-                continue; /* in the slice of the frame before it */
+            if (x->enter_ns[s] == last_enter[s] && x->exit_ns[s] == last_exit[s])
+                continue; /* in the slice of a frame before it */
+            last_enter[s] = x->enter_ns[s];
+            last_exit[s] = x->exit_ns[s];
             uint64_t k = 1;
-            while (i + k < win->n && same_slice(x, &frames[i + k], s, flagged, FLAGGED(i + k)))
+            bool over = x->over_stage == s, has_trigger = flagged;
+            for (uint64_t j = i + 1; j < win->n; j++) {
+                const struct rfx_trace_frame *y = &frames[j];
+                if (y->exit_ns[s] == 0)
+                    continue; /* dropped before this stage */
+                if (y->enter_ns[s] != x->enter_ns[s] || y->exit_ns[s] != x->exit_ns[s])
+                    break;
                 k++;
-            bool over = x->over_stage == s;
+                over |= y->over_stage == s;
+                has_trigger |= win->has_trigger && y->seq == win->trigger;
+            }
             int64_t t0 = tq(e, x->enter_ns[s]);
             event_sep(f);
             fprintf(f, "{\"name\": \"%s%s\", \"cat\": \"stage\", \"ph\": \"X\", \"ts\": ",
@@ -198,7 +201,7 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
                     "\"window\": %d%s}}",
                     e->stages[s].thread + 1, x->seq, k, e->stages[s].name,
                     rfx_level_name((enum rfx_level)x->level), w,
-                    flagged ? ", \"violating_frame\": true" : "");
+                    has_trigger ? ", \"violating_frame\": true" : "");
         }
         if (end == 0)
             end = x->capture_ns > 0 ? x->capture_ns : x->scheduled_ns;
@@ -239,7 +242,6 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
                     x->seq, w);
         }
     }
-#undef FLAGGED
     event_sep(f);
     fprintf(f,
             "{\"name\": \"window %d: %s\", \"cat\": \"window\", \"ph\": \"i\", \"s\": \"g\", "

@@ -13,6 +13,9 @@ violation windows and degradation transitions; the engine must show:
 - the trace's bounds as the first slice's start and the last one's end;
 - no warnings.
 
+A full-speed run adds a trace whose bursts share each stage call: one
+slice per call, and every frame in one slice of each stage.
+
 It installs the engine with `npm ci` into CACHE_DIR once (the npm registry);
 without node or npm it is skipped (exit 77): tools/run.sh installs both.
 
@@ -52,50 +55,91 @@ with open(installed) as f:
     print(f"DevTools trace engine {json.load(f)['version']}, node "
           f"{subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}")
 
-# A trace with violation windows and transitions: decide stalls 40 ms every
-# 120th frame from 3 s to 7 s.
-d = os.path.join(work, "stall")
-p = subprocess.run([reflex, "demo", "--duration", "10", "--quiet", "--out", d,
-                    "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=40",
-                    "--set", "fault.stall_every=120", "--set", "fault.from_s=3",
-                    "--set", "fault.to_s=7"], capture_output=True, text=True, timeout=120)
-check(p.returncode == 0, "demo with a stalled decide exits 0", p.stderr[-1000:])
-trace = os.path.join(d, "trace.json")
-with open(trace) as f:
-    t = json.load(f)
-ev = t["traceEvents"]
-names = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
-ours = {}
-for e in ev:
-    if e["ph"] == "X":
-        ours.setdefault(names.get(e["tid"], f"tid {e['tid']}"), []).append(e)
-windows = t["otherData"]["windows"]
-check(windows >= 2 and any(e["ph"] == "i" and e["cat"] == "degradation" for e in ev),
-      f"the trace has {windows} windows and the ladder's transitions")
 
-p = subprocess.run(["node", os.path.join(cache, "read_trace.mjs"), trace], capture_output=True,
-                   text=True, timeout=300)
-check(p.returncode == 0, "the DevTools trace engine parses trace.json", p.stderr[-2000:])
-if p.returncode == 0:
+def examine(label, d):
+    """The checks above on run bundle d's trace.json; returns its events."""
+    trace = os.path.join(d, "trace.json")
+    with open(trace) as f:
+        t = json.load(f)
+    ev = t["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in ev
+             if e["ph"] == "M" and e["name"] == "thread_name"}
+    ours = {}
+    for e in ev:
+        if e["ph"] == "X":
+            ours.setdefault(names.get(e["tid"], f"tid {e['tid']}"), []).append(e)
+    p = subprocess.run(["node", os.path.join(cache, "read_trace.mjs"), trace],
+                       capture_output=True, text=True, timeout=300)
+    if not check(p.returncode == 0, f"{label}: the DevTools trace engine parses trace.json",
+                 p.stderr[-2000:]):
+        return ev
     r = json.loads(p.stdout)
     theirs = {x["name"]: x for x in r["threads"]}
     for name, slices in sorted(ours.items()):
         x = theirs.get(name)
         check(x is not None and x["entries"] == len(slices),
-              f"track {name!r}: DevTools shows {x['entries'] if x else 0} of its "
+              f"{label}: track {name!r}: DevTools shows {x['entries'] if x else 0} of its "
               f"{len(slices)} slices", str(sorted(theirs)))
         if x:
             check(x["in_tree"] == x["entries"] and x["depth"] == 1,
-                  f"track {name!r}: every slice in the track's tree ({x['in_tree']} of "
-                  f"{x['entries']}), one level deep (depth {x['depth']})",
+                  f"{label}: track {name!r}: every slice in the track's tree ({x['in_tree']} "
+                  f"of {x['entries']}), one level deep (depth {x['depth']})",
                   f"left out: {x['left_out']}")
-    check(set(theirs) == set(ours), f"no other tracks: {sorted(theirs)}")
+    check(set(theirs) == set(ours), f"{label}: no other tracks: {sorted(theirs)}")
     xs = [e for s in ours.values() for e in s]
     lo, hi = min(e["ts"] for e in xs), max(e["ts"] + e["dur"] for e in xs)
     b = r["bounds"]
     check(b["min"] == lo and b["max"] == hi,
-          f"bounds {b['min']:.3f}..{b['max']:.3f} us: the first slice's start and the last "
-          f"one's end", f"ours {lo}..{hi}")
-    check(not r["warnings"], "no warnings from the engine", str(r["warnings"]))
+          f"{label}: bounds {b['min']:.3f}..{b['max']:.3f} us: the first slice's start and "
+          f"the last one's end", f"ours {lo}..{hi}")
+    check(not r["warnings"], f"{label}: no warnings from the engine", str(r["warnings"]))
+    return ev
+
+
+# At 60 FPS, with violation windows and transitions: decide stalls 40 ms
+# every 120th frame from 3 s to 7 s.
+d = os.path.join(work, "stall")
+p = subprocess.run([reflex, "demo", "--duration", "10", "--quiet", "--out", d,
+                    "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=40",
+                    "--set", "fault.stall_every=120", "--set", "fault.from_s=3",
+                    "--set", "fault.to_s=7"], capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, "stall: demo with a stalled decide exits 0", p.stderr[-1000:])
+ev = examine("stall", d)
+windows = sum(1 for e in ev if e["ph"] == "i" and e["cat"] == "window")
+check(windows >= 2 and any(e["ph"] == "i" and e["cat"] == "degradation" for e in ev),
+      f"stall: the trace has {windows} windows and the ladder's transitions")
+
+# At full speed on one thread: bursts of 64 frames share each stage call,
+# so a slice holds many frames, the violating one among them; every frame of
+# a window is in exactly one slice of each stage.
+d = os.path.join(work, "burst")
+conf = os.path.join(work, "burst.ini")
+with open(conf, "w") as f:
+    f.write("[engine]\nframe_hz = 0\nburst = 64\n[source]\nkind = synthetic\n"
+            "[strategic]\nworkers = 0\n[thread.rt0]\n"
+            "stages = capture, pattern, decide, execute, telemetry\nwait = spin\n"
+            # frame 0 (the first of its burst) stalls decide 3 ms: a violation window
+            "[fault]\nstall_stage = decide\nstall_ms = 3\nstall_every = 1000000\n")
+p = subprocess.run([reflex, "run", conf, "--frames", "300000", "--quiet", "--out", d],
+                   capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, "burst: a full-speed synthetic run exits 0", p.stderr[-1000:])
+ev = examine("burst", d)
+with open(os.path.join(d, "summary.json")) as f:
+    dropped = json.load(f)["frames"]["dropped_total"]
+spans = sum(1 for e in ev if e["ph"] == "b")
+per_stage = {}
+for e in ev:
+    if e["ph"] == "X":
+        per_stage.setdefault(e["args"]["stage"], []).append(e["args"]["frames"])
+flagged = [e for e in ev if e["ph"] == "X" and e["args"].get("violating_frame")]
+check(flagged and all(e["args"]["frames"] > 1 for e in flagged),
+      f"burst: the violating frame's {len(flagged)} slices hold its burst "
+      f"({[e['args']['frames'] for e in flagged]} frames)", str(flagged[:2]))
+check(dropped == 0 and per_stage and all(sum(v) == spans for v in per_stage.values())
+      and max(max(v) for v in per_stage.values()) > 1,
+      f"burst: {spans} frames in {len(per_stage['capture']) if per_stage else 0} capture "
+      f"slices (up to {max(per_stage['capture']) if per_stage else 0} a slice), each frame in "
+      f"one slice of each stage", f"dropped {dropped}, frames per stage "
+      f"{ {k: sum(v) for k, v in per_stage.items()} }")
 
 finish(check.failures, work, "trace_devtools: ")

@@ -39,7 +39,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t rfx_now_ns(void)
 {
@@ -1519,6 +1521,7 @@ static void *thread_main(void *arg)
     struct rfx_engine *e = t->e;
     char msg[160];
     rfx_thread_name_self(t->cfg.name);
+    atomic_store_explicit(&t->ktid, (int)syscall(SYS_gettid), memory_order_relaxed);
     if (t->cfg.core >= 0 && rfx_thread_pin_self(t->cfg.core, msg, sizeof msg) != 0) {
         t->init_rc = -ENODEV;
         snprintf(t->init_msg, sizeof t->init_msg, "thread %s: %s", t->cfg.name, msg);
@@ -1752,6 +1755,7 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         rfx_waitpoint_init(&t->data_wp);
         rfx_waitpoint_init(&t->space_wp);
         atomic_init(&t->done, 0);
+        atomic_init(&t->ktid, 0);
         atomic_init(&t->busy_since, 0);
         atomic_init(&t->busy_stage, -1);
         atomic_init(&t->busy_seq, 0);

@@ -46,6 +46,7 @@ struct rfx_xthread {
     struct rfx_waitpoint space_wp; /* this thread wakes its producer (block rings) */
     _Atomic int done;
     pthread_t tid;
+    _Atomic int ktid; /* its kernel thread id, for the watchdog's /proc reads (0: not yet) */
     bool started;
     int init_rc;
     char init_msg[400];

@@ -74,6 +74,8 @@ struct stall {
     double detected_ms; /* from the call's start to the report */
     double duration_ms; /* from the call's start to its end (as seen next) */
     double off_cpu_ms;  /* at least this long off its CPU (< 0: unknown) */
+    char kstate;        /* its thread's state in the kernel when reported (0: unknown) */
+    char kwait[40];     /* where it slept in the kernel ("": not asleep, or unknown) */
     bool open;
     char *stack; /* symbolised frames, one per line (NULL: none) */
 };
@@ -248,12 +250,64 @@ static const char *off_cpu_note(char *buf, size_t len, int64_t off_ns, int64_t e
     return buf;
 }
 
+/*
+ * Thread ktid's state in the kernel now (/proc/self/task/ID/stat: R running
+ * or runnable, S asleep, D asleep uninterruptibly, ...) and, asleep, the
+ * kernel function it waits in (wchan). A stage that blocks (I/O, a lock, a
+ * sleep) is asleep; one that computes, or is preempted, or whose vCPU the
+ * host took, is R. Returns the state letter, 0 if unknown.
+ */
+static char kernel_state(int ktid, char *wchan, size_t len)
+{
+    char path[64], buf[512];
+    wchan[0] = 0;
+    if (ktid <= 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", ktid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name in parentheses may hold anything */
+    char state = p && p[1] == ' ' && p[2] ? p[2] : 0;
+    if (state == 'S' || state == 'D') {
+        snprintf(path, sizeof path, "/proc/self/task/%d/wchan", ktid);
+        if ((f = fopen(path, "r"))) {
+            n = fread(wchan, 1, len - 1, f);
+            fclose(f);
+            wchan[n] = 0;
+            wchan[strcspn(wchan, "\n")] = 0;
+            if (!strcmp(wchan, "0")) /* hidden (kptr_restrict) or none */
+                wchan[0] = 0;
+        }
+    }
+    return state;
+}
+
+/* ", asleep in F" (the kernel function it waits in) or ", runnable (...)"
+ * after off_cpu_note's text, when that says anything (an alert's message
+ * holds 200 bytes). */
+static void kernel_note(char *buf, size_t len, char state, const char *wchan)
+{
+    size_t at = strlen(buf);
+    if (at == 0 || at >= len)
+        return;
+    if (state == 'S' || state == 'D')
+        snprintf(buf + at, len - at, ", asleep in %s", wchan[0] ? wchan : "the kernel");
+    else if (state == 'R')
+        snprintf(buf + at, len - at, ", runnable (preempted, or the host held its vCPU)");
+}
+
 static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t now,
                          const char *stage, const char *thread, uint64_t seq, pthread_t tid,
-                         bool planner, int64_t off_ns)
+                         bool planner, int64_t off_ns, int ktid)
 {
-    char note[160];
+    char note[200], wchan[40];
+    char kstate = planner ? 0 : kernel_state(ktid, wchan, sizeof wchan);
     off_cpu_note(note, sizeof note, off_ns, now - since);
+    kernel_note(note, sizeof note, kstate, wchan);
     struct rfx_engine *e = w->e;
     double start_s = (since - e->start_ns) * 1e-9, after = (now - since) * 1e-6;
     int64_t limit = planner ? w->planner_stall_ns : w->stall_ns;
@@ -277,6 +331,8 @@ static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t n
         st->detected_ms = after;
         st->duration_ms = after;
         st->off_cpu_ms = off_ns >= 0 ? off_ns * 1e-6 : -1;
+        st->kstate = kstate;
+        snprintf(st->kwait, sizeof st->kwait, "%s", kstate ? wchan : "");
         st->open = true;
         w->open_stall[u] = idx;
     }
@@ -386,7 +442,8 @@ static void watch_calls(struct rfx_watchdog *w, int64_t now)
         if (since == w->reported[i] || now - since <= w->stall_ns)
             continue;
         w->reported[i] = since;
-        report_stall(w, i, since, now, name, t->cfg.name, seq, t->tid, false, off);
+        report_stall(w, i, since, now, name, t->cfg.name, seq, t->tid, false, off,
+                     atomic_load_explicit(&t->ktid, memory_order_relaxed));
     }
     for (int j = 0; e->strat && j < rfx_strategic_workers(e->strat); j++) {
         int u = RFX_MAX_THREADS + j;
@@ -401,7 +458,7 @@ static void watch_calls(struct rfx_watchdog *w, int64_t now)
         w->reported[u] = since;
         char thread[RFX_NAME_MAX];
         snprintf(thread, sizeof thread, "plan%d", j);
-        report_stall(w, u, since, now, "planner", thread, 0, tid, true, -1);
+        report_stall(w, u, since, now, "planner", thread, 0, tid, true, -1, 0);
     }
 }
 
@@ -613,6 +670,14 @@ void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f)
                 st->duration_ms);
         if (st->off_cpu_ms >= 0)
             fprintf(f, "%.3f", st->off_cpu_ms);
+        else
+            fprintf(f, "null");
+        if (st->kstate)
+            fprintf(f, ", \"kernel_state\": \"%c\", \"kernel_wait\": ", st->kstate);
+        else
+            fprintf(f, ", \"kernel_state\": null, \"kernel_wait\": ");
+        if (st->kwait[0])
+            json_text(f, st->kwait);
         else
             fprintf(f, "null");
         fprintf(f, ", \"ended\": %s, \"stack\": ", st->open ? "false" : "true");

@@ -601,6 +601,10 @@ off = sorted(x["off_cpu_ms_min"] / x["duration_ms"] for x in ev if x["off_cpu_ms
 check(off and off[len(off) // 2] < 0.5,
       f"stall: a spinning stall is on CPU (median off-CPU share {off[len(off) // 2]:.2f})"
       if off else "stall: off_cpu_ms_min reported", str(off))
+states = [x["kernel_state"] for x in ev]
+check(states and all(k == "R" for k in states),
+      f"stall: a spinning stall's thread is running or runnable in the kernel when reported "
+      f"({len(states)} x R)", str(states))
 
 # 7b. The same stall sleeping (fault.stall_sleep: off CPU, as a call blocked
 #     in the kernel would be): the watchdog reports it off CPU, in
@@ -623,6 +627,11 @@ stall_alerts = [a for a in s["alerts"] if a["type"] == "stall" and a["stage"] ==
 check(stall_alerts and all("off CPU" in a["message"] for a in stall_alerts),
       f"stall_sleep: the stall alert says so: {stall_alerts[0]['message'] if stall_alerts else ''}",
       str(stall_alerts))
+waits = [(x["kernel_state"], x["kernel_wait"]) for x in ev]
+check(waits and all(k in ("S", "D") and (w is None or "sleep" in w) for k, w in waits)
+      and all("asleep in" in a["message"] for a in stall_alerts),
+      f"stall_sleep: each stall's thread asleep in the kernel when reported "
+      f"({sorted(set(waits))}), and the alert says where", str(waits))
 
 # 7c. At a fast frame rate the stall threshold is under a millisecond, and
 #     the alert says it in microseconds (it once read "threshold 0.0 ms").

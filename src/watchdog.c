@@ -300,12 +300,26 @@ static void kernel_note(char *buf, size_t len, char state, const char *wchan)
         snprintf(buf + at, len - at, ", runnable (preempted, or the host held its vCPU)");
 }
 
+/* When unit u's call in progress began (0: none): critical thread u, or
+ * planner u - RFX_MAX_THREADS. */
+static int64_t busy_since_of(const struct rfx_watchdog *w, int u)
+{
+    if (u < RFX_MAX_THREADS)
+        return atomic_load_explicit(&w->e->threads[u].busy_since, memory_order_acquire);
+    return rfx_strategic_busy_since(w->e->strat, u - RFX_MAX_THREADS);
+}
+
 static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t now,
                          const char *stage, const char *thread, uint64_t seq, pthread_t tid,
                          bool planner, int64_t off_ns, int ktid)
 {
     char note[200], wchan[40];
     char kstate = planner ? 0 : kernel_state(ktid, wchan, sizeof wchan);
+    if (kstate && busy_since_of(w, u) != since) {
+        /* The call ended before the state was read: it says nothing of it. */
+        kstate = 0;
+        wchan[0] = 0;
+    }
     off_cpu_note(note, sizeof note, off_ns, now - since);
     kernel_note(note, sizeof note, kstate, wchan);
     struct rfx_engine *e = w->e;
@@ -356,6 +370,19 @@ static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t n
     if (!w->dumps || !told)
         return; /* one dump per delivered alert: the rate limit bounds the log */
     char *stack = dump_stack(tid);
+    if (stack && busy_since_of(w, u) != since) {
+        /* The call ended before the thread answered: say so, or the stack
+         * (often the thread parked in rfx_wait) passes for the stall's. */
+        static const char ended[] =
+            "  (the call had ended when the stack was taken: this is where the thread was then)\n";
+        char *both = malloc(sizeof ended + strlen(stack));
+        if (both) {
+            memcpy(both, ended, sizeof ended - 1);
+            strcpy(both + sizeof ended - 1, stack);
+        }
+        free(stack);
+        stack = both;
+    }
     fprintf(stderr, "reflex: stack of rfx-%s, stalled in %s:\n%s", thread, stage,
             stack ? stack : "  (the thread did not answer within 50 ms)\n");
     pthread_mutex_lock(&w->lock);

@@ -311,10 +311,13 @@ static int64_t busy_since_of(const struct rfx_watchdog *w, int u)
 
 static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t now,
                          const char *stage, const char *thread, uint64_t seq, pthread_t tid,
-                         bool planner, int64_t off_ns, int ktid)
+                         bool planner, int64_t off_ns)
 {
     char note[200], wchan[40];
-    char kstate = planner ? 0 : kernel_state(ktid, wchan, sizeof wchan);
+    char kstate =
+        planner ? 0
+                : kernel_state(atomic_load_explicit(&w->e->threads[u].ktid, memory_order_relaxed),
+                               wchan, sizeof wchan);
     if (kstate && busy_since_of(w, u) != since) {
         /* The call ended before the state was read: it says nothing of it. */
         kstate = 0;
@@ -376,12 +379,12 @@ static void report_stall(struct rfx_watchdog *w, int u, int64_t since, int64_t n
         static const char ended[] =
             "  (the call had ended when the stack was taken: this is where the thread was then)\n";
         char *both = malloc(sizeof ended + strlen(stack));
-        if (both) {
+        if (both) { /* without memory, the stack goes out unmarked */
             memcpy(both, ended, sizeof ended - 1);
             strcpy(both + sizeof ended - 1, stack);
+            free(stack);
+            stack = both;
         }
-        free(stack);
-        stack = both;
     }
     fprintf(stderr, "reflex: stack of rfx-%s, stalled in %s:\n%s", thread, stage,
             stack ? stack : "  (the thread did not answer within 50 ms)\n");
@@ -469,8 +472,7 @@ static void watch_calls(struct rfx_watchdog *w, int64_t now)
         if (since == w->reported[i] || now - since <= w->stall_ns)
             continue;
         w->reported[i] = since;
-        report_stall(w, i, since, now, name, t->cfg.name, seq, t->tid, false, off,
-                     atomic_load_explicit(&t->ktid, memory_order_relaxed));
+        report_stall(w, i, since, now, name, t->cfg.name, seq, t->tid, false, off);
     }
     for (int j = 0; e->strat && j < rfx_strategic_workers(e->strat); j++) {
         int u = RFX_MAX_THREADS + j;
@@ -485,7 +487,7 @@ static void watch_calls(struct rfx_watchdog *w, int64_t now)
         w->reported[u] = since;
         char thread[RFX_NAME_MAX];
         snprintf(thread, sizeof thread, "plan%d", j);
-        report_stall(w, u, since, now, "planner", thread, 0, tid, true, -1, 0);
+        report_stall(w, u, since, now, "planner", thread, 0, tid, true, -1);
     }
 }
 

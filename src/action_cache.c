@@ -132,32 +132,134 @@ void rfx_action_cache_destroy(struct rfx_action_cache *c)
     free(c);
 }
 
+/*
+ * Quiet readers (the engine's critical threads) never make a system call.
+ *
+ * liburcu's grace period spins briefly for the readers, then sleeps on its
+ * futex (urcu_qsbr_gp.futex = -1), and the reader whose quiescent state or
+ * going offline ends the wait wakes it with FUTEX_WAKE, a system call on
+ * that reader's thread. A quiet reader reports its quiescent state and goes
+ * offline as liburcu's inline read side does (static/urcu-qsbr.h: its
+ * counter, fenced on both sides) but leaves the wake to
+ * rfx_cache_grace_kick, which a non-critical thread calls regularly (the
+ * engine's watchdog, each look): when a grace period sleeps and every quiet
+ * reader has since reported, it wakes the writer as the reader would have.
+ * The writer then checks the readers itself, as after any wake, so a kick
+ * too early only makes it look again (while it waits for a plain reader,
+ * each kick is such a look). What it costs: a publication that
+ * waited for a critical thread ends up to one watchdog period later.
+ *
+ * The counters are liburcu's (one per thread, in its TLS); the kick reads
+ * those of the quiet readers, listed here while they are registered.
+ */
+#define QUIET_MAX 64
+static pthread_mutex_t quiet_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned long *quiet_ctr[QUIET_MAX]; /* under quiet_lock */
+static int quiet_n;
+static _Thread_local bool quiet_self;
+static _Atomic uint64_t quiet_kicks;
+
 void rfx_cache_reader_register(void)
 {
     urcu_qsbr_register_thread();
 }
 
+int rfx_cache_reader_register_quiet(void)
+{
+    pthread_mutex_lock(&quiet_lock);
+    if (quiet_n == QUIET_MAX) {
+        pthread_mutex_unlock(&quiet_lock);
+        return -ENOSPC;
+    }
+    quiet_ctr[quiet_n++] = &URCU_TLS(urcu_qsbr_reader).ctr;
+    pthread_mutex_unlock(&quiet_lock);
+    quiet_self = true;
+    urcu_qsbr_register_thread();
+    return 0;
+}
+
 void rfx_cache_reader_unregister(void)
 {
     GRACE_READER_DONE();
+    if (quiet_self) {
+        pthread_mutex_lock(&quiet_lock);
+        for (int i = 0; i < quiet_n; i++)
+            if (quiet_ctr[i] == &URCU_TLS(urcu_qsbr_reader).ctr)
+                quiet_ctr[i] = quiet_ctr[--quiet_n];
+        pthread_mutex_unlock(&quiet_lock);
+        quiet_self = false;
+    }
+    /* liburcu's own offline: it wakes a grace period waiting for this
+     * thread, so none outlives the engine's watchdog. */
     urcu_qsbr_unregister_thread();
+}
+
+/* A quiet reader's counter: 0 offline, else the grace-period counter it last
+ * saw. liburcu fences both sides of the store; a sequentially consistent
+ * exchange (one locked instruction on x86) orders the reader's accesses
+ * before it and what it reads next after it, in terms ThreadSanitizer
+ * also follows. */
+static inline void quiet_set(unsigned long v)
+{
+    (void)__atomic_exchange_n(&URCU_TLS(urcu_qsbr_reader).ctr, v, __ATOMIC_SEQ_CST);
 }
 
 void rfx_cache_reader_offline(void)
 {
     GRACE_READER_DONE();
-    urcu_qsbr_thread_offline();
+    if (quiet_self)
+        quiet_set(0);
+    else
+        urcu_qsbr_thread_offline();
 }
 
 void rfx_cache_reader_online(void)
 {
-    urcu_qsbr_thread_online();
+    if (quiet_self)
+        quiet_set(__atomic_load_n(&urcu_qsbr_gp.ctr, __ATOMIC_RELAXED));
+    else
+        urcu_qsbr_thread_online();
 }
 
 void rfx_cache_quiescent(void)
 {
     GRACE_READER_DONE();
-    urcu_qsbr_quiescent_state();
+    if (!quiet_self) {
+        urcu_qsbr_quiescent_state();
+        return;
+    }
+    unsigned long gp = __atomic_load_n(&urcu_qsbr_gp.ctr, __ATOMIC_RELAXED);
+    if (gp != URCU_TLS(urcu_qsbr_reader).ctr) /* a grace period began */
+        quiet_set(gp);
+}
+
+bool rfx_cache_grace_kick(void)
+{
+    if (__atomic_load_n(&urcu_qsbr_gp.futex, __ATOMIC_ACQUIRE) != -1)
+        return false; /* no grace period asleep */
+    unsigned long gp = __atomic_load_n(&urcu_qsbr_gp.ctr, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&quiet_lock);
+    bool all = quiet_n > 0; /* plain readers wake it themselves */
+    for (int i = 0; i < quiet_n && all; i++) {
+        unsigned long v = __atomic_load_n(quiet_ctr[i], __ATOMIC_RELAXED);
+        all = v == 0 || v == gp;
+    }
+    pthread_mutex_unlock(&quiet_lock);
+    if (!all)
+        return false; /* the writer would only sleep again */
+    /* As liburcu's urcu_qsbr_wake_up_gp does for a reader. */
+    int32_t sleeping = -1;
+    if (!__atomic_compare_exchange_n(&urcu_qsbr_gp.futex, &sleeping, 0, false, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_RELAXED))
+        return false;
+    (void)futex_noasync(&urcu_qsbr_gp.futex, FUTEX_WAKE, 1, NULL, NULL, 0);
+    atomic_fetch_add_explicit(&quiet_kicks, 1, memory_order_relaxed);
+    return true;
+}
+
+uint64_t rfx_cache_grace_kicks(void)
+{
+    return atomic_load_explicit(&quiet_kicks, memory_order_relaxed);
 }
 
 static inline uint64_t slot_of(uint64_t key, uint32_t mask)

@@ -5,6 +5,9 @@
 
 #include <reflex/action_cache.h>
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct rfx_snapshot {
     uint64_t generation;
     uint64_t checksum; /* rfx_snapshot_checksum at publication */
@@ -30,6 +33,21 @@ void rfx_action_cache_observe(struct rfx_action_cache *c, rfx_publish_observer f
 /* Writers: the next publication gets generation `gen` instead of the
  * current one + 1 (a replay republishing a record's snapshots). */
 void rfx_action_cache_next_generation(struct rfx_action_cache *c, uint64_t gen);
+
+/*
+ * Quiet readers (action_cache.c): the engine's critical threads register
+ * with rfx_cache_reader_register_quiet instead of rfx_cache_reader_register;
+ * their quiescent states and going offline (the same public calls) then
+ * never make a system call, and a grace period that went to sleep waiting
+ * for them is woken by rfx_cache_grace_kick, which a non-critical thread
+ * must call regularly while any quiet reader is registered (the engine's
+ * watchdog does, each look). register_quiet: -ENOSPC past 64 quiet readers.
+ * rfx_cache_grace_kick: true if it woke a sleeping grace period;
+ * rfx_cache_grace_kicks: how many times it has, in this process.
+ */
+int rfx_cache_reader_register_quiet(void);
+bool rfx_cache_grace_kick(void);
+uint64_t rfx_cache_grace_kicks(void);
 
 /* FNV-1a over the generation and every slot of both tables. */
 uint64_t rfx_snapshot_checksum(const struct rfx_snapshot *s);

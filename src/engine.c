@@ -1316,9 +1316,9 @@ static void forward(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
  * Between frames the source holds no snapshot, so it must not hold up a
  * grace period either: it is an RCU reader offline while it sleeps, and
  * reports a quiescent state on each turn of its spin. Otherwise a strategic
- * worker's publication waits up to a frame period for the next burst, goes
- * to sleep on liburcu's futex meanwhile, and that burst's quiescent state
- * makes the FUTEX_WAKE system call to wake it, on the critical thread. */
+ * worker's publication would wait up to a frame period for the next burst
+ * (and sleep meanwhile, to be woken by the watchdog: the critical threads
+ * are quiet readers, action_cache_impl.h). */
 static bool wait_until(struct rfx_xthread *t, int64_t due)
 {
     struct rfx_engine *e = t->e;
@@ -1543,7 +1543,10 @@ static void *thread_main(void *arg)
     }
     if (t->critical) {
         prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* timed waits wake on time */
-        rfx_cache_reader_register();
+        /* Quiet: its quiescent states never wake a writer (a system
+         * call); the watchdog does that (action_cache_impl.h). */
+        if (rfx_cache_reader_register_quiet() != 0)
+            rfx_cache_reader_register();
         rfx_on_critical_thread = true;
     }
     int inited = 0;

@@ -38,6 +38,7 @@
  * Frames the dynamic symbol table cannot name (static and hidden
  * functions) are named from the file's .symtab (symbolize.c).
  */
+#include "action_cache_impl.h"
 #include "engine_impl.h"
 #include "probes.h"
 #include "symbolize.h"
@@ -106,6 +107,9 @@ struct rfx_watchdog {
     int n_hist, next_hist;
     uint64_t last_dropped[RFX_MAX_STAGES];
     uint64_t breaker_opens;
+    /* grace periods this watchdog woke for the critical threads, which are
+     * quiet RCU readers (action_cache_impl.h) */
+    _Atomic uint64_t grace_woken;
     bool dumps;
     pthread_mutex_t lock; /* stalls[] and the counts, for the reporter */
     struct stall stalls[MAX_STALLS];
@@ -568,6 +572,8 @@ static void *monitor(void *arg)
         watch_calls(w, now);
         watch_drops(w, now);
         rfx_strategic_pass_kicks(w->e->strat);
+        if (rfx_cache_grace_kick())
+            atomic_fetch_add_explicit(&w->grace_woken, 1, memory_order_relaxed);
     }
     return NULL;
 }
@@ -685,10 +691,12 @@ void rfx_watchdog_json(struct rfx_watchdog *w, FILE *f)
     pthread_mutex_lock(&w->lock);
     fprintf(f,
             "\"stall_threshold_ms\": %.3f, \"planner_stall_threshold_ms\": %.3f, "
-            "\"check_every_ms\": %.3f, \"stack_dumps\": %s, \"stalls\": %" PRIu64
-            ", \"planner_stalls\": %" PRIu64 ", \"events\": [",
+            "\"check_every_ms\": %.3f, \"stack_dumps\": %s, \"grace_periods_woken\": %" PRIu64
+            ", \"stalls\": %" PRIu64 ", \"planner_stalls\": %" PRIu64 ", \"events\": [",
             w->stall_ns * 1e-6, w->planner_stall_ns * 1e-6, w->every_ns * 1e-6,
-            w->dumps ? "true" : "false", w->count - w->planner_count, w->planner_count);
+            w->dumps ? "true" : "false",
+            atomic_load_explicit(&w->grace_woken, memory_order_relaxed),
+            w->count - w->planner_count, w->planner_count);
     for (int i = 0; i < w->n; i++) {
         const struct stall *st = &w->stalls[i];
         fprintf(f,

@@ -1,6 +1,10 @@
 /*
  * RCU torture for the action cache: reader threads (registered, QSBR) check
  * every snapshot they see while writer threads publish as fast as they can.
+ * One reader is plain; the other is quiet, as the engine's critical threads
+ * are (action_cache_impl.h): its quiescent states and its trips offline
+ * (one every 64 looks) never wake a writer, and a kicker thread stands in
+ * for the engine's watchdog, calling rfx_cache_grace_kick every 50 us.
  *
  *   integrity  the snapshot's checksum matches its contents (a freed or
  *              half-built snapshot would not; ASan reports any read of freed
@@ -95,8 +99,13 @@ static void *writer(void *arg)
 
 static void *reader(void *arg)
 {
-    (void)arg;
-    rfx_cache_reader_register();
+    bool quiet = arg != NULL;
+    if (quiet) {
+        if (rfx_cache_reader_register_quiet() != 0)
+            abort();
+    } else {
+        rfx_cache_reader_register();
+    }
     uint64_t last = 0, n = 0, sw0 = voluntary_switches();
     bool warm = false;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
@@ -127,6 +136,10 @@ static void *reader(void *arg)
         }
         n++;
         rfx_cache_quiescent();
+        if (quiet && n % 64 == 0) {
+            rfx_cache_reader_offline();
+            rfx_cache_reader_online();
+        }
         /* Count from the end of the first look at a snapshot, as the engine
          * counts a critical thread's waits from its start: a first touch of
          * a page of the thread's own (its TLS's shadow under ASan) can fault
@@ -140,6 +153,17 @@ static void *reader(void *arg)
     atomic_fetch_add(&reads, n);
     rfx_cache_reader_offline();
     rfx_cache_reader_unregister();
+    return NULL;
+}
+
+static void *kicker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+        rfx_cache_grace_kick();
+    }
     return NULL;
 }
 
@@ -161,9 +185,10 @@ int main(int argc, char **argv)
     struct rfx_action_cache_config cfg = {.max_entries = ENTRIES, .miss_queue = 16};
     if (rfx_action_cache_create(&cfg, &cache) != 0)
         return 1;
-    pthread_t r[READERS], w[WRITERS];
+    pthread_t r[READERS], w[WRITERS], k;
     for (int i = 0; i < READERS; i++)
-        pthread_create(&r[i], NULL, reader, NULL);
+        pthread_create(&r[i], NULL, reader, i == 1 ? cache : NULL); /* reader 1 is quiet */
+    pthread_create(&k, NULL, kicker, NULL);
     for (int i = 0; i < WRITERS; i++)
         pthread_create(&w[i], NULL, writer, (void *)(uintptr_t)(i + 1));
     struct timespec ts = {(time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9)};
@@ -173,14 +198,16 @@ int main(int argc, char **argv)
         pthread_join(w[i], NULL);
     for (int i = 0; i < READERS; i++)
         pthread_join(r[i], NULL);
+    pthread_join(k, NULL);
     rfx_action_cache_destroy(cache);
     unsigned long long p = atomic_load(&publications), rd = atomic_load(&reads);
     unsigned long long bad = atomic_load(&checks_failed), st = atomic_load(&stale),
                        bk = atomic_load(&backwards), sl = atomic_load(&sleeps);
-    printf("rcu_torture: %.0f s, %d readers, %d writers: %llu publications, %llu reads; "
+    printf("rcu_torture: %.0f s, %d readers (1 quiet), %d writers: %llu publications, %llu "
+           "reads, %llu grace periods kicked; "
            "%llu integrity failures, %llu stale beyond a grace period, %llu backwards, "
            "%llu reader sleeps%s\n",
-           seconds, READERS, WRITERS, p, rd, bad, st, bk, sl,
-           CHECK_SLEEPS ? "" : " (not checked under ThreadSanitizer)");
+           seconds, READERS, WRITERS, p, rd, (unsigned long long)rfx_cache_grace_kicks(), bad, st,
+           bk, sl, CHECK_SLEEPS ? "" : " (not checked under ThreadSanitizer)");
     return (bad || st || bk || (CHECK_SLEEPS && sl) || p == 0 || rd == 0) ? 1 : 0;
 }

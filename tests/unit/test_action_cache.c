@@ -1,8 +1,12 @@
-/* The action cache on one thread: build, lookup, generations, misses. */
+/* The action cache: build, lookup, generations, misses; quiet readers'
+ * grace periods. */
 #include "action_cache_impl.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdlib.h>
 
 static struct rfx_action_cache *make(uint32_t max, uint32_t q)
@@ -185,4 +189,102 @@ Test(action_cache, entries_keep_the_generation_that_first_held_them)
     free(l1);
     free(l2);
     rfx_action_cache_destroy(c);
+}
+
+/*
+ * Quiet readers (the engine's critical threads): a grace period that goes
+ * to sleep waiting for one is not woken by its quiescent state (that would
+ * be a system call on the critical thread) but by rfx_cache_grace_kick,
+ * and only once every quiet reader has reported. A plain reader wakes it
+ * itself. The reader holds its snapshot 100 ms, far past liburcu's brief
+ * spinning, so the writer is asleep when it reports.
+ */
+struct grace {
+    struct rfx_action_cache *c;
+    bool quiet;
+    _Atomic int stage; /* 1 registered, 2 writer started, 3 reported, 4 finish */
+    _Atomic int published;
+};
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static void *grace_reader(void *arg)
+{
+    struct grace *g = arg;
+    if (g->quiet)
+        cr_assert_eq(rfx_cache_reader_register_quiet(), 0);
+    else
+        rfx_cache_reader_register();
+    atomic_store(&g->stage, 1);
+    while (atomic_load(&g->stage) < 2)
+        ;
+    sleep_ms(100); /* online, holding the snapshot: no quiescent state */
+    rfx_cache_quiescent();
+    atomic_store(&g->stage, 3);
+    while (atomic_load(&g->stage) < 4)
+        rfx_cache_quiescent();
+    rfx_cache_reader_unregister();
+    return NULL;
+}
+
+static void *grace_writer(void *arg)
+{
+    struct grace *g = arg;
+    struct rfx_cache_entry e = {.key = 7, .action = 1};
+    atomic_store(&g->stage, 2);
+    cr_assert_eq(rfx_action_cache_publish(g->c, &e, 1, NULL, 0), 2);
+    atomic_store(&g->published, 1);
+    return NULL;
+}
+
+static bool published_within(struct grace *g, int ms)
+{
+    for (int i = 0; i < ms && !atomic_load(&g->published); i++)
+        sleep_ms(1);
+    return atomic_load(&g->published);
+}
+
+static void grace_run(bool quiet)
+{
+    struct grace g = {.c = make(64, 16), .quiet = quiet};
+    struct rfx_cache_entry e = {.key = 7, .action = 0};
+    cr_assert_eq(rfx_action_cache_publish(g.c, &e, 1, NULL, 0), 1);
+    pthread_t r, w;
+    pthread_create(&r, NULL, grace_reader, &g);
+    while (atomic_load(&g.stage) < 1)
+        ;
+    pthread_create(&w, NULL, grace_writer, &g);
+    sleep_ms(50); /* the writer is waiting for the reader, asleep by now */
+    cr_expect_not(atomic_load(&g.published), "a grace period ended while a reader held on");
+    cr_expect_not(rfx_cache_grace_kick(), "a kick woke the writer before the reader reported");
+    while (atomic_load(&g.stage) < 3)
+        sleep_ms(1);
+    uint64_t kicks = rfx_cache_grace_kicks();
+    if (quiet) {
+        cr_expect_not(published_within(&g, 100),
+                      "the quiet reader's quiescent state woke the writer");
+        cr_expect(rfx_cache_grace_kick(), "no grace period was asleep to be kicked");
+        cr_expect_eq(rfx_cache_grace_kicks(), kicks + 1);
+    }
+    cr_expect(published_within(&g, 5000), "the publication never ended");
+    if (!quiet)
+        cr_expect_eq(rfx_cache_grace_kicks(), kicks, "a plain reader's writer was kicked");
+    atomic_store(&g.stage, 4);
+    pthread_join(w, NULL);
+    pthread_join(r, NULL);
+    rfx_action_cache_destroy(g.c);
+}
+
+Test(action_cache, a_quiet_readers_grace_period_is_woken_by_the_kick_not_the_reader)
+{
+    grace_run(true);
+}
+
+Test(action_cache, a_plain_reader_wakes_the_grace_period_itself)
+{
+    grace_run(false);
 }

@@ -1545,8 +1545,13 @@ static void *thread_main(void *arg)
         prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* timed waits wake on time */
         /* Quiet: its quiescent states never wake a writer (a system
          * call); the watchdog does that (action_cache_impl.h). */
-        if (rfx_cache_reader_register_quiet() != 0)
+        if (rfx_cache_reader_register_quiet() != 0) {
+            fprintf(stderr,
+                    "reflex: warning: thread %s: 64 quiet RCU readers in this process already; "
+                    "it wakes the cache's writers itself (a system call when one waits)\n",
+                    t->cfg.name);
             rfx_cache_reader_register();
+        }
         rfx_on_critical_thread = true;
     }
     int inited = 0;

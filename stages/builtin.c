@@ -544,7 +544,7 @@ void rfx_builtin_report(struct rfx_builtin *b, struct rfx_engine *e, FILE *out)
         if (out)
             fprintf(out,
                     "demo: score %" PRId64 " (%" PRIu64 " hazards dodged, %" PRIu64
-                    " hits, 5 points each), %u ticks, %" PRIu64 " planned states\n",
+                    " hits at -5 each), %u ticks, %" PRIu64 " planned states\n",
                     score, g->dodged, g->hits, g->s.tick, (uint64_t)atomic_load(&b->planned));
     } else if (b->udp) {
         rfx_udp_report(b->udp, b->demo ? (int64_t)b->invalid_states : -1, json, sizeof json);

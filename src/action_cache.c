@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <urcu-qsbr.h>
 
 CK_RING_PROTOTYPE(rfx_miss, rfx_cache_miss)
@@ -59,6 +60,7 @@ struct rfx_action_cache {
     struct rfx_action_cache_config cfg;
     pthread_mutex_t writer; /* serialises writers (never taken by readers) */
     _Atomic uint64_t publications;
+    _Atomic uint64_t grace_ns_max, grace_ns_total; /* synchronize_rcu in publish */
     _Alignas(64) struct ck_ring misses;
     struct rfx_cache_miss *miss_buf;
     _Atomic uint64_t misses_queued, misses_dropped; /* producer-written */
@@ -115,6 +117,8 @@ int rfx_action_cache_create(const struct rfx_action_cache_config *cfg,
     ck_ring_init(&c->misses, cfg->miss_queue);
     pthread_mutex_init(&c->writer, NULL);
     atomic_init(&c->publications, 0);
+    atomic_init(&c->grace_ns_max, 0);
+    atomic_init(&c->grace_ns_total, 0);
     atomic_init(&c->misses_queued, 0);
     atomic_init(&c->misses_dropped, 0);
     *out = c;
@@ -426,8 +430,15 @@ int64_t rfx_action_cache_publish(struct rfx_action_cache *c, const struct rfx_ca
     RFX_PROBE3(cache_publish, s->generation, s->n1, s->n2);
     atomic_fetch_add_explicit(&c->publications, 1, memory_order_relaxed);
     /* Every reader has passed a quiescent state after this: none holds old. */
+    struct timespec g0, g1;
+    clock_gettime(CLOCK_MONOTONIC, &g0);
     urcu_qsbr_synchronize_rcu();
     GRACE_WRITER_SEES();
+    clock_gettime(CLOCK_MONOTONIC, &g1);
+    uint64_t waited = (uint64_t)((g1.tv_sec - g0.tv_sec) * 1000000000 + (g1.tv_nsec - g0.tv_nsec));
+    atomic_fetch_add_explicit(&c->grace_ns_total, waited, memory_order_relaxed);
+    if (waited > atomic_load_explicit(&c->grace_ns_max, memory_order_relaxed))
+        atomic_store_explicit(&c->grace_ns_max, waited, memory_order_relaxed); /* under writer */
     /* Read before unlocking: once the next writer has the lock, s is its
      * "old" and may be freed. */
     int64_t gen = (int64_t)s->generation;
@@ -469,6 +480,12 @@ int rfx_action_cache_entries(struct rfx_action_cache *c, struct rfx_cache_entry 
     *l2 = y;
     *n2 = b;
     return 0;
+}
+
+void rfx_action_cache_grace(const struct rfx_action_cache *c, uint64_t *max_ns, uint64_t *total_ns)
+{
+    *max_ns = c ? atomic_load_explicit(&c->grace_ns_max, memory_order_relaxed) : 0;
+    *total_ns = c ? atomic_load_explicit(&c->grace_ns_total, memory_order_relaxed) : 0;
 }
 
 uint64_t rfx_action_cache_publications(const struct rfx_action_cache *c)

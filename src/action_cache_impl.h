@@ -24,6 +24,10 @@ const struct rfx_snapshot *rfx_action_cache_snapshot(struct rfx_action_cache *c)
  * a publication holds across a grace period). */
 uint64_t rfx_action_cache_publications(const struct rfx_action_cache *c);
 
+/* Any thread: the longest grace period a publication waited for, and their
+ * sum (publications: their count), in ns. */
+void rfx_action_cache_grace(const struct rfx_action_cache *c, uint64_t *max_ns, uint64_t *total_ns);
+
 /* Writers: fn(arg, snapshot) is called inside every publication, under the
  * writers' lock, after the snapshot is built and before readers can see it
  * (the run recorder). fn must not publish. NULL turns it off. */

@@ -1177,16 +1177,20 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     fprintf(f, ", \"frames_beyond_stamp_span\": %" PRIu64 "},\n", t->beyond_span);
     struct rfx_action_cache_stats cs;
     rfx_action_cache_stats(e->cache, &cs);
+    uint64_t grace_max, grace_total;
+    rfx_action_cache_grace(e->cache, &grace_max, &grace_total);
     uint64_t lookups = t->l1 + t->l2 + t->miss;
     fprintf(f,
             "  \"cache\": {\"l1_hits\": %" PRIu64 ", \"l2_hits\": %" PRIu64 ", \"misses\": %" PRIu64
             ", \"fallbacks\": %" PRIu64 ", \"hit_rate\": %.4f, \"publications\": %" PRIu64
             ", \"generation\": %" PRIu64 ", \"l1_entries\": %" PRIu64 ", \"l2_entries\": %" PRIu64
             ", \"misses_queued\": %" PRIu64 ", \"misses_dropped_queue_full\": %" PRIu64
+            ", \"grace_period_max_ms\": %.3f, \"grace_period_mean_ms\": %.3f"
             ", \"hit_rate_by_interval\": ",
             t->l1, t->l2, t->miss, t->miss, lookups ? (double)(t->l1 + t->l2) / lookups : 0.0,
             cs.publications, cs.generation, cs.l1_entries, cs.l2_entries, cs.misses_queued,
-            cs.misses_dropped);
+            cs.misses_dropped, grace_max * 1e-6,
+            cs.publications ? (double)grace_total * 1e-6 / (double)cs.publications : 0.0);
     json_series(f, t->hit_rate, t->n_iv, 4);
     fprintf(
         f,

@@ -129,7 +129,9 @@ def check_steady(run, calls):
 calls, summary = traced("default", [])
 check_steady("default", calls)
 check(summary["cache"]["publications"] >= 10,
-      f"default: {summary['cache']['publications']} publications")
+      f"default: {summary['cache']['publications']} publications, their grace periods "
+      f"{summary['cache']['grace_period_mean_ms']:.3f} ms on average, "
+      f"{summary['cache']['grace_period_max_ms']:.3f} ms at most")
 
 # Grace periods that must wait for a critical thread: decide spins 10 ms of
 # every frame (online, no quiescent state) while the planner publishes 50
@@ -144,6 +146,13 @@ pubs, woken = summary["cache"]["publications"], summary["watchdog"]["grace_perio
 check(pubs >= 100 and woken * 10 >= pubs,
       f"stalled: {woken} of {pubs} publications went to sleep waiting for a critical thread and "
       "were woken by the watchdog (at least a tenth)")
+# Each woken publication ends soon after the stall that held it: the stall
+# (10 ms) and a watchdog look (an eighth of the frame budget) apart. Had no
+# one woken them, they would wait for the critical threads' exit at the end.
+gmax, every = summary["cache"]["grace_period_max_ms"], summary["watchdog"]["check_every_ms"]
+check(gmax < 10 + every + 60,
+      f"stalled: the longest grace period {gmax:.3f} ms (stall 10 ms, watchdog look every "
+      f"{every:.3f} ms; mean {summary['cache']['grace_period_mean_ms']:.3f} ms)")
 check(summary["frames"]["identity_holds"] and summary["frames"]["in_flight"] == 0,
       "stalled: the accounting identity holds, in flight 0")
 

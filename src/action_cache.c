@@ -19,13 +19,14 @@
 #include "memtouch.h"
 #include "probes.h"
 
+#include <reflex/engine.h>
+
 #include <ck_ring.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <urcu-qsbr.h>
 
 CK_RING_PROTOTYPE(rfx_miss, rfx_cache_miss)
@@ -151,7 +152,8 @@ void rfx_action_cache_destroy(struct rfx_action_cache *c)
  * The writer then checks the readers itself, as after any wake, so a kick
  * too early only makes it look again (while it waits for a plain reader,
  * each kick is such a look). What it costs: a publication that
- * waited for a critical thread ends up to one watchdog period later.
+ * waited for a critical thread ends at the watchdog's next look after it
+ * reported.
  *
  * The counters are liburcu's (one per thread, in its TLS); the kick reads
  * those of the quiet readers, listed here while they are registered.
@@ -430,12 +432,10 @@ int64_t rfx_action_cache_publish(struct rfx_action_cache *c, const struct rfx_ca
     RFX_PROBE3(cache_publish, s->generation, s->n1, s->n2);
     atomic_fetch_add_explicit(&c->publications, 1, memory_order_relaxed);
     /* Every reader has passed a quiescent state after this: none holds old. */
-    struct timespec g0, g1;
-    clock_gettime(CLOCK_MONOTONIC, &g0);
+    int64_t g0 = rfx_now_ns();
     urcu_qsbr_synchronize_rcu();
     GRACE_WRITER_SEES();
-    clock_gettime(CLOCK_MONOTONIC, &g1);
-    uint64_t waited = (uint64_t)((g1.tv_sec - g0.tv_sec) * 1000000000 + (g1.tv_nsec - g0.tv_nsec));
+    uint64_t waited = (uint64_t)(rfx_now_ns() - g0);
     atomic_fetch_add_explicit(&c->grace_ns_total, waited, memory_order_relaxed);
     if (waited > atomic_load_explicit(&c->grace_ns_max, memory_order_relaxed))
         atomic_store_explicit(&c->grace_ns_max, waited, memory_order_relaxed); /* under writer */

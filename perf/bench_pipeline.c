@@ -33,10 +33,13 @@
  *             timer loop at the same rate and length (timer_floor_*: what a
  *             thread that sleeps between frames gets, under the CPU latency
  *             request the default run held: cpu_latency_us), and a thread that
- *             spins to each due time and notes how late it saw it
- *             (spin_floor_*: what even a thread that never sleeps gets when
- *             the machine takes its CPU away), plus the share of that
- *             thread's time lost in gaps over 10 us (spin_floor_lost_pct).
+ *             spins to each due time on the latency layout's core
+ *             (spin_floor_core) and notes how late it saw it (spin_floor_*:
+ *             what even a thread that never sleeps gets when the machine
+ *             takes its CPU away), plus the share of that thread's time lost
+ *             in gaps over 10 us (spin_floor_lost_pct) and how often it lost
+ *             the CPU for over 1 ms (spin_floor_gaps_1ms_per_min); the same at
+ *             the same time on another core (other_core_*).
  *
  * metrics     latency at 60 Hz with the Prometheus endpoint off and on
  *             (scraped once a second over loopback by a thread of this
@@ -653,36 +656,75 @@ static void timer_floor(double hz, double seconds, int cpu_latency_us, double *p
 }
 
 /*
- * The other floor: a thread pinned to core 1 that never sleeps. It spins to
- * each due time at the same rate and records how late it saw it; between
- * due times it watches for gaps in its own clock readings (the CPU taken
- * away: another task, an interrupt, the hypervisor). No engine, no stage
- * work: whatever it records, no thread on this machine can do better.
+ * The other floor: a thread that never sleeps, pinned to the core the
+ * latency layout spins on. It spins to each due time at the same rate and
+ * records how late it saw it; between due times it watches for gaps in its
+ * own clock readings (the CPU taken away: another task, an interrupt, the
+ * hypervisor). No engine, no stage work: whatever it records, no thread on
+ * that core can do better. A second one does the same at the same time on
+ * another core (core 0 unless that is the first one's), for the difference
+ * the host makes between cores.
  */
-static void spin_floor(double hz, double seconds, double *p99_us, double *p999_us, double *lost_pct)
+struct spin_floor {
+    int core;
+    double hz, seconds;
+    double p99_us, p999_us, lost_pct, gaps_1ms_per_min;
+};
+
+static void *spin_floor_run(void *arg)
 {
+    struct spin_floor *sf = arg;
     char msg[200];
-    rfx_thread_pin_self(1, msg, sizeof msg);
+    rfx_thread_pin_self(sf->core, msg, sizeof msg);
     struct rfx_hdr *h;
     rfx_hdr_create(1, 60000000000LL, 3, &h);
-    int64_t period = (int64_t)(1e9 / hz), start = rfx_now_ns(), t = start + period;
-    int64_t n = (int64_t)(seconds * hz), lost = 0, last = start;
+    int64_t period = (int64_t)(1e9 / sf->hz), start = rfx_now_ns(), t = start + period;
+    int64_t n = (int64_t)(sf->seconds * sf->hz), lost = 0, last = start, gaps_1ms = 0;
     for (int64_t i = 0; i < n; i++, t += period) {
         int64_t now;
         while ((now = rfx_now_ns()) < t) {
             if (now - last > 10000)
                 lost += now - last;
+            gaps_1ms += now - last > 1000000;
             last = now;
         }
         if (now - last > 10000)
             lost += now - last;
+        gaps_1ms += now - last > 1000000;
         last = now;
         rfx_hdr_record_fast(h, now - t > 0 ? now - t : 1);
     }
-    *p99_us = rfx_hdr_value_at_percentile(h, 99) / 1e3;
-    *p999_us = rfx_hdr_value_at_percentile(h, 99.9) / 1e3;
-    *lost_pct = 100.0 * (double)lost / (double)(last - start);
+    sf->p99_us = rfx_hdr_value_at_percentile(h, 99) / 1e3;
+    sf->p999_us = rfx_hdr_value_at_percentile(h, 99.9) / 1e3;
+    sf->lost_pct = 100.0 * (double)lost / (double)(last - start);
+    sf->gaps_1ms_per_min = (double)gaps_1ms * 60e9 / (double)(last - start);
     rfx_hdr_destroy(h);
+    return NULL;
+}
+
+/* The core [engine] layout = latency spins on here. */
+static int latency_layout_core(void)
+{
+    struct rfx_engine_config c;
+    rfx_engine_config_default(&c);
+    c.layout = RFX_LAYOUT_LATENCY;
+    if (rfx_engine_layout_resolve(&c, stages, 5, 0, NULL, 0))
+        return 1;
+    return c.threads[0].core;
+}
+
+static void spin_floors(double hz, double seconds, struct spin_floor *at, struct spin_floor *other)
+{
+    *at = (struct spin_floor){.core = latency_layout_core(), .hz = hz, .seconds = seconds};
+    *other = *at;
+    other->core = at->core == 0 ? 1 : 0;
+    pthread_t th;
+    bool two = pthread_create(&th, NULL, spin_floor_run, other) == 0;
+    spin_floor_run(at);
+    if (two)
+        pthread_join(th, NULL);
+    else
+        other->core = -1;
 }
 
 /* One paced run; *h receives the engine overhead per frame (destroy it). */
@@ -728,23 +770,28 @@ static int latency(double hz, double seconds)
     struct outcome o1;
     if (run_overhead(sets1, n1, seconds, &h1, &o1))
         return 1;
-    double t99, t999, s99, s999, lost;
+    double t99, t999;
+    struct spin_floor sf, sf_other;
     char q0[16], q1[16];
     timer_floor(hz, seconds, o.cpu_latency_us, &t99, &t999);
-    spin_floor(hz, seconds, &s99, &s999, &lost);
+    spin_floors(hz, seconds, &sf, &sf_other);
     printf("SUMMARY bench=pipeline_latency rate_hz=%g overhead_p50_us=%.1f overhead_p99_us=%.1f "
            "overhead_p999_us=%.1f overhead_max_us=%.1f drops=%" PRIu64 " frames=%" PRIu64
            " timer_floor_p99_us=%.1f timer_floor_p999_us=%.1f spin_floor_p99_us=%.1f"
-           " spin_floor_p999_us=%.1f spin_floor_lost_pct=%.2f strategic=busy seconds=%g"
+           " spin_floor_p999_us=%.1f spin_floor_lost_pct=%.2f spin_floor_core=%d"
+           " spin_floor_gaps_1ms_per_min=%.1f other_core=%d other_core_spin_p999_us=%.1f"
+           " other_core_lost_pct=%.2f other_core_gaps_1ms_per_min=%.1f strategic=busy seconds=%g"
            " layout=default spin1t_overhead_p50_us=%.1f spin1t_overhead_p99_us=%.1f"
            " spin1t_overhead_p999_us=%.1f spin1t_overhead_max_us=%.1f spin1t_drops=%" PRIu64
            " spin1t_frames=%" PRIu64 " cpu_latency_us=%s spin1t_cpu_latency_us=%s\n",
            hz, rfx_hdr_value_at_percentile(h, 50) / 1e3, rfx_hdr_value_at_percentile(h, 99) / 1e3,
            rfx_hdr_value_at_percentile(h, 99.9) / 1e3, rfx_hdr_max(h) / 1e3, dropped(&o.counts),
-           o.counts.executed, t99, t999, s99, s999, lost, seconds,
-           rfx_hdr_value_at_percentile(h1, 50) / 1e3, rfx_hdr_value_at_percentile(h1, 99) / 1e3,
-           rfx_hdr_value_at_percentile(h1, 99.9) / 1e3, rfx_hdr_max(h1) / 1e3, dropped(&o1.counts),
-           o1.counts.executed, qos_name(o.cpu_latency_us, q0), qos_name(o1.cpu_latency_us, q1));
+           o.counts.executed, t99, t999, sf.p99_us, sf.p999_us, sf.lost_pct, sf.core,
+           sf.gaps_1ms_per_min, sf_other.core, sf_other.p999_us, sf_other.lost_pct,
+           sf_other.gaps_1ms_per_min, seconds, rfx_hdr_value_at_percentile(h1, 50) / 1e3,
+           rfx_hdr_value_at_percentile(h1, 99) / 1e3, rfx_hdr_value_at_percentile(h1, 99.9) / 1e3,
+           rfx_hdr_max(h1) / 1e3, dropped(&o1.counts), o1.counts.executed,
+           qos_name(o.cpu_latency_us, q0), qos_name(o1.cpu_latency_us, q1));
     rfx_hdr_destroy(h);
     rfx_hdr_destroy(h1);
     return 0;

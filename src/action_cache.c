@@ -150,34 +150,51 @@ void rfx_action_cache_destroy(struct rfx_action_cache *c)
  * engine's watchdog, each look): when a grace period sleeps and every quiet
  * reader has since reported, it wakes the writer as the reader would have.
  * The writer then checks the readers itself, as after any wake, so a kick
- * too early only makes it look again (while it waits for a plain reader,
- * each kick is such a look). What it costs: a publication that
+ * too early only makes it look again. What it costs: a publication that
  * waited for a critical thread ends at the watchdog's next look after it
  * reported.
  *
  * The counters are liburcu's (one per thread, in its TLS); the kick reads
- * those of the quiet readers, listed here while they are registered.
+ * those of every reader, quiet or plain, listed here while registered. A
+ * grace period held by a plain reader is not kicked: that reader wakes it
+ * itself when it reports, and a kick would only make the writer look and
+ * sleep again, at every look of the watchdog for as long as it holds on.
+ * Past READERS_MAX a reader goes unlisted: a quiet one is refused, and a
+ * grace period held by an unlisted plain one is kicked in vain like that.
  */
-#define QUIET_MAX 64
+#define READERS_MAX 256
 static pthread_mutex_t quiet_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned long *quiet_ctr[QUIET_MAX]; /* under quiet_lock */
-static int quiet_n;
-static _Thread_local bool quiet_self;
+static unsigned long *reader_ctr[READERS_MAX]; /* under quiet_lock */
+static int reader_n, quiet_n;                  /* under quiet_lock */
+static _Thread_local bool quiet_self, listed_self;
 static _Atomic uint64_t quiet_kicks;
+
+/* Under quiet_lock. */
+static bool list_self(void)
+{
+    if (reader_n == READERS_MAX)
+        return false;
+    reader_ctr[reader_n++] = &URCU_TLS(urcu_qsbr_reader).ctr;
+    listed_self = true;
+    return true;
+}
 
 void rfx_cache_reader_register(void)
 {
+    pthread_mutex_lock(&quiet_lock);
+    (void)list_self();
+    pthread_mutex_unlock(&quiet_lock);
     urcu_qsbr_register_thread();
 }
 
 int rfx_cache_reader_register_quiet(void)
 {
     pthread_mutex_lock(&quiet_lock);
-    if (quiet_n == QUIET_MAX) {
+    if (!list_self()) {
         pthread_mutex_unlock(&quiet_lock);
         return -ENOSPC;
     }
-    quiet_ctr[quiet_n++] = &URCU_TLS(urcu_qsbr_reader).ctr;
+    quiet_n++;
     pthread_mutex_unlock(&quiet_lock);
     quiet_self = true;
     urcu_qsbr_register_thread();
@@ -187,14 +204,15 @@ int rfx_cache_reader_register_quiet(void)
 void rfx_cache_reader_unregister(void)
 {
     GRACE_READER_DONE();
-    if (quiet_self) {
-        pthread_mutex_lock(&quiet_lock);
-        for (int i = 0; i < quiet_n; i++)
-            if (quiet_ctr[i] == &URCU_TLS(urcu_qsbr_reader).ctr)
-                quiet_ctr[i] = quiet_ctr[--quiet_n];
-        pthread_mutex_unlock(&quiet_lock);
-        quiet_self = false;
-    }
+    pthread_mutex_lock(&quiet_lock);
+    if (listed_self)
+        for (int i = 0; i < reader_n; i++)
+            if (reader_ctr[i] == &URCU_TLS(urcu_qsbr_reader).ctr)
+                reader_ctr[i] = reader_ctr[--reader_n];
+    if (quiet_self)
+        quiet_n--;
+    pthread_mutex_unlock(&quiet_lock);
+    quiet_self = listed_self = false;
     /* liburcu's own offline: it wakes a grace period waiting for this
      * thread, so none outlives the engine's watchdog. */
     urcu_qsbr_unregister_thread();
@@ -245,14 +263,14 @@ bool rfx_cache_grace_kick(void)
         return false; /* no grace period asleep */
     unsigned long gp = __atomic_load_n(&urcu_qsbr_gp.ctr, __ATOMIC_ACQUIRE);
     pthread_mutex_lock(&quiet_lock);
-    bool all = quiet_n > 0; /* plain readers wake it themselves */
-    for (int i = 0; i < quiet_n && all; i++) {
-        unsigned long v = __atomic_load_n(quiet_ctr[i], __ATOMIC_RELAXED);
-        all = v == 0 || v == gp;
+    bool all = quiet_n > 0; /* with none, the readers wake it themselves */
+    for (int i = 0; i < reader_n && all; i++) {
+        unsigned long v = __atomic_load_n(reader_ctr[i], __ATOMIC_RELAXED);
+        all = v == 0 || v == gp; /* offline, or reported since it began */
     }
     pthread_mutex_unlock(&quiet_lock);
     if (!all)
-        return false; /* the writer would only sleep again */
+        return false; /* someone holds it: the writer would only sleep again */
     /* As liburcu's urcu_qsbr_wake_up_gp does for a reader. */
     int32_t sleeping = -1;
     if (!__atomic_compare_exchange_n(&urcu_qsbr_gp.futex, &sleeping, 0, false, __ATOMIC_SEQ_CST,

@@ -45,7 +45,8 @@ void rfx_action_cache_next_generation(struct rfx_action_cache *c, uint64_t gen);
  * never make a system call, and a grace period that went to sleep waiting
  * for them is woken by rfx_cache_grace_kick, which a non-critical thread
  * must call regularly while any quiet reader is registered (the engine's
- * watchdog does, each look). register_quiet: -ENOSPC past 64 quiet readers.
+ * watchdog does, each look); it wakes none that a reader still holds.
+ * register_quiet: -ENOSPC past 256 readers in the process.
  * rfx_cache_grace_kick: true if it woke a sleeping grace period;
  * rfx_cache_grace_kicks: how many times it has, in this process.
  */

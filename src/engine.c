@@ -1547,7 +1547,7 @@ static void *thread_main(void *arg)
          * call); the watchdog does that (action_cache_impl.h). */
         if (rfx_cache_reader_register_quiet() != 0) {
             fprintf(stderr,
-                    "reflex: warning: thread %s: 64 quiet RCU readers in this process already; "
+                    "reflex: warning: thread %s: 256 RCU readers in this process already; "
                     "it wakes the cache's writers itself (a system call when one waits)\n",
                     t->cfg.name);
             rfx_cache_reader_register();

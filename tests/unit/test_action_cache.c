@@ -288,3 +288,56 @@ Test(action_cache, a_plain_reader_wakes_the_grace_period_itself)
 {
     grace_run(false);
 }
+
+/*
+ * A plain reader holding a grace period beside a quiet one that has
+ * reported: the kick leaves the writer asleep (it would only look and sleep
+ * again, at every look of the watchdog), and the plain reader wakes it.
+ */
+struct quiet_spinner {
+    _Atomic int registered, stop;
+};
+
+static void *quiet_spin(void *arg)
+{
+    struct quiet_spinner *q = arg;
+    cr_assert_eq(rfx_cache_reader_register_quiet(), 0);
+    atomic_store(&q->registered, 1);
+    while (!atomic_load(&q->stop))
+        rfx_cache_quiescent();
+    rfx_cache_reader_unregister();
+    return NULL;
+}
+
+Test(action_cache, a_grace_period_a_plain_reader_holds_is_not_kicked)
+{
+    struct grace g = {.c = make(64, 16), .quiet = false};
+    struct quiet_spinner q = {0};
+    struct rfx_cache_entry e = {.key = 7, .action = 0};
+    cr_assert_eq(rfx_action_cache_publish(g.c, &e, 1, NULL, 0), 1);
+    pthread_t qt, r, w;
+    pthread_create(&qt, NULL, quiet_spin, &q);
+    while (!atomic_load(&q.registered))
+        ;
+    pthread_create(&r, NULL, grace_reader, &g);
+    while (atomic_load(&g.stage) < 1)
+        ;
+    uint64_t kicks = rfx_cache_grace_kicks();
+    pthread_create(&w, NULL, grace_writer, &g);
+    sleep_ms(50); /* asleep, the quiet reader long reported, the plain one not */
+    cr_expect_not(atomic_load(&g.published), "a grace period ended while a reader held on");
+    for (int i = 0; i < 10; i++) {
+        cr_expect_not(rfx_cache_grace_kick(), "kicked while the plain reader held it");
+        sleep_ms(2);
+    }
+    while (atomic_load(&g.stage) < 3)
+        sleep_ms(1);
+    cr_expect(published_within(&g, 5000), "the plain reader did not wake the writer");
+    cr_expect_eq(rfx_cache_grace_kicks(), kicks, "the writer was kicked");
+    atomic_store(&g.stage, 4);
+    atomic_store(&q.stop, 1);
+    pthread_join(w, NULL);
+    pthread_join(r, NULL);
+    pthread_join(qt, NULL);
+    rfx_action_cache_destroy(g.c);
+}

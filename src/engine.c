@@ -1686,6 +1686,15 @@ static int record_create(struct rfx_engine *e, char *msg, size_t msglen)
     return rc;
 }
 
+/* What the pipeline's keys mean: its first stage's nonzero key_schema. */
+static uint32_t key_schema(const struct rfx_engine *e)
+{
+    for (int i = 0; i < e->n_stages; i++)
+        if (e->stages[i].ops->key_schema)
+            return e->stages[i].ops->key_schema;
+    return 0;
+}
+
 int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
 {
     char dummy[8];
@@ -1788,7 +1797,8 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         struct rfx_cache_entry *l1 = NULL, *l2 = NULL;
         size_t n1 = 0, n2 = 0;
         char why[300];
-        int lr = rfx_persist_read(e->cfg.persist_path, &l1, &n1, &l2, &n2, why, sizeof why);
+        int lr = rfx_persist_read(e->cfg.persist_path, key_schema(e), &l1, &n1, &l2, &n2, why,
+                                  sizeof why);
         if (lr == 0) {
             /* Ages restart: the file's times come from another process's clock. */
             int64_t now = rfx_now_ns();
@@ -1903,7 +1913,7 @@ void rfx_engine_persist(struct rfx_engine *e)
     char why[300];
     int rc = rfx_action_cache_entries(e->cache, &l1, &n1, &l2, &n2);
     if (rc == 0) {
-        rc = rfx_persist_write(e->cfg.persist_path, l1, n1, l2, n2, why, sizeof why);
+        rc = rfx_persist_write(e->cfg.persist_path, key_schema(e), l1, n1, l2, n2, why, sizeof why);
         free(l1);
         free(l2);
     } else {

@@ -42,7 +42,7 @@ struct header {
     uint32_t magic, version;
     uint64_t length; /* payload bytes */
     uint32_t crc;    /* CRC-32C of the payload */
-    uint32_t reserved;
+    uint32_t key_schema; /* rfx_stage_ops.key_schema of the writing pipeline */
 };
 _Static_assert(sizeof(struct header) == 24, "the header is 24 bytes");
 
@@ -69,8 +69,9 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-int rfx_persist_write(const char *path, const struct rfx_cache_entry *l1, size_t n1,
-                      const struct rfx_cache_entry *l2, size_t n2, char *msg, size_t msglen)
+int rfx_persist_write(const char *path, uint32_t key_schema, const struct rfx_cache_entry *l1,
+                      size_t n1, const struct rfx_cache_entry *l2, size_t n2, char *msg,
+                      size_t msglen)
 {
     size_t len = 16 + (n1 + n2) * sizeof(struct record);
     unsigned char *buf = malloc(len);
@@ -85,7 +86,8 @@ int rfx_persist_write(const char *path, const struct rfx_cache_entry *l1, size_t
         const struct rfx_cache_entry *e = i < n1 ? &l1[i] : &l2[i - n1];
         r[i] = (struct record){e->key, e->action, e->category, e->created_ns};
     }
-    struct header h = {RFX_PERSIST_MAGIC, RFX_PERSIST_VERSION, len, rfx_crc32c(0, buf, len), 0};
+    struct header h = {RFX_PERSIST_MAGIC, RFX_PERSIST_VERSION, len, rfx_crc32c(0, buf, len),
+                       key_schema};
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     int rc = 0;
@@ -123,7 +125,7 @@ int rfx_persist_write(const char *path, const struct rfx_cache_entry *l1, size_t
     return rc;
 }
 
-int rfx_persist_read(const char *path, struct rfx_cache_entry **l1, size_t *n1,
+int rfx_persist_read(const char *path, uint32_t key_schema, struct rfx_cache_entry **l1, size_t *n1,
                      struct rfx_cache_entry **l2, size_t *n2, char *msg, size_t msglen)
 {
     FILE *f = fopen(path, "rb");
@@ -161,6 +163,12 @@ int rfx_persist_read(const char *path, struct rfx_cache_entry **l1, size_t *n1,
         snprintf(msg, msglen, "%s: checksum mismatch (CRC-32C 0x%08x, header says 0x%08x)", path,
                  rfx_crc32c(0, buf, h.length), h.crc);
         rc = -EBADMSG;
+    } else if (h.key_schema != key_schema) {
+        snprintf(msg, msglen,
+                 "%s: made for keys of schema %u, this pipeline's are schema %u (its pattern "
+                 "stage's key_schema): not loaded",
+                 path, h.key_schema, key_schema);
+        rc = -ESTALE;
     }
     fclose(f);
     if (rc) {

@@ -392,7 +392,9 @@ static int syn_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct 
 
 static const struct rfx_stage_ops demo_ops[4] = {
     {.process = demo_capture},
-    {.process = demo_pattern},
+    /* 2: the L2 key holds the fall phase (a87b8c9); 0 before, when one
+     * entry answered all four frames of a fall */
+    {.process = demo_pattern, .key_schema = 2},
     {.process = demo_decide},
     {.process = demo_execute},
 };

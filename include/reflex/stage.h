@@ -186,6 +186,13 @@ struct rfx_stage_ops {
     /* On the stage's thread, after the last frame. */
     void (*fini)(void *ctx, const struct rfx_stage_env *env);
     int sees_dropped; /* telemetry: also receives dropped frames */
+    /* What the keys this stage writes (context_key, pattern_key) mean, for
+     * the stage that writes them: change it when they change. A cache
+     * snapshot file (`[cache] persist_path`) records the pipeline's (the
+     * first stage's that is nonzero; 0 if none is) and is loaded only by a
+     * pipeline with the same, so a warm start never answers new keys from
+     * entries made for old ones. */
+    uint32_t key_schema;
 };
 
 #ifdef __cplusplus

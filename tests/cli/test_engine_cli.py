@@ -805,6 +805,24 @@ s = load_summary(d)
 check(p.returncode == 0 and "checksum mismatch" in p.stderr and "cold start" in p.stderr
       and s["persistence"]["loaded_l1"] == 0 and "checksum" in s["persistence"]["load_error"],
       "persist: a corrupt snapshot is reported and ignored (cold start)", p.stderr)
+# The corrupt run wrote a good snapshot at its stop. Made as if by a demo
+# whose keys had no key schema (0, before the L2 key held the fall phase):
+# refused, naming both schemas, and a cold start.
+with open(snap, "r+b") as f:
+    f.seek(20)
+    schema = int.from_bytes(f.read(4), "little")
+    f.seek(20)
+    f.write(bytes(4))
+d = os.path.join(work, "old_keys")
+p = subprocess.run([reflex, "demo", "--duration", "2", "--out", d, "--quiet",
+                    "--set", f"cache.persist_path={snap}"], capture_output=True, text=True,
+                   timeout=60)
+s = load_summary(d)
+check(schema == 2 and p.returncode == 0 and
+      "made for keys of schema 0, this pipeline's are schema 2" in p.stderr and
+      "cold start" in p.stderr and s["persistence"]["loaded_l1"] == 0,
+      f"persist: a snapshot for other keys (schema 0; the demo's are {schema}) is not loaded",
+      p.stderr)
 
 # 10. Cache rules: a 3 s TTL, entries not re-planned in 8 snapshots, and each
 #     hit raises critical_health, whose rule drops the exploration_* plans

@@ -29,6 +29,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(file + 8, &length, 8);
         memcpy(file + 16, &crc, 4);
     }
+    /* Read as a pipeline of the file's own key schema, so that the records
+     * behind the header are reached, unless the first byte's bit 1 asks for
+     * schema 0 (a mismatch is refused before the records). */
+    uint32_t schema = 0;
+    if (size >= 24 && !(data[0] & 2))
+        memcpy(&schema, file + 20, 4);
     char path[64];
     int fd = fuzz_file(file, size, path);
     free(file);
@@ -36,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct rfx_cache_entry *l1 = NULL, *l2 = NULL;
     size_t n1 = 0, n2 = 0;
     char msg[512] = "";
-    int rc = rfx_persist_read(path, &l1, &n1, &l2, &n2, msg, sizeof msg);
+    int rc = rfx_persist_read(path, schema, &l1, &n1, &l2, &n2, msg, sizeof msg);
     if (rc == 0) {
         struct rfx_action_cache_config cfg;
         rfx_action_cache_config_default(&cfg);

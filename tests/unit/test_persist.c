@@ -49,10 +49,10 @@ Test(persist, round_trip, .init = setup, .fini = teardown)
     char path[128], msg[256];
     snprintf(path, sizeof path, "%s/cache.rfxc", dir);
     struct rfx_cache_entry *a = entries(500, 1), *b = entries(70, 2);
-    cr_assert_eq(rfx_persist_write(path, a, 500, b, 70, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(rfx_persist_write(path, 7, a, 500, b, 70, msg, sizeof msg), 0, "%s", msg);
     struct rfx_cache_entry *x, *y;
     size_t nx, ny;
-    cr_assert_eq(rfx_persist_read(path, &x, &nx, &y, &ny, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(rfx_persist_read(path, 7, &x, &nx, &y, &ny, msg, sizeof msg), 0, "%s", msg);
     cr_expect_eq(nx, 500);
     cr_expect_eq(ny, 70);
     cr_expect_eq(memcmp(x, a, 500 * sizeof *a), 0);
@@ -63,11 +63,36 @@ Test(persist, round_trip, .init = setup, .fini = teardown)
     free(y);
 }
 
+/* A file made for other keys (a pattern stage whose keys changed, or one
+ * written before key schemas: 0) is refused, naming both schemas. */
+Test(persist, a_file_for_keys_of_another_schema_is_not_loaded, .init = setup, .fini = teardown)
+{
+    char path[128], msg[256];
+    snprintf(path, sizeof path, "%s/cache.rfxc", dir);
+    struct rfx_cache_entry *a = entries(30, 4), *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    cr_assert_eq(rfx_persist_write(path, 0, a, 30, a, 5, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(rfx_persist_read(path, 2, &x, &nx, &y, &ny, msg, sizeof msg), -ESTALE);
+    cr_expect(strstr(msg, "made for keys of schema 0, this pipeline's are schema 2") != NULL, "%s",
+              msg);
+    cr_expect_null(x);
+    cr_expect_null(y);
+    cr_assert_eq(rfx_persist_write(path, 2, a, 30, a, 5, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(rfx_persist_read(path, 0, &x, &nx, &y, &ny, msg, sizeof msg), -ESTALE);
+    cr_expect(strstr(msg, "schema 2, this pipeline's are schema 0") != NULL, "%s", msg);
+    cr_assert_eq(rfx_persist_read(path, 2, &x, &nx, &y, &ny, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(nx, 30);
+    cr_expect_eq(ny, 5);
+    free(a);
+    free(x);
+    free(y);
+}
+
 static int try_read(const char *path, char *msg, size_t len)
 {
     struct rfx_cache_entry *x = NULL, *y = NULL;
     size_t nx, ny;
-    int rc = rfx_persist_read(path, &x, &nx, &y, &ny, msg, len);
+    int rc = rfx_persist_read(path, 0, &x, &nx, &y, &ny, msg, len);
     if (rc == 0) {
         free(x);
         free(y);
@@ -89,7 +114,7 @@ Test(persist, bad_files_are_reported_never_trusted, .init = setup, .fini = teard
     snprintf(path, sizeof path, "%s/cache.rfxc", dir);
     cr_expect_eq(try_read(path, msg, sizeof msg), -ENOENT);
     struct rfx_cache_entry *a = entries(40, 3);
-    cr_assert_eq(rfx_persist_write(path, a, 40, a, 10, msg, sizeof msg), 0);
+    cr_assert_eq(rfx_persist_write(path, 0, a, 40, a, 10, msg, sizeof msg), 0);
     free(a);
     FILE *f = fopen(path, "rb");
     unsigned char good[4096];
@@ -159,7 +184,7 @@ Test(persist, kill_9_during_writes_never_leaves_a_corrupt_file, .init = setup, .
                 size_t n = 1000 + (i * 7919) % 20000;
                 struct rfx_cache_entry *e = entries(n, i);
                 char m[256];
-                rfx_persist_write(path, e, n, e, n / 4, m, sizeof m);
+                rfx_persist_write(path, 0, e, n, e, n / 4, m, sizeof m);
                 free(e);
             }
         }

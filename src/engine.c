@@ -966,15 +966,16 @@ static size_t stage_take(const struct rfx_stage_slot *s, int si, struct rfx_fram
 }
 
 /*
- * Run a burst through this thread's stages, in order. A stage's frames enter
+ * Run a burst through this thread's stages, in order, from `now` (the
+ * caller's clock reading at the start of the burst). A stage's frames enter
  * it at the clock reading that ended the stage before it on this thread (the
- * thread's first stage: at the start of the burst), so one clock reading and
+ * thread's first stage: at `now`), so one clock reading and
  * one pass over the frames sit between two fused stages: the pass that
  * stamps the one's exit, counts its drops and stamps the next one's entry.
  * The stages' times tile the thread's busy time; the wait between fused
  * stages is 0, as there is no queue between them.
  */
-static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
+static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t n, int64_t now)
 {
     struct rfx_engine *e = t->e;
     struct rfx_frame *live[RFX_BURST_MAX * 2];
@@ -984,7 +985,6 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         .level = (enum rfx_level)atomic_load_explicit(&e->level, memory_order_relaxed),
     };
     env.degrade = (unsigned)env.level <= RFX_LEVEL_CRITICAL ? e->cfg.level_actions[env.level] : 0;
-    int64_t now = rfx_now_ns();
     if ((env.degrade & RFX_DEGRADE_SHED_STALE) && t->critical) {
         /* Shed frames older than the frame budget (CRITICAL by default). */
         int64_t limit = rfx_frame_budget_ns(e);
@@ -1418,7 +1418,10 @@ static void source_loop(struct rfx_xthread *t)
             continue;
         }
         prefetch_headers(frames + from_spare, n - from_spare);
-        int64_t now = rfx_now_ns();
+        /* Full speed: the reading that began this burst is its capture
+         * time (a clock reading costs ~40 ns here, a burst's share of it
+         * not nothing); paced: now, after the wait for the due time. */
+        int64_t now = period ? rfx_now_ns() : sched;
         int level = atomic_load_explicit(&e->level, memory_order_relaxed);
         for (size_t i = 0; i < n; i++) {
             struct rfx_frame *f = frames[i];
@@ -1436,7 +1439,8 @@ static void source_loop(struct rfx_xthread *t)
             f->woke_mask = 0;
             RFX_PROBE2(frame_capture, f->seq, f->scheduled_ns);
         }
-        run_stages(t, frames, n);
+        /* The capture stage's time includes the header writes above. */
+        run_stages(t, frames, n, now);
         /* Capture may find no input for some slots: recycle them unseen. */
         size_t kept = 0;
         for (size_t i = 0; i < n; i++) {
@@ -1508,7 +1512,7 @@ static void consumer_loop(struct rfx_xthread *t)
             parks_seen = t->parks;
             frames[0]->woke_mask |= (uint16_t)(1u << t->first_stage);
         }
-        run_stages(t, frames, n);
+        run_stages(t, frames, n, rfx_now_ns());
         forward(t, frames, n);
         if (t->critical)
             rfx_cache_quiescent();

@@ -1319,14 +1319,32 @@ static void forward(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
  * worker's publication would wait up to a frame period for the next burst
  * (and sleep meanwhile, to be woken by the watchdog: the critical threads
  * are quiet readers, action_cache_impl.h). */
+/*
+ * Two readings of a spinning loop's clock far apart: the thread did not run
+ * in between (the host took its vCPU, or the kernel ran something else on
+ * its core). Counted, as the tail it makes is no fault of the pipeline's.
+ */
+static void note_spin_gap(struct rfx_xthread *t, int64_t gap)
+{
+    if (gap <= RFX_SPIN_GAP_NS)
+        return;
+    t->spin_gaps++;
+    t->spin_gap_total_ns += gap;
+    if (gap > t->spin_gap_max_ns)
+        t->spin_gap_max_ns = gap;
+}
+
 static bool wait_until(struct rfx_xthread *t, int64_t due)
 {
     struct rfx_engine *e = t->e;
     int64_t lead = t->cfg.wait.kind == RFX_WAIT_SPIN ? INT64_MAX : lead_ns(e, t);
+    int64_t spun_at = 0; /* the last reading, if the loop spun after it */
     for (;;) {
         if (atomic_load_explicit(&e->stop, memory_order_acquire))
             return false;
         int64_t now = rfx_now_ns();
+        if (spun_at)
+            note_spin_gap(t, now - spun_at);
         if (now >= due)
             return true;
         if (due - now > lead) {
@@ -1345,10 +1363,12 @@ static bool wait_until(struct rfx_xthread *t, int64_t due)
                 rfx_cache_reader_online();
             if (rc == 0 && last)
                 note_wake(t, woke - until, lead);
+            spun_at = 0;
         } else {
             if (t->critical)
                 rfx_cache_quiescent();
             rfx_cpu_relax();
+            spun_at = now;
         }
     }
 }

@@ -18,6 +18,7 @@
 
 #define RFX_TELEMETRY_STAGE "telemetry"
 #define RFX_BURST_MAX       64
+#define RFX_SPIN_GAP_NS     1000000 /* a spinning thread's CPU taken for this long is counted */
 
 struct rfx_telemetry;
 struct rfx_strategic;
@@ -61,6 +62,11 @@ struct rfx_xthread {
      * summary after the thread has ended */
     int64_t wake_peak_ns;
     int64_t lead_max_used_ns;
+    /* while it spun to a frame's due time: readings of the clock over
+     * RFX_SPIN_GAP_NS apart, i.e. its CPU taken away (by the host, or by a
+     * task the kernel preferred); thread-private, read after it ended */
+    uint64_t spin_gaps;
+    int64_t spin_gap_max_ns, spin_gap_total_ns;
     /* heartbeat for the watchdog: when the current stage call began (0: none) */
     _Alignas(64) _Atomic int64_t busy_since;
     _Atomic int busy_stage;

@@ -1330,6 +1330,10 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
             fprintf(f, "%" PRId64, x->faults_end - x->faults_start);
         else
             fprintf(f, "null");
+        fprintf(f,
+                ", \"spin_gaps_over_1ms\": %" PRIu64
+                ", \"spin_gap_max_ms\": %.3f, \"spin_gap_total_ms\": %.3f",
+                x->spin_gaps, (double)x->spin_gap_max_ns / 1e6, (double)x->spin_gap_total_ns / 1e6);
         fprintf(f, "}%s\n", i + 1 < e->n_threads ? "," : "");
     }
     fprintf(f,

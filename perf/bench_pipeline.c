@@ -39,7 +39,9 @@
  *             takes its CPU away), plus the share of that thread's time lost
  *             in gaps over 10 us (spin_floor_lost_pct) and how often it lost
  *             the CPU for over 1 ms (spin_floor_gaps_1ms_per_min); the same at
- *             the same time on another core (other_core_*).
+ *             the same time on another core (other_core_*). The latency
+ *             layout's own thread counts the same during its run
+ *             (spin1t_spin_gaps_1ms, spin1t_spin_gap_max_us).
  *
  * metrics     latency at 60 Hz with the Prometheus endpoint off and on
  *             (scraped once a second over loopback by a thread of this
@@ -180,6 +182,8 @@ struct outcome {
     struct rfx_engine_counts counts;
     int64_t e2e_p99;
     double cpu_s[2]; /* CPU time of the first two threads (rt0, rt1); host steal is not in it */
+    uint64_t spin_gaps;      /* the source thread's CPU taken for over 1 ms while it spun */
+    int64_t spin_gap_max_ns; /* the longest such */
 };
 
 static int run(const char *const *sets, int n_sets, double seconds, struct ctx *x,
@@ -213,6 +217,8 @@ static int run(const char *const *sets, int n_sets, double seconds, struct ctx *
     rfx_engine_counts(x->e, &o->counts);
     for (int i = 0; i < 2; i++)
         o->cpu_s[i] = i < x->e->n_threads ? x->e->threads[i].cpu_s : 0;
+    o->spin_gaps = x->e->threads[0].spin_gaps;
+    o->spin_gap_max_ns = x->e->threads[0].spin_gap_max_ns;
     rfx_engine_destroy(x->e);
     x->e = NULL;
     char cmd[300];
@@ -783,15 +789,17 @@ static int latency(double hz, double seconds)
            " other_core_lost_pct=%.2f other_core_gaps_1ms_per_min=%.1f strategic=busy seconds=%g"
            " layout=default spin1t_overhead_p50_us=%.1f spin1t_overhead_p99_us=%.1f"
            " spin1t_overhead_p999_us=%.1f spin1t_overhead_max_us=%.1f spin1t_drops=%" PRIu64
-           " spin1t_frames=%" PRIu64 " cpu_latency_us=%s spin1t_cpu_latency_us=%s\n",
+           " spin1t_frames=%" PRIu64 " spin1t_spin_gaps_1ms=%" PRIu64 " spin1t_spin_gap_max_us=%.1f"
+           " cpu_latency_us=%s spin1t_cpu_latency_us=%s\n",
            hz, rfx_hdr_value_at_percentile(h, 50) / 1e3, rfx_hdr_value_at_percentile(h, 99) / 1e3,
            rfx_hdr_value_at_percentile(h, 99.9) / 1e3, rfx_hdr_max(h) / 1e3, dropped(&o.counts),
            o.counts.executed, t99, t999, sf.p99_us, sf.p999_us, sf.lost_pct, sf.core,
            sf.gaps_1ms_per_min, sf_other.core, sf_other.p999_us, sf_other.lost_pct,
            sf_other.gaps_1ms_per_min, seconds, rfx_hdr_value_at_percentile(h1, 50) / 1e3,
            rfx_hdr_value_at_percentile(h1, 99) / 1e3, rfx_hdr_value_at_percentile(h1, 99.9) / 1e3,
-           rfx_hdr_max(h1) / 1e3, dropped(&o1.counts), o1.counts.executed,
-           qos_name(o.cpu_latency_us, q0), qos_name(o1.cpu_latency_us, q1));
+           rfx_hdr_max(h1) / 1e3, dropped(&o1.counts), o1.counts.executed, o1.spin_gaps,
+           (double)o1.spin_gap_max_ns / 1e3, qos_name(o.cpu_latency_us, q0),
+           qos_name(o1.cpu_latency_us, q1));
     rfx_hdr_destroy(h);
     rfx_hdr_destroy(h1);
     return 0;

@@ -1310,15 +1310,6 @@ static void forward(struct rfx_xthread *t, struct rfx_frame **frames, size_t n)
     }
 }
 
-/* Sleep until `due` less the lead, then spin to it; a thread whose wait is
- * `spin` never sleeps. False if stopped.
- *
- * Between frames the source holds no snapshot, so it must not hold up a
- * grace period either: it is an RCU reader offline while it sleeps, and
- * reports a quiescent state on each turn of its spin. Otherwise a strategic
- * worker's publication would wait up to a frame period for the next burst
- * (and sleep meanwhile, to be woken by the watchdog: the critical threads
- * are quiet readers, action_cache_impl.h). */
 /*
  * Two readings of a spinning loop's clock far apart: the thread did not run
  * in between (the host took its vCPU, or the kernel ran something else on
@@ -1334,6 +1325,16 @@ static void note_spin_gap(struct rfx_xthread *t, int64_t gap)
         t->spin_gap_max_ns = gap;
 }
 
+/* Sleep until `due` less the lead, then spin to it; a thread whose wait is
+ * `spin` never sleeps. False if stopped.
+ *
+ * Between frames the source holds no snapshot, so it must not hold up a
+ * grace period either: it is an RCU reader offline while it sleeps, and
+ * reports a quiescent state on each turn of its spin. Otherwise a strategic
+ * worker's publication would wait up to a frame period for the next burst
+ * (and sleep meanwhile, to be woken by the watchdog: the critical threads
+ * are quiet readers, action_cache_impl.h). While it spins, it counts the
+ * times its CPU was taken (note_spin_gap). */
 static bool wait_until(struct rfx_xthread *t, int64_t due)
 {
     struct rfx_engine *e = t->e;

@@ -38,7 +38,7 @@ static uint64_t get64(const uint8_t *p)
 /* ZigZag, then LEB128 with at most 8 seven-bit groups and a whole 9th byte. */
 static size_t put_varint(uint8_t *p, int64_t sv)
 {
-    uint64_t v = ((uint64_t)sv << 1) ^ (uint64_t)(sv >> 63);
+    uint64_t v = ((uint64_t)sv << 1) ^ (0 - ((uint64_t)sv >> 63)); /* no signed shift */
     size_t n = 0;
     while (n < 8) {
         if (v < 0x80) {

@@ -111,11 +111,12 @@ char *rfx_metrics_render(struct rfx_telemetry *t, size_t *len)
 
     help(f, "reflex_queue_depth", "gauge", "Frames waiting in each ring between threads.");
     for (int i = 0; i + 1 < e->n_threads; i++)
-        fprintf(f, "reflex_queue_depth{from=\"%s\",to=\"%s\"} %zu\n", e->threads[i].cfg.name,
-                e->threads[i + 1].cfg.name, rfx_spsc_ring_occupancy(e->threads[i].out));
+        fprintf(f, "reflex_queue_depth{from=\"%s\",to=\"%s\"} %" PRIu64 "\n",
+                e->threads[i].cfg.name, e->threads[i + 1].cfg.name,
+                rfx_spsc_ring_occupancy(e->threads[i].out));
     help(f, "reflex_pool_free_frames", "gauge",
          "Free frames in the pool's ring (the source holds up to a burst more).");
-    fprintf(f, "reflex_pool_free_frames %zu\n", rfx_spsc_ring_occupancy(e->pool));
+    fprintf(f, "reflex_pool_free_frames %" PRIu64 "\n", rfx_spsc_ring_occupancy(e->pool));
 
     help(f, "reflex_degradation_level", "gauge",
          "Degradation level: 0 NONE, 1 MINIMAL, 2 MODERATE, 3 SEVERE, 4 CRITICAL.");

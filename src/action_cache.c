@@ -258,47 +258,62 @@ void rfx_cache_quiescent(void)
 }
 
 /*
- * A registered reader's counter, read as liburcu's own writer reads it
- * (CMM_LOAD_SHARED: one load of an aligned word). A plain reader's counter
- * is written by liburcu's inline read side with volatile stores, which
- * ThreadSanitizer takes for plain writes racing with this read; a
- * suppression scoped to those liburcu functions only matches while TSan
- * still holds the writer's stack, and a long run outlives its history
- * ("failed to restore the stack", rcu_torture --long). So under TSan this
- * one load is left uninstrumented, like liburcu's own; the kick only takes
- * it as a hint (see rfx_cache_grace_kick).
+ * The kick's accesses to liburcu's state: the grace period's futex and
+ * counter, and each registered reader's counter, the same accesses
+ * liburcu's own writer makes. The readers' side of them is liburcu's inline
+ * code, whose volatile stores ThreadSanitizer takes for plain writes racing
+ * with these; tests/tsan.supp can scope a suppression to those liburcu
+ * functions only while TSan still holds their stack, and a busy run
+ * outlives its history ("failed to restore the stack": rcu_torture --long,
+ * or any run with TSAN_OPTIONS=history_size=0), leaving a report that names
+ * only this file. So under TSan these few atomics are left uninstrumented,
+ * as liburcu's own are; the project's own synchronisation stays checked.
  */
 #ifdef RFX_TSAN
-__attribute__((noinline, no_sanitize("thread"))) static unsigned long
-peek_reader_ctr(const unsigned long *ctr)
-{
-    return *(const volatile unsigned long *)ctr;
-}
+#define LIBURCU_SIDE __attribute__((noinline, no_sanitize("thread"))) static
 #else
-static inline unsigned long peek_reader_ctr(const unsigned long *ctr)
+#define LIBURCU_SIDE static inline
+#endif
+
+LIBURCU_SIDE int32_t gp_futex_load(void)
+{
+    return __atomic_load_n(&urcu_qsbr_gp.futex, __ATOMIC_ACQUIRE);
+}
+
+LIBURCU_SIDE unsigned long gp_ctr_load(void)
+{
+    return __atomic_load_n(&urcu_qsbr_gp.ctr, __ATOMIC_ACQUIRE);
+}
+
+LIBURCU_SIDE unsigned long reader_ctr_load(const unsigned long *ctr)
 {
     return __atomic_load_n(ctr, __ATOMIC_RELAXED);
 }
-#endif
+
+/* As liburcu's urcu_qsbr_wake_up_gp does for a reader: a sleeping grace
+ * period's futex goes from -1 to 0, by one waker only. */
+LIBURCU_SIDE bool gp_futex_claim(void)
+{
+    int32_t sleeping = -1;
+    return __atomic_compare_exchange_n(&urcu_qsbr_gp.futex, &sleeping, 0, false, __ATOMIC_SEQ_CST,
+                                       __ATOMIC_RELAXED);
+}
 
 bool rfx_cache_grace_kick(void)
 {
-    if (__atomic_load_n(&urcu_qsbr_gp.futex, __ATOMIC_ACQUIRE) != -1)
+    if (gp_futex_load() != -1)
         return false; /* no grace period asleep */
-    unsigned long gp = __atomic_load_n(&urcu_qsbr_gp.ctr, __ATOMIC_ACQUIRE);
+    unsigned long gp = gp_ctr_load();
     pthread_mutex_lock(&quiet_lock);
     bool all = quiet_n > 0; /* with none, the readers wake it themselves */
     for (int i = 0; i < reader_n && all; i++) {
-        unsigned long v = peek_reader_ctr(reader_ctr[i]);
+        unsigned long v = reader_ctr_load(reader_ctr[i]);
         all = v == 0 || v == gp; /* offline, or reported since it began */
     }
     pthread_mutex_unlock(&quiet_lock);
     if (!all)
         return false; /* someone holds it: the writer would only sleep again */
-    /* As liburcu's urcu_qsbr_wake_up_gp does for a reader. */
-    int32_t sleeping = -1;
-    if (!__atomic_compare_exchange_n(&urcu_qsbr_gp.futex, &sleeping, 0, false, __ATOMIC_SEQ_CST,
-                                     __ATOMIC_RELAXED))
+    if (!gp_futex_claim())
         return false;
     (void)futex_noasync(&urcu_qsbr_gp.futex, FUTEX_WAKE, 1, NULL, NULL, 0);
     atomic_fetch_add_explicit(&quiet_kicks, 1, memory_order_relaxed);

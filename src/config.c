@@ -489,6 +489,11 @@ static void watchdog_key(struct loader *L, const char *key, const char *val)
             fail(L, "watchdog", key, "'%s' is not true or false", val);
         return;
     }
+    if (!strcmp(key, "priority")) {
+        if (rfx_priority_parse(val, &c->watchdog_priority) != 0)
+            fail(L, "watchdog", key, "'%s' is not normal, nice:N (-20..19) or fifo:N (1..99)", val);
+        return;
+    }
     fail(L, "watchdog", key, "unknown key");
 }
 

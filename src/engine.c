@@ -227,6 +227,8 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->breaker_successes = 3;
     c->planner_stall_ms = 1000;
     c->stack_dump = true;
+    c->watchdog_priority.kind = RFX_PRIO_FIFO;
+    c->watchdog_priority.value = 1;
     c->alert_rate_limit_s = 5;
     c->alert_p95_warning_ms = 150; /* seed 001 */
     c->alert_p95_critical_ms = 300;
@@ -425,13 +427,8 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
         fprintf(f, "  rfx-%-12s %-9s wait=%s", t->name, core, rfx_wait_kind_name(t->wait.kind));
         if (t->wait.kind == RFX_WAIT_HYBRID)
             fprintf(f, " spin_us=%u", t->wait.spin_ns / 1000);
-        fprintf(f, " priority=%s",
-                t->priority.kind == RFX_PRIO_FIFO   ? "fifo"
-                : t->priority.kind == RFX_PRIO_NICE ? "nice"
-                                                    : "normal");
-        if (t->priority.kind != RFX_PRIO_NORMAL)
-            fprintf(f, ":%d", t->priority.value);
-        fprintf(f, " stages:");
+        char prio[24];
+        fprintf(f, " priority=%s stages:", rfx_priority_format(&t->priority, prio, sizeof prio));
         for (int s = 0; s < t->n_stages; s++)
             fprintf(f, " %s", t->stages[s]);
         fprintf(f, "\n");
@@ -451,7 +448,14 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
         else
             fprintf(f, " %d", c->strategic_cores[i]);
     }
-    fprintf(f, "\ndegrade: %s escalate_windows=%d recover_s=%g headroom=%g\n",
+    char wprio[24], stall[16] = "auto", every[16] = "auto";
+    if (c->stall_us)
+        snprintf(stall, sizeof stall, "%u", c->stall_us);
+    if (c->watch_every_us)
+        snprintf(every, sizeof every, "%u", c->watch_every_us);
+    fprintf(f, "\nwatchdog: stall_us=%s every_us=%s priority=%s\n", stall, every,
+            rfx_priority_format(&c->watchdog_priority, wprio, sizeof wprio));
+    fprintf(f, "degrade: %s escalate_windows=%d recover_s=%g headroom=%g\n",
             c->degrade_enabled ? "enabled" : "disabled", c->escalate_windows, c->recover_s,
             c->headroom);
     for (int l = RFX_LEVEL_MINIMAL; l <= RFX_LEVEL_CRITICAL; l++) {

@@ -176,6 +176,17 @@ int rfx_priority_parse(const char *s, struct rfx_priority *out)
     return 0;
 }
 
+const char *rfx_priority_format(const struct rfx_priority *p, char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return buf;
+    if (!p || p->kind == RFX_PRIO_NORMAL)
+        snprintf(buf, len, "normal");
+    else
+        snprintf(buf, len, "%s:%d", p->kind == RFX_PRIO_FIFO ? "fifo" : "nice", p->value);
+    return buf;
+}
+
 static int set_nice(int value)
 {
     /* Linux applies setpriority to one thread when given its thread id. */

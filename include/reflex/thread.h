@@ -32,6 +32,10 @@ struct rfx_priority {
 /* Parse "normal", "nice:N" (-20..19) or "fifo:N" (1..99). Returns 0 or -EINVAL. */
 RFX_API int rfx_priority_parse(const char *s, struct rfx_priority *out);
 
+/* The inverse: "normal", "nice:N" or "fifo:N" into buf (NUL-terminated,
+ * truncated to len); returns buf. */
+RFX_API const char *rfx_priority_format(const struct rfx_priority *p, char *buf, size_t len);
+
 /* Number of online CPUs, and the highest CPU id the kernel could ever use + 1. */
 RFX_API int rfx_cpu_online_count(void);
 RFX_API int rfx_cpu_possible_count(void);

@@ -563,16 +563,19 @@ static void watch_drops(struct rfx_watchdog *w, int64_t now)
 }
 
 /*
- * The monitor's priority ([watchdog] priority, fifo:1 by default). A stall
+ * The monitor's priority ([watchdog] priority, normal by default). A stall
  * of a spinning stage holds its CPU, and on two CPUs the monitor has no CPU
- * of its own: woken on that CPU at normal priority it waited behind the
- * stalled thread for the rest of the kernel's time slice, up to a tick (4 ms
- * at HZ=250), so a 3-ms stall at 2 kHz went unseen in 39 % of 80 (engine_cli
- * stall_fast; 0 of 80 at fifo:1). As a real-time thread it preempts a
- * normal one the moment its timer fires, or takes an idle CPU when there is
- * one. It sleeps between looks, so it takes little from the core it lands
- * on. Refused (no CAP_SYS_NICE or RLIMIT_RTPRIO), it runs at normal priority
- * and says so.
+ * of its own: woken at normal priority on the core the stalled thread spins
+ * on, it waits behind it until the kernel's tick ends that thread's slice
+ * (4 ms at HZ=250). At 60 Hz that still reports a stall within the frame
+ * (threshold 8.3 ms, plus at most a tick or two); at 2 kHz, with a 250-us
+ * threshold, a 3-ms spinning stall went unseen in 31 of 80. At fifo:1 the
+ * monitor preempts a normal thread the moment it wakes and saw 80 of 80;
+ * but it then stays on its CPU and preempts whatever runs there, and the
+ * default layout's 60-Hz overhead p99 went from 17-29 us (4 runs at normal)
+ * to 48-1443 us (4 runs at fifo:1), so it is the user's choice
+ * (docs/budgets-and-degradation.md). Refused (no CAP_SYS_NICE or
+ * RLIMIT_RTPRIO), it runs at normal priority and says so.
  */
 static void apply_priority(struct rfx_watchdog *w)
 {

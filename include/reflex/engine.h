@@ -146,8 +146,8 @@ struct rfx_engine_config {
     uint32_t watch_every_us;   /* monitor period; 0: an eighth of the frame budget */
     uint32_t planner_stall_ms; /* a planner call longer than this is a stall (1000) */
     bool stack_dump;           /* a stalled thread's stack goes to the log (true) */
-    struct rfx_priority watchdog_priority; /* the monitor thread's (fifo:1): it must
-                                              preempt a stalled thread spinning on its CPU */
+    struct rfx_priority watchdog_priority; /* the monitor thread's (normal); fifo:1 lets it
+                                              preempt a stall spinning on its CPU */
     /* [alerts] (seed 001's thresholds) */
     double alert_rate_limit_s; /* at most one alert per (type, stage) per this long */
     double alert_p95_warning_ms, alert_p95_critical_ms;

@@ -635,40 +635,46 @@ check(waits and all(k in ("S", "D") and (w is None or "sleep" in w) for k, w in 
 
 # 7c. At a fast frame rate the stall threshold is under a millisecond, and
 #     the alert says it in microseconds (it once read "threshold 0.0 ms").
-#     Every spinning stall is seen while it lasts: on two CPUs the monitor
-#     has no CPU of its own, and at normal priority it waited behind the
-#     stalled thread for up to a scheduler tick (4 ms at HZ=250), missing 31
-#     of 80 such 3-ms stalls; at its default fifo:1 it preempts it.
-d, p = run_ini("stall_fast", "[engine]\nframe_hz = 2000\n"
-               "[source]\nkind = synthetic\n[sink]\nkind = null\n"
-               "[fault]\nstall_stage = decide\nstall_ms = 3\nstall_every = 500\n",
-               "--duration", "4")
-check(p.returncode == 0, "stall_fast: run exits 0", p.stderr[-2000:])
-s = load_summary(d)
-lim_us = s["watchdog"]["stall_threshold_ms"] * 1e3
-stall_alerts = [a for a in s["alerts"] if a["type"] == "stall" and a["stage"] == "decide"]
-want = f"stall threshold {lim_us:.0f} us"
-check(lim_us < 1000 and stall_alerts and all(want in a["message"] for a in stall_alerts),
-      f"stall_fast: threshold {lim_us:.0f} us; the alert: "
-      f"{stall_alerts[0]['message'] if stall_alerts else '(none)'}",
-      str(s["alerts"]))
-wd = s["watchdog"]
-injected = (s["frames"]["captured"] + 499) // 500  # frames 0, 500, 1000, ...
-seen = [x for x in wd["events"] if x["stage"] == "decide" and x["duration_ms"] >= 2.9]
-# BRIEF §3: reported within one frame budget of passing the threshold.
-due_ms = lim_us / 1e3 + 1e3 / 2000
-prompt = [x for x in seen if x["detected_after_ms"] <= due_ms]
-if wd["priority_in_effect"].startswith("fifo"):
-    # One miss allowed for the host taking the monitor's vCPU for a
-    # millisecond or more during a stall (about one such gap a second here).
-    check(len(prompt) >= injected - 1,
-          f"stall_fast: the monitor at {wd['priority_in_effect']} reported {len(prompt)} of "
-          f"{injected} 3-ms stalls within {due_ms:.2f} ms of their start (threshold and one "
-          f"frame), {len(seen)} in all",
-          str([(x["start_s"], x["detected_after_ms"], x["duration_ms"]) for x in wd["events"]]))
-else:
-    check(len(seen) >= 1, f"stall_fast: the monitor at {wd['priority_in_effect']} (its "
-          f"{wd['priority']} refused) saw {len(seen)} of {injected} stalls", str(wd))
+#     On two CPUs the monitor has no CPU of its own: at its default normal
+#     priority it can wait behind a stall spinning on its CPU for up to a
+#     scheduler tick (4 ms at HZ=250) and miss it (31 of 80 such 3-ms stalls
+#     here); at [watchdog] priority = fifo:1 it preempts it, and reports
+#     every one within the threshold plus one frame (BRIEF §3).
+for prio in ("normal", "fifo:1"):
+    d, p = run_ini(f"stall_fast_{prio[:4]}", "[engine]\nframe_hz = 2000\n"
+                   "[source]\nkind = synthetic\n[sink]\nkind = null\n"
+                   f"[watchdog]\npriority = {prio}\n"
+                   "[fault]\nstall_stage = decide\nstall_ms = 3\nstall_every = 500\n",
+                   "--duration", "4")
+    check(p.returncode == 0, f"stall_fast at {prio}: run exits 0", p.stderr[-2000:])
+    s = load_summary(d)
+    wd = s["watchdog"]
+    lim_us = wd["stall_threshold_ms"] * 1e3
+    stall_alerts = [a for a in s["alerts"] if a["type"] == "stall" and a["stage"] == "decide"]
+    want = f"stall threshold {lim_us:.0f} us"
+    fifo = wd["priority_in_effect"].startswith("fifo")
+    # At normal priority a run may see none of its stalls (above); what it
+    # does see must say the threshold in us.
+    check(lim_us < 1000 and (stall_alerts or not fifo)
+          and all(want in a["message"] for a in stall_alerts),
+          f"stall_fast at {prio}: threshold {lim_us:.0f} us; the alert: "
+          f"{stall_alerts[0]['message'] if stall_alerts else '(none)'}",
+          str(s["alerts"]))
+    injected = (s["frames"]["captured"] + 499) // 500  # frames 0, 500, 1000, ...
+    seen = [x for x in wd["events"] if x["stage"] == "decide" and x["duration_ms"] >= 2.9]
+    due_ms = lim_us / 1e3 + 1e3 / 2000
+    prompt = [x for x in seen if x["detected_after_ms"] <= due_ms]
+    if fifo:
+        # One miss allowed for the host taking the monitor's vCPU for a
+        # millisecond or more during a stall (about one such gap a second).
+        check(len(prompt) >= injected - 1,
+              f"stall_fast at {prio}: {len(prompt)} of {injected} 3-ms stalls reported within "
+              f"{due_ms:.2f} ms of their start (threshold and one frame), {len(seen)} in all",
+              str([(x["start_s"], x["detected_after_ms"], x["duration_ms"])
+                   for x in wd["events"]]))
+    else:
+        print(f"info stall_fast at {prio} (in effect: {wd['priority_in_effect']}): {len(seen)} "
+              f"of {injected} 3-ms stalls seen, {len(prompt)} within {due_ms:.2f} ms")
 
 
 def check_trace(path, label, expect_violation):

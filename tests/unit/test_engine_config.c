@@ -208,21 +208,21 @@ Test(config, file_values_then_set_overrides)
     unlink(p);
 }
 
-Test(config, the_watchdog_runs_at_fifo_1_unless_told_otherwise)
+Test(config, the_watchdog_runs_at_normal_priority_unless_told_otherwise)
 {
     struct rfx_engine_config c;
     char msg[256] = "", buf[24];
     cr_assert_eq(rfx_config_load(NULL, NULL, 0, stages, 5, &c, msg, sizeof msg), 0, "%s", msg);
-    cr_expect_eq(c.watchdog_priority.kind, RFX_PRIO_FIFO);
-    cr_expect_eq(c.watchdog_priority.value, 1);
-    cr_expect_str_eq(rfx_priority_format(&c.watchdog_priority, buf, sizeof buf), "fifo:1");
+    cr_expect_eq(c.watchdog_priority.kind, RFX_PRIO_NORMAL);
+    cr_expect_str_eq(rfx_priority_format(&c.watchdog_priority, buf, sizeof buf), "normal");
     const char *sets[] = {"watchdog.priority=nice:-5"};
     cr_assert_eq(rfx_config_load(NULL, sets, 1, stages, 5, &c, msg, sizeof msg), 0, "%s", msg);
     cr_expect_str_eq(rfx_priority_format(&c.watchdog_priority, buf, sizeof buf), "nice:-5");
-    const char *normal[] = {"watchdog.priority=normal"};
-    cr_assert_eq(rfx_config_load(NULL, normal, 1, stages, 5, &c, msg, sizeof msg), 0, "%s", msg);
-    cr_expect_eq(c.watchdog_priority.kind, RFX_PRIO_NORMAL);
-    cr_expect_str_eq(rfx_priority_format(&c.watchdog_priority, buf, sizeof buf), "normal");
+    const char *fifo[] = {"watchdog.priority=fifo:1"};
+    cr_assert_eq(rfx_config_load(NULL, fifo, 1, stages, 5, &c, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(c.watchdog_priority.kind, RFX_PRIO_FIFO);
+    cr_expect_eq(c.watchdog_priority.value, 1);
+    cr_expect_str_eq(rfx_priority_format(&c.watchdog_priority, buf, sizeof buf), "fifo:1");
     const char *bad[] = {"watchdog.priority=fifo:100"};
     cr_expect_eq(rfx_config_load(NULL, bad, 1, stages, 5, &c, msg, sizeof msg), -EINVAL);
     cr_expect(strstr(msg, "--set watchdog.priority: 'fifo:100' is not normal") != NULL,

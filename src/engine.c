@@ -299,8 +299,20 @@ int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *
         place_workers(cfg, NULL, 0, -1);
         return 0;
     }
-    if (cpus <= 0)
-        cpus = rfx_cpu_online_count();
+    /* The CPUs to lay out on: 0..cpus-1 when told, else the ones this
+     * thread may run on (taskset or a container's cpuset narrows them), so
+     * that no thread is pinned where the kernel will refuse it. */
+    int ids[CPU_SETSIZE];
+    int online = 0;
+    if (cpus > 0) {
+        if (cpus > CPU_SETSIZE)
+            cpus = CPU_SETSIZE;
+        for (int c = 0; c < cpus; c++)
+            ids[c] = c;
+    } else {
+        cpus = rfx_cpu_usable(ids, CPU_SETSIZE);
+        online = rfx_cpu_online_count();
+    }
     int k = n_stages - 1; /* critical stages; telemetry is last */
     int base = cpus >= 5 ? 1 : 0;
     int spare[RFX_MAX_WORKERS], n_spare = 0;
@@ -310,18 +322,24 @@ int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *
          * never idles); telemetry parked on the next core with the
          * strategic workers, which take any further cores. */
         if (cpus < 2) {
-            if (msg)
+            if (msg && online > cpus)
                 snprintf(msg, msglen,
-                         "'latency' needs 2 or more online CPUs (this machine has %d): its "
+                         "'latency' needs 2 or more CPUs, and this process may run on %d of "
+                         "the %d online (CPU %d; taskset or a cgroup cpuset narrows it): its "
+                         "critical thread spins on a core of its own",
+                         cpus, online, ids[0]);
+            else if (msg)
+                snprintf(msg, msglen,
+                         "'latency' needs 2 or more CPUs (this machine has %d): its "
                          "critical thread spins on a core of its own",
                          cpus);
             return -EINVAL;
         }
-        add_thread(cfg, "rt0", stages, 0, k, base, RFX_WAIT_SPIN);
-        add_thread(cfg, "tel", stages, k, 1, base + 1, RFX_WAIT_PARK);
+        add_thread(cfg, "rt0", stages, 0, k, ids[base], RFX_WAIT_SPIN);
+        add_thread(cfg, "tel", stages, k, 1, ids[base + 1], RFX_WAIT_PARK);
         for (int c = base + 2; c < cpus && n_spare < RFX_MAX_WORKERS; c++)
-            spare[n_spare++] = c;
-        place_workers(cfg, spare, n_spare, base + 1);
+            spare[n_spare++] = ids[c];
+        place_workers(cfg, spare, n_spare, ids[base + 1]);
         return 0;
     }
     /* Up to 2 CPUs: one critical thread per CPU, telemetry's recording fused
@@ -342,16 +360,16 @@ int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *
             n++;
         char name[RFX_NAME_MAX];
         snprintf(name, sizeof name, "rt%d", g);
-        add_thread(cfg, name, stages, first, n, base + g, RFX_WAIT_HYBRID);
+        add_thread(cfg, name, stages, first, n, ids[base + g], RFX_WAIT_HYBRID);
         first += n;
     }
     int tcore = -1;
     if (!fuse_telemetry) {
-        tcore = base + groups;
+        tcore = ids[base + groups];
         add_thread(cfg, "telemetry", stages, k, 1, tcore, RFX_WAIT_HYBRID);
     }
     for (int c = base + groups; c < cpus && n_spare < RFX_MAX_WORKERS; c++)
-        spare[n_spare++] = c;
+        spare[n_spare++] = ids[c];
     place_workers(cfg, spare, n_spare, tcore);
     return 0;
 }
@@ -1165,6 +1183,13 @@ static bool offpath_enter(const struct rfx_engine *e, cpu_set_t *saved)
     return pthread_setaffinity_np(pthread_self(), sizeof off, &off) == 0;
 }
 
+/* The CPUs this start may use, for summary.json. */
+static void note_cpus(struct rfx_engine *e)
+{
+    rfx_cpu_usable_list(e->cpus_usable, sizeof e->cpus_usable);
+    e->cpus_online = rfx_cpu_online_count();
+}
+
 static void offpath_leave(bool changed, const cpu_set_t *saved)
 {
     if (changed)
@@ -1752,6 +1777,7 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
     const char *names[RFX_MAX_STAGES];
     for (int i = 0; i < e->n_stages; i++)
         names[i] = e->stages[i].name;
+    note_cpus(e);
     if ((rc = rfx_engine_layout_resolve(&e->cfg, names, e->n_stages, 0, msg, msglen)) != 0)
         return rc;
     if ((rc = rfx_config_validate(&e->cfg, NULL, NULL, NULL, msg, msglen)) != 0)

@@ -114,6 +114,9 @@ struct rfx_engine {
     struct rfx_alerts alerts;
     bool alerts_ready;
     int sink_stage;             /* the last stage before telemetry */
+    int cpus_online;            /* at start; for summary.json */
+    char cpus_usable[96];       /* the starting thread's CPUs (cpulist), which an
+                                   auto layout is laid out on */
     struct rfx_breaker breaker; /* driven by the sink's thread */
     uint64_t fault_rng;         /* the sink's thread: sink_fail_prob draws */
     int fail_stage;             /* [fault] failing stage index, -1: none */

@@ -72,6 +72,63 @@ int rfx_cpu_online_count(void)
     return CPU_COUNT(&set);
 }
 
+/* Online CPUs in the calling thread's mask (every online one when the
+ * mask cannot be read; CPU 0 when nothing can be read at all). */
+static void usable_set(cpu_set_t *both)
+{
+    cpu_set_t online, mine;
+    if (parse_cpulist("/sys/devices/system/cpu/online", &online, NULL, 0) < 0) {
+        CPU_ZERO(&online);
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        for (long c = 0; c < n && c < CPU_SETSIZE; c++)
+            CPU_SET((int)c, &online);
+    }
+    if (sched_getaffinity(0, sizeof mine, &mine) == 0)
+        CPU_AND(both, &online, &mine);
+    else
+        CPU_ZERO(both);
+    if (CPU_COUNT(both) == 0)
+        CPU_OR(both, &online, &online);
+    if (CPU_COUNT(both) == 0)
+        CPU_SET(0, both);
+}
+
+int rfx_cpu_usable(int *cpus, int max)
+{
+    cpu_set_t set;
+    usable_set(&set);
+    int n = 0;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set)) {
+            if (n < max)
+                cpus[n] = c;
+            n++;
+        }
+    return n;
+}
+
+const char *rfx_cpu_usable_list(char *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return buf;
+    cpu_set_t set;
+    usable_set(&set);
+    size_t at = 0;
+    buf[0] = 0;
+    for (int c = 0; c < CPU_SETSIZE && at < len; c++) {
+        if (!CPU_ISSET(c, &set))
+            continue;
+        int last = c;
+        while (last + 1 < CPU_SETSIZE && CPU_ISSET(last + 1, &set))
+            last++;
+        int w = last > c ? snprintf(buf + at, len - at, "%s%d-%d", at ? "," : "", c, last)
+                         : snprintf(buf + at, len - at, "%s%d", at ? "," : "", c);
+        at = w < 0 || (size_t)w >= len - at ? len : at + (size_t)w;
+        c = last;
+    }
+    return buf;
+}
+
 int rfx_cpu_possible_count(void)
 {
     cpu_set_t set;

@@ -1338,9 +1338,10 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     }
     fprintf(f,
             "  ],\n  \"layout\": {\"ring_capacity\": %u, \"overflow\": \"%s\", \"burst\": %u, "
-            "\"pool_frames\": %u, \"payload_bytes\": %u}",
+            "\"pool_frames\": %u, \"payload_bytes\": %u, \"cpus_online\": %d, "
+            "\"cpus_usable\": \"%s\"}",
             e->cfg.ring_capacity, rfx_ring_policy_name(e->cfg.ring_policy), e->cfg.burst,
-            e->cfg.pool_frames, e->cfg.payload_bytes);
+            e->cfg.pool_frames, e->cfg.payload_bytes, e->cpus_online, e->cpus_usable);
     if (e->summary_extra)
         fprintf(f, ",\n  %s", e->summary_extra);
     fprintf(f, "\n}\n");

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
@@ -428,6 +429,24 @@ int cmd_check(int argc, char **argv)
         return 2;
     }
     printf("%s: ok\n", argv[1]);
+    char cpus[256];
+    printf("cpus: %d online; this process may use %s\n", rfx_cpu_online_count(),
+           rfx_cpu_usable_list(cpus, sizeof cpus));
     rfx_engine_config_print(&cfg, stdout);
+    /* A core outside this process's CPUs: refused at start under a cgroup
+     * cpuset; under taskset, pinning overrides what the user narrowed. */
+    int ids[CPU_SETSIZE];
+    int n = rfx_cpu_usable(ids, CPU_SETSIZE);
+    for (int i = 0; i < cfg.n_threads; i++) {
+        bool in = cfg.threads[i].core < 0;
+        for (int k = 0; k < n && !in; k++)
+            in = ids[k] == cfg.threads[i].core;
+        if (!in)
+            fprintf(stderr,
+                    "reflex: warning: thread.%s: core %d is not among the CPUs this process may "
+                    "use (%s): a cgroup cpuset refuses it at start; under taskset it overrides "
+                    "the mask\n",
+                    cfg.threads[i].name, cfg.threads[i].core, cpus);
+    }
     return 0;
 }

@@ -41,6 +41,20 @@ RFX_API int rfx_cpu_online_count(void);
 RFX_API int rfx_cpu_possible_count(void);
 
 /*
+ * The CPUs the calling thread may run on: online and in its affinity mask,
+ * which `taskset` or a cgroup cpuset (a container's --cpuset-cpus) narrows.
+ * Writes up to `max` ids into cpus[] in ascending order and returns how
+ * many there are in all (>= 1; when the mask cannot be read, every online
+ * CPU). The engine lays out its threads on these when the config names no
+ * cores.
+ */
+RFX_API int rfx_cpu_usable(int *cpus, int max);
+
+/* The same CPUs as a kernel CPU list ("0-3,6") in buf (NUL-terminated,
+ * truncated to len); returns buf. */
+RFX_API const char *rfx_cpu_usable_list(char *buf, size_t len);
+
+/*
  * Is `core` usable for pinning? Returns 0; -ERANGE when it is negative or past
  * the highest CPU id of this machine; -ENODEV when it exists but is offline.
  * msg names the core and what exists. (Whether a cgroup cpuset admits it is

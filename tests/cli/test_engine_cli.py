@@ -236,13 +236,16 @@ d, p = run_ini("recycled", "[engine]\nframe_hz = 500\npool_frames = 64\n"
 check(p.returncode == 0, "recycled: run exits 0", p.stderr)
 s = load_summary(d)
 fr, st = s["frames"], s["stages"]
-reached = fr["captured"] - fr["dropped"]["stage"]
+# A frame the source found no free slot for (pool_exhausted: telemetry fell
+# 64 frames behind, as when the machine is busy) is captured but never enters.
+entered = fr["captured"] - fr["dropped"]["pool_exhausted"]
+reached = entered - fr["dropped"]["stage"]
 check(fr["dropped"]["stage"] > 0 and fr["captured"] > 64 * 10 and
-      st["pattern"]["count"] == fr["captured"] and
+      st["pattern"]["count"] == entered and
       st["decide"]["count"] == reached and st["execute"]["count"] == reached,
-      f"recycled: {fr['captured']} frames through a pool of 64, {fr['dropped']['stage']} dropped"
-      f" at pattern; decide recorded {st['decide']['count']}, execute {st['execute']['count']},"
-      f" {reached} reached them")
+      f"recycled: {fr['captured']} frames through a pool of 64 ({entered} found a slot),"
+      f" {fr['dropped']['stage']} dropped at pattern; pattern recorded {st['pattern']['count']},"
+      f" decide {st['decide']['count']}, execute {st['execute']['count']}, {reached} reached them")
 
 # 3c. One critical thread pinned to core 0: every off-path thread (the
 #     telemetry thread, planner, watchdog, reporter) is kept off core 0.
@@ -277,6 +280,35 @@ if os.cpu_count() and os.cpu_count() >= 2:
         check(rt0["wake_late_peak_us"] == 0 and rt0["lead_max_used_us"] == 0,
               f"spin: the source thread never slept (wake-up peak {rt0['wake_late_peak_us']} us,"
               f" lead used {rt0['lead_max_used_us']} us)", str(rt0))
+
+# 3c'. No layout in the config and a process narrowed to one CPU (taskset,
+#      or a container's cpuset): every thread is laid out on that CPU, none
+#      pinned where the kernel would refuse it; 'latency' is refused, exit 2.
+if os.cpu_count() and os.cpu_count() >= 2:
+    last = max(os.sched_getaffinity(0))
+    narrow = lambda: os.sched_setaffinity(0, {last})
+    d = os.path.join(work, "narrowed")
+    p = subprocess.run([reflex, "demo", "--duration", "2", "--out", d, "--quiet"],
+                       capture_output=True, text=True, timeout=60, preexec_fn=narrow)
+    check(p.returncode == 0, f"narrowed to CPU {last}: demo exits 0", p.stderr)
+    if p.returncode == 0:
+        s = check_bundle(d, "narrowed")
+        cores = {t["name"]: t["core"] for t in s["threads"]}
+        check(cores and all(c == last for c in cores.values()),
+              f"narrowed to CPU {last}: every thread laid out on it: {cores}")
+    p = subprocess.run([reflex, "demo", "--duration", "1", "--out", d + "-lat", "--quiet",
+                        "--set", "engine.layout=latency"], capture_output=True, text=True,
+                       timeout=60, preexec_fn=narrow)
+    check(p.returncode == 2 and f"may run on 1 of the" in p.stderr and f"CPU {last}" in p.stderr,
+          f"narrowed to CPU {last}: layout=latency refused, exit {p.returncode}", p.stderr)
+    good = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "good.ini")
+    p = subprocess.run([reflex, "check", good], capture_output=True, text=True, timeout=30,
+                       preexec_fn=narrow)
+    check(p.returncode == 0 and f"this process may use {last}" in p.stdout and
+          (last == 0 or "thread.rt0: core 0 is not among the CPUs this process may use"
+           in p.stderr),
+          f"narrowed to CPU {last}: check names the CPUs and warns of a core outside them",
+          p.stdout + p.stderr)
 
 # 3d. [engine] layout = latency: capture..execute on one spinning thread on
 #     core 0, telemetry parked on core 1 with the planner; a full bundle.

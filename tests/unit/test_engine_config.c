@@ -4,6 +4,7 @@
 #include <reflex/config.h>
 
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -159,13 +160,52 @@ Test(layout, latency_on_one_cpu_is_refused_and_a_resolved_one_is_kept)
     rfx_engine_config_default(&c);
     c.layout = RFX_LAYOUT_LATENCY;
     cr_expect_eq(rfx_engine_layout_resolve(&c, stages, 5, 1, msg, sizeof msg), -EINVAL);
-    cr_expect(strstr(msg, "2 or more online CPUs") != NULL, "%s", msg);
+    cr_expect(strstr(msg, "2 or more CPUs") != NULL, "%s", msg);
     cr_expect_eq(c.n_threads, 0);
     /* The loader resolves, then the engine resolves again at start. */
     resolve_latency(&c, 2);
     cr_expect_eq(rfx_engine_layout_resolve(&c, stages, 5, 2, msg, sizeof msg), 0, "%s", msg);
     cr_expect_eq(c.n_threads, 2);
     cr_expect_eq(c.threads[0].wait.kind, RFX_WAIT_SPIN);
+}
+
+/* No CPU count given: the layout takes the CPUs this thread may run on,
+ * as taskset or a container's cpuset leaves them, not every online one. */
+Test(layout, with_no_count_it_lays_out_on_the_cpus_the_thread_may_use)
+{
+    int all[CPU_SETSIZE];
+    int n = rfx_cpu_usable(all, CPU_SETSIZE);
+    cr_assert_geq(n, 1);
+    for (int i = 1; i < n; i++)
+        cr_expect_lt(all[i - 1], all[i], "ascending");
+    int last = all[n - 1];
+    if (n >= 2 && all[1] == all[0] + 1) { /* the list joins runs: "0-1", not "0,1" */
+        char list[64], head[32];
+        snprintf(head, sizeof head, "%d-", all[0]);
+        cr_expect(strncmp(rfx_cpu_usable_list(list, sizeof list), head, strlen(head)) == 0, "%s",
+                  list);
+    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(last, &one);
+    cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0); /* this test's own process */
+    int ids[2] = {-1, -1};
+    cr_expect_eq(rfx_cpu_usable(ids, 2), 1);
+    cr_expect_eq(ids[0], last);
+    char list[32], want[32];
+    snprintf(want, sizeof want, "%d", last);
+    cr_expect_str_eq(rfx_cpu_usable_list(list, sizeof list), want);
+    struct rfx_engine_config c;
+    resolve(&c, 0);
+    cr_expect_eq(c.n_threads, 1, "one CPU: one thread");
+    cr_expect_eq(c.threads[0].core, last);
+    check_cover(&c);
+    char msg[256] = "";
+    rfx_engine_config_default(&c);
+    c.layout = RFX_LAYOUT_LATENCY;
+    cr_expect_eq(rfx_engine_layout_resolve(&c, stages, 5, 0, msg, sizeof msg), -EINVAL);
+    if (rfx_cpu_online_count() > 1)
+        cr_expect(strstr(msg, "may run on 1 of the") != NULL, "%s", msg);
 }
 
 Test(layout, strategic_cores_the_user_set_are_kept)

@@ -52,6 +52,9 @@ int64_t rfx_now_ns(void)
 
 _Thread_local bool rfx_on_critical_thread;
 
+/* How often a started thread looks for the release (rfx_engine_start). */
+#define GO_POLL_NS 100000
+
 static const char *const drop_names[RFX_DROP_REASONS] = {
     "none",  "ring_full", "evicted",      "pool_exhausted",
     "stage", "stale",     "circuit_open", "sink_failed",
@@ -1238,8 +1241,8 @@ static void idle_wait(struct rfx_xthread *t)
          * frame just handled, so compute it. */
         int64_t now = rfx_now_ns();
         int64_t period = (int64_t)llround(1e9 / e->cfg.frame_hz);
-        int64_t k = (now - e->start_ns) / period + 1;
-        int64_t due = e->start_ns + k * period;
+        int64_t k = (now - e->sched0_ns) / period + 1;
+        int64_t due = e->sched0_ns + k * period;
         int64_t lead = lead_ns(e, t);
         int64_t wake_at = due - lead;
         int rc = 0;
@@ -1410,7 +1413,7 @@ static void source_loop(struct rfx_xthread *t)
     struct rfx_frame *spare[RFX_BURST_MAX];
     size_t n_spare = 0;
     int64_t period = c->frame_hz > 0 ? (int64_t)llround(1e9 / c->frame_hz) : 0;
-    int64_t t0 = e->start_ns;
+    int64_t t0 = e->sched0_ns;
     int64_t end = c->duration_s > 0 ? t0 + (int64_t)llround(c->duration_s * 1e9) : INT64_MAX;
     uint64_t tick = 0, seq = 0;
     for (;;) {
@@ -1625,7 +1628,7 @@ static void *thread_main(void *arg)
     atomic_fetch_add_explicit(&e->ready, 1, memory_order_acq_rel);
     int go;
     while ((go = atomic_load_explicit(&e->go, memory_order_acquire)) == 0) {
-        struct timespec ts = {0, 100000};
+        struct timespec ts = {0, GO_POLL_NS};
         nanosleep(&ts, NULL);
     }
     if (go > 0) {
@@ -1930,6 +1933,11 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         e->waited = true;
         return rc;
     }
+    /* Frame 0 is due once every thread has seen `go` (a poll's period, its
+     * timer slack) and the source has had its lead: it is not late for the
+     * time the off-path threads took to start. */
+    e->released_ns = rfx_now_ns();
+    e->sched0_ns = e->released_ns + 2 * GO_POLL_NS + (int64_t)e->cfg.lead_us * 1000;
     atomic_store_explicit(&e->go, 1, memory_order_release);
     return 0;
 }

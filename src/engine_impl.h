@@ -145,6 +145,12 @@ struct rfx_engine {
     char record_error[300];
     struct rfx_metrics_server *metrics; /* NULL: no endpoint */
     int64_t start_ns, end_ns, first_frame_ns;
+    /* The paced source's schedule: frame k is due at sched0_ns + k periods.
+     * Set when the threads are released (rfx_engine_start), after the
+     * off-path threads have started, so that their start-up is not charged
+     * to the first frame's latency. */
+    int64_t sched0_ns;
+    int64_t released_ns; /* when rfx_engine_start released the threads */
     bool alloc_tracking;
     bool started, waited;
     char *summary_extra;

@@ -1152,6 +1152,11 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
      * the first frame's capture. */
     fprintf(f, "  \"first_frame_ms\": %.3f,\n",
             e->first_frame_ns ? (e->first_frame_ns - e->start_call_ns) * 1e-6 : -1.0);
+    /* When the threads were released, and when frame 0 was due (paced
+     * sources; -1 otherwise), from the same call. */
+    fprintf(f, "  \"threads_released_ms\": %.3f,\n  \"first_frame_due_ms\": %.3f,\n",
+            (e->released_ns - e->start_call_ns) * 1e-6,
+            e->cfg.frame_hz > 0 ? (e->sched0_ns - e->start_call_ns) * 1e-6 : -1.0);
     fprintf(f,
             "  \"frames\": {\"captured\": %" PRIu64 ", \"executed\": %" PRIu64
             ", \"in_flight\": %" PRIu64 ", \"dropped_total\": %" PRIu64 ", \"dropped\": {",

@@ -48,6 +48,12 @@ def check_bundle(d, label, stages=("capture", "pattern", "decide", "execute")):
     for key in ("reflex_version", "duration_s", "frame_hz", "frames", "stages", "e2e", "cache",
                 "strategic", "degradation", "alerts", "threads"):
         check(key in s, f"{label}: summary.json has '{key}'")
+    if s["frame_hz"] > 0 and s["first_frame_ms"] >= 0:
+        # Frame 0 is due after the threads are released, so that starting
+        # them is not charged to its latency; it is captured when due.
+        check(0 < s["threads_released_ms"] < s["first_frame_due_ms"] <= s["first_frame_ms"],
+              f"{label}: threads released at {s['threads_released_ms']} ms, frame 0 due at"
+              f" {s['first_frame_due_ms']} ms, captured at {s['first_frame_ms']} ms")
     fr = s["frames"]
     dropped = sum(fr["dropped"].values())
     check(fr["captured"] == fr["executed"] + dropped + fr["in_flight"] and fr["in_flight"] == 0,

@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -315,6 +316,39 @@ if os.cpu_count() and os.cpu_count() >= 2:
            in p.stderr),
           f"narrowed to CPU {last}: check names the CPUs and warns of a core outside them",
           p.stdout + p.stderr)
+
+# 3c''. Real-time priorities a user may not have: run as nobody (no
+#       CAP_SYS_NICE, RLIMIT_RTPRIO 0) with a fifo critical thread and a fifo
+#       watchdog. BRIEF section 4: a warning and a fallback, never a crash.
+as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+if os.geteuid() == 0 and os.path.exists("/usr/bin/setpriv") and subprocess.run(
+        as_nobody + [reflex, "--version"], capture_output=True).returncode != 0:
+    print(f"skip: priority fallback as nobody: nobody cannot run {reflex} (its directories"
+          " are closed to other users)")
+elif os.geteuid() == 0 and os.path.exists("/usr/bin/setpriv"):
+    d = tempfile.mkdtemp(prefix="rfx-nobody-")
+    os.chmod(d, 0o777)
+    cfg = os.path.join(d, "fifo.ini")
+    with open(cfg, "w") as f:
+        f.write("[thread.rt0]\nstages = capture, pattern, decide, execute\npriority = fifo:10\n"
+                "[thread.tel]\nstages = telemetry\nwait = park\n"
+                "[watchdog]\npriority = fifo:1\n")
+    os.chmod(cfg, 0o644)
+    p = subprocess.run(as_nobody + [reflex, "run", cfg, "--duration", "1", "--quiet",
+                                    "--out", os.path.join(d, "b")],
+                       capture_output=True, text=True, timeout=60, cwd=d)
+    check(p.returncode == 0 and "thread rt0" in p.stderr and "fifo:10 not permitted" in p.stderr
+          and "watchdog: fifo:1 not permitted" in p.stderr,
+          f"as nobody: fifo:10 thread and fifo:1 watchdog fall back with warnings, exit"
+          f" {p.returncode}", p.stderr)
+    if p.returncode == 0:
+        s = check_bundle(os.path.join(d, "b"), "as nobody")
+        w = s["watchdog"]
+        check(w["priority"] == "fifo:1" and w["priority_in_effect"] == "normal",
+              f"as nobody: watchdog priority {w['priority']}, in effect {w['priority_in_effect']}")
+    shutil.rmtree(d, ignore_errors=True)
+else:
+    print("skip: priority fallback as nobody needs root and setpriv")
 
 # 3d. [engine] layout = latency: capture..execute on one spinning thread on
 #     core 0, telemetry parked on core 1 with the planner; a full bundle.

@@ -419,6 +419,24 @@ bool rfx_spin_fifo_hazard(const struct rfx_thread_config *t, long runtime_us, lo
     return true;
 }
 
+bool rfx_spin_quota_hazard(const struct rfx_engine_config *c, const struct rfx_cpu_quota *q,
+                           char *msg, size_t msglen)
+{
+    int spinning = 0;
+    for (int i = 0; i < c->n_threads; i++)
+        spinning += c->threads[i].wait.kind == RFX_WAIT_SPIN;
+    if (q->cpus <= 0 || spinning == 0 || (double)spinning < q->cpus)
+        return false;
+    snprintf(msg, msglen,
+             "%d thread%s spin%s (wait = spin), using %d CPU%s of time, and this process's cgroup "
+             "allows %.2f CPUs (%ld us every %ld us, %s): once that is used up the kernel stops "
+             "every thread of the process until the period ends. Give the cgroup more CPU, or "
+             "use wait = hybrid (the default layout)",
+             spinning, spinning > 1 ? "s" : "", spinning > 1 ? "" : "s", spinning,
+             spinning > 1 ? "s" : "", q->cpus, q->quota_us, q->period_us, q->where);
+    return true;
+}
+
 void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
 {
     fprintf(f, "engine: frame_hz=%g payload_bytes=%u pool_frames=%u burst=%u lead_us=%u",
@@ -460,6 +478,10 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
         if (rfx_spin_fifo_hazard(&c->threads[i], rt_runtime, rt_period, why, sizeof why))
             fprintf(f, "  warning: %s\n", why);
     }
+    struct rfx_cpu_quota q;
+    char why[700];
+    if (rfx_cpu_quota_read(&q) == 0 && rfx_spin_quota_hazard(c, &q, why, sizeof why))
+        fprintf(f, "  warning: %s\n", why);
     fprintf(f, "strategic: workers=%d hz=%g [%g, %g] cores:", c->strategic_workers, c->strategic_hz,
             c->strategic_min_hz, c->strategic_max_hz);
     for (int i = 0; i < c->strategic_workers && i < RFX_MAX_WORKERS; i++) {
@@ -1936,6 +1958,12 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
     /* Frame 0 is due once every thread has seen `go` (a poll's period, its
      * timer slack) and the source has had its lead: it is not late for the
      * time the off-path threads took to start. */
+    if (rfx_cpu_quota_read(&e->quota) == 0) {
+        char why[700];
+        if (rfx_spin_quota_hazard(&e->cfg, &e->quota, why, sizeof why))
+            fprintf(stderr, "reflex: warning: %s\n", why);
+        e->throttle_known = rfx_cpu_throttle_read(&e->quota, &e->throttle_start) == 0;
+    }
     e->released_ns = rfx_now_ns();
     e->sched0_ns = e->released_ns + 2 * GO_POLL_NS + (int64_t)e->cfg.lead_us * 1000;
     atomic_store_explicit(&e->go, 1, memory_order_release);
@@ -1951,6 +1979,8 @@ int rfx_engine_wait(struct rfx_engine *e)
     for (int i = 0; i < e->n_threads; i++)
         pthread_join(e->threads[i].tid, NULL);
     e->end_ns = rfx_now_ns();
+    if (e->throttle_known)
+        e->throttle_known = rfx_cpu_throttle_read(&e->quota, &e->throttle_end) == 0;
     release_cpu_latency(e);
     rfx_watchdog_stop(e->watchdog);
     rfx_telemetry_stop(e->tel);

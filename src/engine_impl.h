@@ -158,6 +158,9 @@ struct rfx_engine {
     int cpu_latency_fd;           /* -1: none held */
     int32_t cpu_latency_held_us;  /* what it asks; -1: none */
     char cpu_latency_error[200];  /* why a wanted request is not held */
+    struct rfx_cpu_quota quota;   /* the cgroup's CPU limit, read at start */
+    struct rfx_cpu_throttle throttle_start, throttle_end; /* its cpu.stat */
+    bool throttle_known;                                  /* both read */
 };
 
 /* Remember when a fault first acted (any thread; the first wins). */
@@ -197,6 +200,10 @@ void rfx_rt_throttle(long *runtime_us, long *period_us);
 
 /* A thread that would spin at SCHED_FIFO under RT throttling (runtime_us of
  * period_us; runtime_us -1: off): true with a warning naming the thread. */
+/* Threads that spin (wait = spin) use a CPU of quota each: true, with a
+ * message, when they alone use up the cgroup's CPU limit. */
+bool rfx_spin_quota_hazard(const struct rfx_engine_config *c, const struct rfx_cpu_quota *q,
+                           char *msg, size_t msglen);
 bool rfx_spin_fifo_hazard(const struct rfx_thread_config *t, long runtime_us, long period_us,
                           char *msg, size_t msglen);
 

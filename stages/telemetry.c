@@ -990,6 +990,31 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* The cgroup's CPU limit and how often the kernel throttled the process
+ * during the run (null where unknown). */
+static void cpu_quota_json(const struct rfx_engine *e, FILE *f)
+{
+    const struct rfx_cpu_quota *q = &e->quota;
+    fprintf(f, "  \"cpu_quota\": {\"cpus\": ");
+    if (q->cpus > 0)
+        fprintf(f, "%.3f, \"quota_us\": %ld, \"period_us\": %ld, \"cgroup\": ", q->cpus,
+                q->quota_us, q->period_us);
+    else
+        fprintf(f, "null, \"quota_us\": null, \"period_us\": null, \"cgroup\": ");
+    json_string(f, q->cpus > 0 ? q->where : q->stat_dir);
+    if (e->throttle_known) {
+        const struct rfx_cpu_throttle *a = &e->throttle_start, *b = &e->throttle_end;
+        fprintf(f,
+                ", \"periods\": %" PRIu64 ", \"throttled_periods\": %" PRIu64
+                ", \"throttled_ms\": %.3f}",
+                b->periods - a->periods, b->throttled - a->throttled,
+                (double)(b->throttled_ns - a->throttled_ns) / 1e6);
+    } else {
+        fprintf(f, ", \"periods\": null, \"throttled_periods\": null, \"throttled_ms\": null}");
+    }
+    fprintf(f, ",\n");
+}
+
 static void json_hist(FILE *f, const struct rfx_hdr *h)
 {
     fprintf(f,
@@ -1310,6 +1335,7 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     else
         fprintf(f, "null");
     fprintf(f, ", \"error\": \"%s\"},\n", e->cpu_latency_error);
+    cpu_quota_json(e, f);
     fprintf(f, "  \"allocation_tracking\": %s,\n", e->alloc_tracking ? "true" : "false");
     fprintf(f, "  \"threads\": [\n");
     for (int i = 0; i < e->n_threads; i++) {
@@ -1404,6 +1430,14 @@ int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f)
         if (c.dropped[r])
             fprintf(f, "; %s %" PRIu64, rfx_drop_reason_name(r), c.dropped[r]);
     fprintf(f, "\n");
+    if (e->throttle_known && e->throttle_end.throttled > e->throttle_start.throttled)
+        fprintf(f,
+                "cpu quota: the kernel throttled this process in %" PRIu64 " of %" PRIu64
+                " periods, %.1f ms in all: its cgroup allows %.2f CPUs (summary.json cpu_quota)\n",
+                e->throttle_end.throttled - e->throttle_start.throttled,
+                e->throttle_end.periods - e->throttle_start.periods,
+                (double)(e->throttle_end.throttled_ns - e->throttle_start.throttled_ns) / 1e6,
+                e->quota.cpus);
     uint64_t lookups = t->l1 + t->l2 + t->miss;
     if (lookups) {
         struct rfx_action_cache_stats cs;

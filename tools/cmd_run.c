@@ -430,8 +430,13 @@ int cmd_check(int argc, char **argv)
     }
     printf("%s: ok\n", argv[1]);
     char cpus[256];
-    printf("cpus: %d online; this process may use %s\n", rfx_cpu_online_count(),
+    printf("cpus: %d online; this process may use %s", rfx_cpu_online_count(),
            rfx_cpu_usable_list(cpus, sizeof cpus));
+    struct rfx_cpu_quota q;
+    if (rfx_cpu_quota_read(&q) == 0 && q.cpus > 0)
+        printf("; its cgroup allows %.2f CPUs (%ld us every %ld us, %s)", q.cpus, q.quota_us,
+               q.period_us, q.where);
+    printf("\n");
     rfx_engine_config_print(&cfg, stdout);
     /* A core outside this process's CPUs: refused at start under a cgroup
      * cpuset; under taskset, pinning overrides what the user narrowed. */

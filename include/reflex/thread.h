@@ -10,7 +10,9 @@
 #ifndef REFLEX_THREAD_H
 #define REFLEX_THREAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <reflex/api.h>
 
@@ -53,6 +55,37 @@ RFX_API int rfx_cpu_usable(int *cpus, int max);
 /* The same CPUs as a kernel CPU list ("0-3,6") in buf (NUL-terminated,
  * truncated to len); returns buf. */
 RFX_API const char *rfx_cpu_usable_list(char *buf, size_t len);
+
+/*
+ * The CPU bandwidth limit of this process's cgroup: a container's `--cpus`,
+ * a Kubernetes CPU limit (cgroup v1 cpu.cfs_quota_us / cpu.cfs_period_us,
+ * or v2 cpu.max), the tightest of the process's cgroup and its ancestors.
+ * Once the process has used `quota_us` of CPU time in a period, the kernel
+ * stops every thread of it until the period ends: a thread that spins uses
+ * one CPU of quota by itself.
+ */
+struct rfx_cpu_quota {
+    bool found;  /* a cgroup hierarchy with the cpu controller was read */
+    bool v2;     /* ... the unified one */
+    double cpus; /* quota / period; 0: no limit */
+    long quota_us, period_us;
+    char where[256];    /* the cgroup directory that sets it */
+    char stat_dir[256]; /* the one whose cpu.stat counts the throttling */
+};
+
+/* How often the kernel throttled that cgroup (cpu.stat): counters since it
+ * was created; take differences. */
+struct rfx_cpu_throttle {
+    uint64_t periods;      /* enforcement periods that had runnable threads */
+    uint64_t throttled;    /* ... in which the quota ran out */
+    uint64_t throttled_ns; /* total time throttled */
+};
+
+/* Returns 0 (q->cpus 0 when there is no limit), or -ENOENT when no cgroup
+ * hierarchy with the cpu controller can be read. Any thread. */
+RFX_API int rfx_cpu_quota_read(struct rfx_cpu_quota *q);
+/* Returns 0, or -ENOENT when the cgroup has no readable cpu.stat. */
+RFX_API int rfx_cpu_throttle_read(const struct rfx_cpu_quota *q, struct rfx_cpu_throttle *t);
 
 /*
  * Is `core` usable for pinning? Returns 0; -ERANGE when it is negative or past

@@ -288,6 +288,8 @@ if os.cpu_count() and os.cpu_count() >= 2:
               f"spin: the source thread never slept (wake-up peak {rt0['wake_late_peak_us']} us,"
               f" lead used {rt0['lead_max_used_us']} us)", str(rt0))
 
+good = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "good.ini")
+
 # 3c'. No layout in the config and a process narrowed to one CPU (taskset,
 #      or a container's cpuset): every thread is laid out on that CPU, none
 #      pinned where the kernel would refuse it; 'latency' is refused, exit 2.
@@ -308,7 +310,6 @@ if os.cpu_count() and os.cpu_count() >= 2:
                        timeout=60, preexec_fn=narrow)
     check(p.returncode == 2 and f"may run on 1 of the" in p.stderr and f"CPU {last}" in p.stderr,
           f"narrowed to CPU {last}: layout=latency refused, exit {p.returncode}", p.stderr)
-    good = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "good.ini")
     p = subprocess.run([reflex, "check", good], capture_output=True, text=True, timeout=30,
                        preexec_fn=narrow)
     check(p.returncode == 0 and f"this process may use {last}" in p.stdout and
@@ -349,6 +350,44 @@ elif os.geteuid() == 0 and os.path.exists("/usr/bin/setpriv"):
     shutil.rmtree(d, ignore_errors=True)
 else:
     print("skip: priority fallback as nobody needs root and setpriv")
+
+# 3c'''. A CPU limit (a container's --cpus 0.5, made here as a cgroup v1
+#        cpu.cfs_quota_us) under the latency layout, whose thread spins:
+#        warned at start, and the kernel's throttling reported at the end
+#        and in summary.json's cpu_quota.
+cg = f"/sys/fs/cgroup/cpu/rfx-test-{os.getpid()}"
+try:
+    os.mkdir(cg)
+    with open(cg + "/cpu.cfs_period_us", "w") as f:
+        f.write("100000")
+    with open(cg + "/cpu.cfs_quota_us", "w") as f:
+        f.write("50000")
+except OSError as ex:
+    cg = None
+    print(f"skip: CPU limit: cannot make a cgroup v1 cpu group here ({ex})")
+if cg:
+    def into_cg():
+        with open(cg + "/tasks", "w") as f:
+            f.write(str(os.getpid()))
+    d = os.path.join(work, "quota")
+    p = subprocess.run([reflex, "demo", "--duration", "2", "--out", d, "--quiet",
+                        "--set", "engine.layout=latency"], capture_output=True, text=True,
+                       timeout=60, preexec_fn=into_cg)
+    check(p.returncode == 0 and "cgroup allows 0.50 CPUs" in p.stderr and
+          "1 thread spins" in p.stderr, "CPU limit 0.5: a spinning layout is warned of", p.stderr)
+    check("cpu quota: the kernel throttled this process in" in p.stdout,
+          "CPU limit 0.5: the report names the throttling", p.stdout)
+    if p.returncode == 0:
+        q = load_summary(d)["cpu_quota"]
+        check(q["cpus"] == 0.5 and q["cgroup"] == cg and q["throttled_periods"] > 0 and
+              q["periods"] >= q["throttled_periods"] and q["throttled_ms"] > 0,
+              f"CPU limit 0.5: summary.json cpu_quota {q}")
+    p = subprocess.run([reflex, "check", good], capture_output=True, text=True, timeout=30,
+                       preexec_fn=into_cg)
+    check(p.returncode == 0 and f"its cgroup allows 0.50 CPUs (50000 us every 100000 us, {cg})"
+          in p.stdout and "spins" not in p.stdout,
+          "CPU limit 0.5: check names it, and the hybrid layout draws no warning", p.stdout)
+    os.rmdir(cg)
 
 # 3d. [engine] layout = latency: capture..execute on one spinning thread on
 #     core 0, telemetry parked on core 1 with the planner; a full bundle.

@@ -195,3 +195,132 @@ Test(thread, cpu_latency_request_is_held_then_refused_without_root)
     cr_expect(strstr(msg, "/dev/cpu_dma_latency") && strstr(msg, "root's"), "%s", msg);
     cr_expect_eq(rfx_cpu_latency_current(), -EACCES);
 }
+
+/* ---- the cgroup CPU limit, on trees made here ---- */
+
+#include "cgroup.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+static void put(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void mkdirs(const char *path)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            mkdir(p, 0755);
+            *s = '/';
+        }
+    mkdir(p, 0755);
+}
+
+/* cgroup v1: the process in /kubepods/pod1/ctr; the pod allows 1.5 CPUs,
+ * the container 0.5, the root none: the tightest wins, and its cpu.stat. */
+Test(cgroup, v1_takes_the_tightest_limit_on_the_way_up)
+{
+    char root[] = "/tmp/rfx-cg-XXXXXX";
+    cr_assert_not_null(mkdtemp(root));
+    char d[512], info[512], cg[512];
+    snprintf(d, sizeof d, "%s/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/ctr", root);
+    mkdirs(d);
+    snprintf(info, sizeof info, "%s/mountinfo", root);
+    snprintf(cg, sizeof cg, "%s/cgroup", root);
+    put(root, "mountinfo",
+        "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+        "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n");
+    put(root, "cgroup", "4:memory:/kubepods/pod1/ctr\n2:cpu,cpuacct:/kubepods/pod1/ctr\n0::/\n");
+    snprintf(d, sizeof d, "%s/sys/fs/cgroup/cpu,cpuacct", root);
+    put(d, "cpu.cfs_quota_us", "-1\n");
+    put(d, "cpu.cfs_period_us", "100000\n");
+    snprintf(d, sizeof d, "%s/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1", root);
+    put(d, "cpu.cfs_quota_us", "150000\n");
+    put(d, "cpu.cfs_period_us", "100000\n");
+    snprintf(d, sizeof d, "%s/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/ctr", root);
+    put(d, "cpu.cfs_quota_us", "50000\n");
+    put(d, "cpu.cfs_period_us", "100000\n");
+    put(d, "cpu.stat", "nr_periods 40\nnr_throttled 7\nthrottled_time 123000000\n");
+    struct rfx_cgroup_files fs = {root, info, cg};
+    struct rfx_cpu_quota q;
+    cr_assert_eq(rfx_cgroup_cpu_quota_from(&fs, &q), 0);
+    cr_expect(q.found && !q.v2);
+    cr_expect_float_eq(q.cpus, 0.5, 1e-9);
+    cr_expect_eq(q.quota_us, 50000);
+    cr_expect_eq(q.period_us, 100000);
+    cr_expect_str_eq(q.where, d);
+    struct rfx_cpu_throttle t;
+    cr_assert_eq(rfx_cgroup_cpu_throttle_from(&q, &t), 0);
+    cr_expect_eq(t.periods, 40);
+    cr_expect_eq(t.throttled, 7);
+    cr_expect_eq(t.throttled_ns, 123000000);
+    /* The container's limit lifted: the pod's binds. */
+    put(d, "cpu.cfs_quota_us", "-1\n");
+    cr_assert_eq(rfx_cgroup_cpu_quota_from(&fs, &q), 0);
+    cr_expect_float_eq(q.cpus, 1.5, 1e-9);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* cgroup v2 inside a container: the mount's root is the container's own
+ * cgroup (a cgroup namespace shows "/"; without one the path carries the
+ * prefix, which is stripped); "max" is no limit. */
+Test(cgroup, v2_reads_cpu_max_and_strips_the_mount_root)
+{
+    char root[] = "/tmp/rfx-cg-XXXXXX";
+    cr_assert_not_null(mkdtemp(root));
+    char d[512], info[512], cg[512];
+    snprintf(d, sizeof d, "%s/sys/fs/cgroup/app", root);
+    mkdirs(d);
+    snprintf(info, sizeof info, "%s/mountinfo", root);
+    snprintf(cg, sizeof cg, "%s/cgroup", root);
+    put(root, "mountinfo",
+        "29 23 0:26 /docker/abc /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n");
+    put(root, "cgroup", "0::/docker/abc/app\n");
+    snprintf(d, sizeof d, "%s/sys/fs/cgroup", root);
+    put(d, "cpu.max", "max 100000\n");
+    snprintf(d, sizeof d, "%s/sys/fs/cgroup/app", root);
+    put(d, "cpu.max", "250000 100000\n");
+    put(d, "cpu.stat", "usage_usec 5\nnr_periods 9\nnr_throttled 2\nthrottled_usec 1500\n");
+    struct rfx_cgroup_files fs = {root, info, cg};
+    struct rfx_cpu_quota q;
+    cr_assert_eq(rfx_cgroup_cpu_quota_from(&fs, &q), 0);
+    cr_expect(q.found && q.v2);
+    cr_expect_float_eq(q.cpus, 2.5, 1e-9);
+    cr_expect_str_eq(q.where, d);
+    struct rfx_cpu_throttle t;
+    cr_assert_eq(rfx_cgroup_cpu_throttle_from(&q, &t), 0);
+    cr_expect_eq(t.throttled, 2);
+    cr_expect_eq(t.throttled_ns, 1500000);
+    put(d, "cpu.max", "max 100000\n");
+    cr_assert_eq(rfx_cgroup_cpu_quota_from(&fs, &q), 0);
+    cr_expect_float_eq(q.cpus, 0.0, 1e-9, "no limit anywhere");
+    /* No hierarchy at all. */
+    put(root, "mountinfo", "31 23 0:28 / /proc rw - proc proc rw\n");
+    cr_expect_eq(rfx_cgroup_cpu_quota_from(&fs, &q), -ENOENT);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* This machine's own cgroup: whatever it holds, read without error. */
+Test(cgroup, this_process)
+{
+    struct rfx_cpu_quota q;
+    int rc = rfx_cpu_quota_read(&q);
+    cr_expect(rc == 0 || rc == -ENOENT);
+    if (rc == 0)
+        cr_expect_geq(q.cpus, 0.0);
+}

@@ -45,57 +45,60 @@ static bool has_word(const char *list, const char *tok)
     return false;
 }
 
-/* The process's path in the v1 hierarchy that has `cpu`, or in v2's. */
-static bool cgroup_path(const char *cgroup_file, bool v2, char *out, size_t len)
+/* Call `match` on each line of `file` (newline removed) until it says yes. */
+static bool each_line(const char *file, bool (*match)(char *line, void *arg), void *arg)
 {
-    FILE *f = fopen(cgroup_file, "re");
+    FILE *f = fopen(file, "re");
     if (!f)
         return false;
     char line[4096];
     bool found = false;
     while (!found && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
-        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c2)
-            continue;
-        *c1 = *c2 = 0;
-        const char *controllers = c1 + 1, *path = c2 + 1;
-        if (v2 ? (!strcmp(line, "0") && !*controllers) : has_word(controllers, "cpu")) {
-            snprintf(out, len, "%s", path);
-            found = true;
-        }
+        found = match(line, arg);
     }
     fclose(f);
     return found;
 }
 
-/* The mount of that hierarchy: its root within the hierarchy, and where. */
-static bool cgroup_mount(const char *mountinfo, bool v2, char *root, char *point, size_t len)
+struct want {
+    bool v2;
+    char *a, *b; /* out: path; or the mount's root and point */
+    size_t len;
+};
+
+/* A /proc/self/cgroup line "ID:CONTROLLERS:PATH" of the hierarchy wanted:
+ * v1's with `cpu` among its controllers, or v2's "0::PATH". */
+static bool path_line(char *line, void *arg)
 {
-    FILE *f = fopen(mountinfo, "re");
-    if (!f)
+    struct want *w = arg;
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2)
         return false;
-    char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = 0;
-        char *dash = strstr(line, " - ");
-        if (!dash)
-            continue;
-        *dash = 0;
-        char fstype[64] = "", opts[1024] = "", r[PATH_MAX], p[PATH_MAX];
-        if (sscanf(dash + 3, "%63s %*s %1023s", fstype, opts) < 1)
-            continue;
-        if (sscanf(line, "%*s %*s %*s %4095s %4095s", r, p) != 2)
-            continue;
-        if (v2 ? !strcmp(fstype, "cgroup2") : (!strcmp(fstype, "cgroup") && has_word(opts, "cpu"))) {
-            snprintf(root, len, "%s", r);
-            snprintf(point, len, "%s", p);
-            found = true;
-        }
-    }
-    fclose(f);
-    return found;
+    *c1 = *c2 = 0;
+    const char *controllers = c1 + 1;
+    if (w->v2 ? (strcmp(line, "0") != 0 || *controllers) : !has_word(controllers, "cpu"))
+        return false;
+    return copy_path(w->a, w->len, c2 + 1);
+}
+
+/* A /proc/self/mountinfo line "ID PARENT DEV ROOT POINT OPTS... - FSTYPE
+ * SOURCE SUPEROPTS" mounting the hierarchy wanted. */
+static bool mount_line(char *line, void *arg)
+{
+    struct want *w = arg;
+    char *dash = strstr(line, " - ");
+    if (!dash)
+        return false;
+    *dash = 0;
+    char fstype[64] = "", opts[1024] = "", r[PATH_MAX], p[PATH_MAX];
+    if (sscanf(dash + 3, "%63s %*s %1023s", fstype, opts) < 1 ||
+        sscanf(line, "%*s %*s %*s %4095s %4095s", r, p) != 2)
+        return false;
+    if (w->v2 ? strcmp(fstype, "cgroup2") != 0
+              : (strcmp(fstype, "cgroup") != 0 || !has_word(opts, "cpu")))
+        return false;
+    return copy_path(w->a, w->len, r) && copy_path(w->b, w->len, p);
 }
 
 /* The directory of the process's cgroup, and the mount point above which
@@ -105,8 +108,9 @@ static bool cgroup_dir(const struct rfx_cgroup_files *fs, bool v2, char *dir, ch
                        size_t len)
 {
     char path[PATH_MAX], root[PATH_MAX], point[PATH_MAX];
-    if (!cgroup_path(fs->cgroup, v2, path, sizeof path) ||
-        !cgroup_mount(fs->mountinfo, v2, root, point, sizeof point))
+    struct want in_cgroup = {v2, path, NULL, sizeof path}, mount = {v2, root, point, sizeof root};
+    if (!each_line(fs->cgroup, path_line, &in_cgroup) ||
+        !each_line(fs->mountinfo, mount_line, &mount))
         return false;
     /* Inside a cgroup namespace or a container, the mount's root is the
      * process's own cgroup (or above it): strip that prefix. */

@@ -290,6 +290,18 @@ static void place_workers(struct rfx_engine_config *cfg, const int *cores, int n
             cfg->strategic_cores[w] = n > 0 ? cores[k++ % n] : fallback;
 }
 
+int rfx_layout_cpu_count(int usable, const struct rfx_cpu_quota *q)
+{
+    if (q && q->cpus > 0) {
+        int by_quota = (int)ceil(q->cpus - 1e-9);
+        if (by_quota < 1)
+            by_quota = 1;
+        if (by_quota < usable)
+            return by_quota;
+    }
+    return usable;
+}
+
 int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *stages,
                               int n_stages, int cpus, char *msg, size_t msglen)
 {
@@ -307,14 +319,17 @@ int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *
      * that no thread is pinned where the kernel will refuse it. */
     int ids[CPU_SETSIZE];
     int online = 0;
+    struct rfx_cpu_quota quota = {0};
     if (cpus > 0) {
         if (cpus > CPU_SETSIZE)
             cpus = CPU_SETSIZE;
         for (int c = 0; c < cpus; c++)
             ids[c] = c;
     } else {
-        cpus = rfx_cpu_usable(ids, CPU_SETSIZE);
         online = rfx_cpu_online_count();
+        if (rfx_cpu_quota_read(&quota) != 0)
+            quota.cpus = 0;
+        cpus = rfx_layout_cpu_count(rfx_cpu_usable(ids, CPU_SETSIZE), &quota);
     }
     int k = n_stages - 1; /* critical stages; telemetry is last */
     int base = cpus >= 5 ? 1 : 0;
@@ -325,7 +340,14 @@ int rfx_engine_layout_resolve(struct rfx_engine_config *cfg, const char *const *
          * never idles); telemetry parked on the next core with the
          * strategic workers, which take any further cores. */
         if (cpus < 2) {
-            if (msg && online > cpus)
+            if (msg && quota.cpus > 0 && quota.cpus < 2)
+                snprintf(msg, msglen,
+                         "'latency' needs 2 or more CPUs, and this process's cgroup allows %.2f "
+                         "(%ld us every %ld us, %s): its critical thread spins on a core of its "
+                         "own and would use up the quota, and the kernel would stop the process "
+                         "until each period ends",
+                         quota.cpus, quota.quota_us, quota.period_us, quota.where);
+            else if (msg && online > cpus)
                 snprintf(msg, msglen,
                          "'latency' needs 2 or more CPUs, and this process may run on %d of "
                          "the %d online (CPU %d; taskset or a cgroup cpuset narrows it): its "

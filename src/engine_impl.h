@@ -200,6 +200,11 @@ void rfx_rt_throttle(long *runtime_us, long *period_us);
 
 /* A thread that would spin at SCHED_FIFO under RT throttling (runtime_us of
  * period_us; runtime_us -1: off): true with a warning naming the thread. */
+/* How many of `usable` CPUs an auto layout takes: no more than the
+ * cgroup's CPU limit, rounded up (as the JVM counts a container's CPUs):
+ * more critical threads than the quota pays for would be throttled. */
+int rfx_layout_cpu_count(int usable, const struct rfx_cpu_quota *q);
+
 /* Threads that spin (wait = spin) use a CPU of quota each: true, with a
  * message, when they alone use up the cgroup's CPU limit. */
 bool rfx_spin_quota_hazard(const struct rfx_engine_config *c, const struct rfx_cpu_quota *q,

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -434,8 +435,9 @@ int cmd_check(int argc, char **argv)
            rfx_cpu_usable_list(cpus, sizeof cpus));
     struct rfx_cpu_quota q;
     if (rfx_cpu_quota_read(&q) == 0 && q.cpus > 0)
-        printf("; its cgroup allows %.2f CPUs (%ld us every %ld us, %s)", q.cpus, q.quota_us,
-               q.period_us, q.where);
+        printf("; its cgroup allows %.2f CPUs (%ld us every %ld us, %s), so an auto layout "
+               "takes at most %d",
+               q.cpus, q.quota_us, q.period_us, q.where, (int)ceil(q.cpus - 1e-9));
     printf("\n");
     rfx_engine_config_print(&cfg, stdout);
     /* A core outside this process's CPUs: refused at start under a cgroup

@@ -191,7 +191,8 @@ RFX_API int rfx_engine_config_check(const struct rfx_engine_config *cfg, char *m
  * Resolve the layout: when cfg->n_threads is 0, fill threads for CPUs
  * 0..cpus-1 (cpus <= 0: the CPUs the calling thread may run on,
  * rfx_cpu_usable, so that `taskset -c 2,3` or a container's cpuset is
- * honoured) and `stages` (the pipeline, the
+ * honoured, and no more of them than the cgroup's CPU limit rounded up,
+ * rfx_cpu_quota_read) and `stages` (the pipeline, the
  * telemetry stage last) as cfg->layout says, and give every strategic
  * worker left at RFX_CORE_AUTO a core off the critical ones (or none).
  * Threads already given are kept, whatever cfg->layout says (the config

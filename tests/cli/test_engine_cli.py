@@ -2,6 +2,7 @@
 """End to end through the reflex binary: the demo's bundle, SIGINT drain,
 drop accounting, 'reflex run' errors, and the UDP source/sink driven by a
 separate process (this one) playing the demo game over 127.0.0.1."""
+import atexit
 import json
 import os
 import pty
@@ -352,9 +353,10 @@ else:
     print("skip: priority fallback as nobody needs root and setpriv")
 
 # 3c'''. A CPU limit (a container's --cpus 0.5, made here as a cgroup v1
-#        cpu.cfs_quota_us) under the latency layout, whose thread spins:
-#        warned at start, and the kernel's throttling reported at the end
-#        and in summary.json's cpu_quota.
+#        cpu.cfs_quota_us): the auto layout takes one CPU's worth, the
+#        latency layout is refused (its spinning thread alone would spend
+#        the quota), and a config that spins anyway is warned at start, and
+#        the kernel's throttling is reported at the end and in summary.json.
 cg = f"/sys/fs/cgroup/cpu/rfx-test-{os.getpid()}"
 try:
     os.mkdir(cg)
@@ -366,15 +368,36 @@ except OSError as ex:
     cg = None
     print(f"skip: CPU limit: cannot make a cgroup v1 cpu group here ({ex})")
 if cg:
+    atexit.register(lambda: os.path.isdir(cg) and os.rmdir(cg))
+
     def into_cg():
         with open(cg + "/tasks", "w") as f:
             f.write(str(os.getpid()))
-    d = os.path.join(work, "quota")
-    p = subprocess.run([reflex, "demo", "--duration", "2", "--out", d, "--quiet",
-                        "--set", "engine.layout=latency"], capture_output=True, text=True,
-                       timeout=60, preexec_fn=into_cg)
+    def in_cg(args, **kw):
+        return subprocess.run([reflex, *args], capture_output=True, text=True, timeout=60,
+                              preexec_fn=into_cg, **kw)
+    d = os.path.join(work, "quota-auto")
+    p = in_cg(["demo", "--duration", "2", "--out", d, "--quiet"])
+    check(p.returncode == 0 and "spins" not in p.stderr, "CPU limit 0.5: demo exits 0, no warning",
+          p.stderr)
+    if p.returncode == 0:
+        s = load_summary(d)
+        th = [(t["name"], t["stages"]) for t in s["threads"]]
+        q = s["cpu_quota"]
+        check(len(th) == 1 and len(th[0][1]) == 5 and q["cpus"] == 0.5 and q["cgroup"] == cg,
+              f"CPU limit 0.5: the auto layout is one thread: {th}; cpu_quota {q}")
+    p = in_cg(["demo", "--duration", "1", "--out", d + "-lat", "--quiet",
+               "--set", "engine.layout=latency"])
+    check(p.returncode == 2 and "cgroup allows 0.50" in p.stderr and cg in p.stderr,
+          f"CPU limit 0.5: layout=latency refused, exit {p.returncode}", p.stderr)
+    spin = os.path.join(work, "spin.ini")
+    with open(spin, "w") as f:
+        f.write("[thread.rt0]\nstages = capture, pattern, decide, execute\nwait = spin\n"
+                "[thread.tel]\nstages = telemetry\nwait = park\n")
+    d = os.path.join(work, "quota-spin")
+    p = in_cg(["run", spin, "--duration", "2", "--out", d, "--quiet"])
     check(p.returncode == 0 and "cgroup allows 0.50 CPUs" in p.stderr and
-          "1 thread spins" in p.stderr, "CPU limit 0.5: a spinning layout is warned of", p.stderr)
+          "1 thread spins" in p.stderr, "CPU limit 0.5: a spinning thread is warned of", p.stderr)
     check("cpu quota: the kernel throttled this process in" in p.stdout,
           "CPU limit 0.5: the report names the throttling", p.stdout)
     if p.returncode == 0:
@@ -382,12 +405,10 @@ if cg:
         check(q["cpus"] == 0.5 and q["cgroup"] == cg and q["throttled_periods"] > 0 and
               q["periods"] >= q["throttled_periods"] and q["throttled_ms"] > 0,
               f"CPU limit 0.5: summary.json cpu_quota {q}")
-    p = subprocess.run([reflex, "check", good], capture_output=True, text=True, timeout=30,
-                       preexec_fn=into_cg)
+    p = in_cg(["check", spin])
     check(p.returncode == 0 and f"its cgroup allows 0.50 CPUs (50000 us every 100000 us, {cg})"
-          in p.stdout and "spins" not in p.stdout,
-          "CPU limit 0.5: check names it, and the hybrid layout draws no warning", p.stdout)
-    os.rmdir(cg)
+          in p.stdout and "1 thread spins" in p.stdout,
+          "CPU limit 0.5: check names the limit and warns of the spinning thread", p.stdout)
 
 # 3d. [engine] layout = latency: capture..execute on one spinning thread on
 #     core 0, telemetry parked on core 1 with the planner; a full bundle.

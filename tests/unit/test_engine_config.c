@@ -208,6 +208,24 @@ Test(layout, with_no_count_it_lays_out_on_the_cpus_the_thread_may_use)
         cr_expect(strstr(msg, "may run on 1 of the") != NULL, "%s", msg);
 }
 
+/* A cgroup CPU limit caps the CPUs an auto layout takes at the limit
+ * rounded up; no limit, or one above the CPUs, changes nothing. */
+Test(layout, a_cpu_limit_caps_the_cpus_an_auto_layout_takes)
+{
+    struct rfx_cpu_quota q = {.cpus = 0.5};
+    cr_expect_eq(rfx_layout_cpu_count(2, &q), 1);
+    q.cpus = 1.0;
+    cr_expect_eq(rfx_layout_cpu_count(16, &q), 1);
+    q.cpus = 1.5;
+    cr_expect_eq(rfx_layout_cpu_count(16, &q), 2);
+    q.cpus = 3.0;
+    cr_expect_eq(rfx_layout_cpu_count(16, &q), 3);
+    cr_expect_eq(rfx_layout_cpu_count(2, &q), 2);
+    q.cpus = 0;
+    cr_expect_eq(rfx_layout_cpu_count(16, &q), 16);
+    cr_expect_eq(rfx_layout_cpu_count(4, NULL), 4);
+}
+
 Test(layout, strategic_cores_the_user_set_are_kept)
 {
     struct rfx_engine_config c;

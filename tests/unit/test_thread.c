@@ -226,52 +226,81 @@ static void mkdirs(const char *path)
     mkdir(p, 0755);
 }
 
+/* A made-up system: ROOT/mountinfo, ROOT/cgroup, and the directory `leaf`
+ * (relative to ROOT) with its parents. */
+struct tree {
+    char root[32];
+    struct rfx_cgroup_files fs;
+    char info[96], cg[96];
+};
+
+static void tree_make(struct tree *t, const char *leaf, const char *mountinfo, const char *cgroup)
+{
+    snprintf(t->root, sizeof t->root, "/tmp/rfx-cg-XXXXXX");
+    cr_assert_not_null(mkdtemp(t->root));
+    char d[512];
+    snprintf(d, sizeof d, "%s/%s", t->root, leaf);
+    mkdirs(d);
+    put(t->root, "mountinfo", mountinfo);
+    put(t->root, "cgroup", cgroup);
+    snprintf(t->info, sizeof t->info, "%s/mountinfo", t->root);
+    snprintf(t->cg, sizeof t->cg, "%s/cgroup", t->root);
+    t->fs = (struct rfx_cgroup_files){t->root, t->info, t->cg};
+}
+
+/* Write `text` to ROOT/dir/name; the full directory into `full`. */
+static void tree_put(const struct tree *t, const char *dir, const char *name, const char *text,
+                     char *full, size_t len)
+{
+    snprintf(full, len, "%s/%s", t->root, dir);
+    put(full, name, text);
+}
+
+static void tree_remove(const struct tree *t)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", t->root);
+    cr_expect_eq(system(cmd), 0);
+}
+
 /* cgroup v1: the process in /kubepods/pod1/ctr; the pod allows 1.5 CPUs,
  * the container 0.5, the root none: the tightest wins, and its cpu.stat. */
 Test(cgroup, v1_takes_the_tightest_limit_on_the_way_up)
 {
-    char root[] = "/tmp/rfx-cg-XXXXXX";
-    cr_assert_not_null(mkdtemp(root));
-    char d[512], info[512], cg[512];
-    snprintf(d, sizeof d, "%s/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/ctr", root);
-    mkdirs(d);
-    snprintf(info, sizeof info, "%s/mountinfo", root);
-    snprintf(cg, sizeof cg, "%s/cgroup", root);
-    put(root, "mountinfo",
+    struct tree t;
+    tree_make(
+        &t, "sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/ctr",
         "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
         "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
-        "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n");
-    put(root, "cgroup", "4:memory:/kubepods/pod1/ctr\n2:cpu,cpuacct:/kubepods/pod1/ctr\n0::/\n");
-    snprintf(d, sizeof d, "%s/sys/fs/cgroup/cpu,cpuacct", root);
-    put(d, "cpu.cfs_quota_us", "-1\n");
+        "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n",
+        "4:memory:/kubepods/pod1/ctr\n2:cpu,cpuacct:/kubepods/pod1/ctr\n0::/\n");
+    char d[512];
+    tree_put(&t, "sys/fs/cgroup/cpu,cpuacct", "cpu.cfs_quota_us", "-1\n", d, sizeof d);
     put(d, "cpu.cfs_period_us", "100000\n");
-    snprintf(d, sizeof d, "%s/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1", root);
-    put(d, "cpu.cfs_quota_us", "150000\n");
+    tree_put(&t, "sys/fs/cgroup/cpu,cpuacct/kubepods/pod1", "cpu.cfs_quota_us", "150000\n", d,
+             sizeof d);
     put(d, "cpu.cfs_period_us", "100000\n");
-    snprintf(d, sizeof d, "%s/sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/ctr", root);
-    put(d, "cpu.cfs_quota_us", "50000\n");
+    tree_put(&t, "sys/fs/cgroup/cpu,cpuacct/kubepods/pod1/ctr", "cpu.cfs_quota_us", "50000\n", d,
+             sizeof d);
     put(d, "cpu.cfs_period_us", "100000\n");
     put(d, "cpu.stat", "nr_periods 40\nnr_throttled 7\nthrottled_time 123000000\n");
-    struct rfx_cgroup_files fs = {root, info, cg};
     struct rfx_cpu_quota q;
-    cr_assert_eq(rfx_cgroup_cpu_quota_from(&fs, &q), 0);
+    cr_assert_eq(rfx_cgroup_cpu_quota_from(&t.fs, &q), 0);
     cr_expect(q.found && !q.v2);
     cr_expect_float_eq(q.cpus, 0.5, 1e-9);
     cr_expect_eq(q.quota_us, 50000);
     cr_expect_eq(q.period_us, 100000);
     cr_expect_str_eq(q.where, d);
-    struct rfx_cpu_throttle t;
-    cr_assert_eq(rfx_cgroup_cpu_throttle_from(&q, &t), 0);
-    cr_expect_eq(t.periods, 40);
-    cr_expect_eq(t.throttled, 7);
-    cr_expect_eq(t.throttled_ns, 123000000);
+    struct rfx_cpu_throttle th;
+    cr_assert_eq(rfx_cgroup_cpu_throttle_from(&q, &th), 0);
+    cr_expect_eq(th.periods, 40);
+    cr_expect_eq(th.throttled, 7);
+    cr_expect_eq(th.throttled_ns, 123000000);
     /* The container's limit lifted: the pod's binds. */
     put(d, "cpu.cfs_quota_us", "-1\n");
-    cr_assert_eq(rfx_cgroup_cpu_quota_from(&fs, &q), 0);
+    cr_assert_eq(rfx_cgroup_cpu_quota_from(&t.fs, &q), 0);
     cr_expect_float_eq(q.cpus, 1.5, 1e-9);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    cr_expect_eq(system(cmd), 0);
+    tree_remove(&t);
 }
 
 /* cgroup v2 inside a container: the mount's root is the container's own
@@ -279,40 +308,30 @@ Test(cgroup, v1_takes_the_tightest_limit_on_the_way_up)
  * prefix, which is stripped); "max" is no limit. */
 Test(cgroup, v2_reads_cpu_max_and_strips_the_mount_root)
 {
-    char root[] = "/tmp/rfx-cg-XXXXXX";
-    cr_assert_not_null(mkdtemp(root));
-    char d[512], info[512], cg[512];
-    snprintf(d, sizeof d, "%s/sys/fs/cgroup/app", root);
-    mkdirs(d);
-    snprintf(info, sizeof info, "%s/mountinfo", root);
-    snprintf(cg, sizeof cg, "%s/cgroup", root);
-    put(root, "mountinfo",
-        "29 23 0:26 /docker/abc /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n");
-    put(root, "cgroup", "0::/docker/abc/app\n");
-    snprintf(d, sizeof d, "%s/sys/fs/cgroup", root);
-    put(d, "cpu.max", "max 100000\n");
-    snprintf(d, sizeof d, "%s/sys/fs/cgroup/app", root);
-    put(d, "cpu.max", "250000 100000\n");
+    struct tree t;
+    tree_make(&t, "sys/fs/cgroup/app",
+              "29 23 0:26 /docker/abc /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+              "0::/docker/abc/app\n");
+    char d[512];
+    tree_put(&t, "sys/fs/cgroup", "cpu.max", "max 100000\n", d, sizeof d);
+    tree_put(&t, "sys/fs/cgroup/app", "cpu.max", "250000 100000\n", d, sizeof d);
     put(d, "cpu.stat", "usage_usec 5\nnr_periods 9\nnr_throttled 2\nthrottled_usec 1500\n");
-    struct rfx_cgroup_files fs = {root, info, cg};
     struct rfx_cpu_quota q;
-    cr_assert_eq(rfx_cgroup_cpu_quota_from(&fs, &q), 0);
+    cr_assert_eq(rfx_cgroup_cpu_quota_from(&t.fs, &q), 0);
     cr_expect(q.found && q.v2);
     cr_expect_float_eq(q.cpus, 2.5, 1e-9);
     cr_expect_str_eq(q.where, d);
-    struct rfx_cpu_throttle t;
-    cr_assert_eq(rfx_cgroup_cpu_throttle_from(&q, &t), 0);
-    cr_expect_eq(t.throttled, 2);
-    cr_expect_eq(t.throttled_ns, 1500000);
+    struct rfx_cpu_throttle th;
+    cr_assert_eq(rfx_cgroup_cpu_throttle_from(&q, &th), 0);
+    cr_expect_eq(th.throttled, 2);
+    cr_expect_eq(th.throttled_ns, 1500000);
     put(d, "cpu.max", "max 100000\n");
-    cr_assert_eq(rfx_cgroup_cpu_quota_from(&fs, &q), 0);
+    cr_assert_eq(rfx_cgroup_cpu_quota_from(&t.fs, &q), 0);
     cr_expect_float_eq(q.cpus, 0.0, 1e-9, "no limit anywhere");
     /* No hierarchy at all. */
-    put(root, "mountinfo", "31 23 0:28 / /proc rw - proc proc rw\n");
-    cr_expect_eq(rfx_cgroup_cpu_quota_from(&fs, &q), -ENOENT);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    cr_expect_eq(system(cmd), 0);
+    put(t.root, "mountinfo", "31 23 0:28 / /proc rw - proc proc rw\n");
+    cr_expect_eq(rfx_cgroup_cpu_quota_from(&t.fs, &q), -ENOENT);
+    tree_remove(&t);
 }
 
 /* This machine's own cgroup: whatever it holds, read without error. */

@@ -27,11 +27,18 @@
  * it in the handler is async-signal-safe (relaxed: rfx_engine_stop itself
  * publishes with release). */
 static struct rfx_engine *_Atomic g_engine;
+/* A signal that came before there was an engine to stop: the engine is
+ * stopped as soon as it exists, so the run still drains and leaves its
+ * bundle. The handler sets it before it looks for the engine, and the main
+ * thread publishes the engine before it looks at the flag (both seq_cst):
+ * one of the two sees the other. */
+static atomic_bool g_interrupted;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    struct rfx_engine *e = atomic_load_explicit(&g_engine, memory_order_relaxed);
+    atomic_store(&g_interrupted, true);
+    struct rfx_engine *e = atomic_load(&g_engine);
     if (e)
         rfx_engine_stop(e); /* an atomic store: async-signal-safe */
 }
@@ -200,6 +207,12 @@ int cmd_run(int argc, char **argv, bool demo)
     long long frames = -1;
     const char *out = NULL, *record = NULL;
     bool fail_on_budget = false, quiet = false;
+    /* From the start, not only once the engine runs: SIGINT while the
+     * config loads or the engine is made still ends in a bundle. */
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -317,11 +330,9 @@ int cmd_run(int argc, char **argv, bool demo)
         rfx_engine_destroy(e);
         return rc == -EINVAL ? 2 : 1;
     }
-    atomic_store_explicit(&g_engine, e, memory_order_relaxed);
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    atomic_store(&g_engine, e);
+    if (atomic_load(&g_interrupted))
+        rfx_engine_stop(e);
     if ((rc = rfx_engine_start(e, msg, sizeof msg)) != 0) {
         fprintf(stderr, "reflex: cannot start: %s\n", msg);
         atomic_store_explicit(&g_engine, NULL, memory_order_relaxed);

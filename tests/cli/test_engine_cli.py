@@ -217,6 +217,30 @@ except subprocess.TimeoutExpired:
     proc.kill()
     check(False, "SIGINT: reflex did not stop within 20 s")
 
+# 2b. SIGINT before the engine exists (while its config is read): the
+#     engine is stopped as soon as it is made, and the run still ends in a
+#     valid bundle. The config is a FIFO, so the signal lands after reflex has
+#     opened it (its handler is in place by then) and before the engine runs.
+d = os.path.join(work, "sigint-early")
+fifo = os.path.join(work, "early.ini")
+os.mkfifo(fifo)
+proc = subprocess.Popen([reflex, "run", fifo, "--duration", "600", "--out", d, "--quiet"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+with open(fifo, "w") as f:  # returns once reflex has opened it
+    f.write("[engine]\nframe_hz = 60\n")
+proc.send_signal(signal.SIGINT)
+try:
+    out, err = proc.communicate(timeout=30)
+    check(proc.returncode == 0, f"early SIGINT: exit {proc.returncode}", err)
+    if proc.returncode == 0:
+        s = check_bundle(d, "early SIGINT", stages=())
+        check(s["duration_s"] < 5 and s["frames"]["captured"] <= 2,
+              f"early SIGINT: stopped at once ({s['frames']['captured']} frames,"
+              f" {s['duration_s']:.3f} s)")
+except subprocess.TimeoutExpired:
+    proc.kill()
+    check(False, "early SIGINT: reflex did not stop within 30 s")
+
 # 3. Drops are counted by reason: a drop-newest ring too small for the load.
 def run_ini(name, ini, *args):
     """reflex run on a config written from `ini`, out dir work/NAME; (dir, result)."""

@@ -1977,9 +1977,8 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         e->waited = true;
         return rc;
     }
-    /* Frame 0 is due once every thread has seen `go` (a poll's period, its
-     * timer slack) and the source has had its lead: it is not late for the
-     * time the off-path threads took to start. */
+    /* The cgroup's CPU limit: a warning if spinning threads alone spend it,
+     * and its throttle counters from here to rfx_engine_wait. */
     if (rfx_cpu_quota_read(&e->quota) == 0) {
         char why[700];
         if (rfx_spin_quota_hazard(&e->cfg, &e->quota, why, sizeof why))
@@ -1987,6 +1986,9 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         e->throttle_known = rfx_cpu_throttle_read(&e->quota, &e->throttle_start) == 0;
     }
     e->released_ns = rfx_now_ns();
+    /* Frame 0 is due once every thread has seen `go` (a poll's period, its
+     * timer slack) and the source has had its lead: it is not late for the
+     * time the off-path threads took to start. */
     e->sched0_ns = e->released_ns + 2 * GO_POLL_NS + (int64_t)e->cfg.lead_us * 1000;
     atomic_store_explicit(&e->go, 1, memory_order_release);
     return 0;

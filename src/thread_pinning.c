@@ -72,17 +72,26 @@ int rfx_cpu_online_count(void)
     return CPU_COUNT(&set);
 }
 
+/* The online CPUs (and their list as text, when `text`): the kernel's
+ * list, or 0..N-1 by sysconf where it cannot be read. */
+static void online_set(cpu_set_t *set, char *text, size_t textlen)
+{
+    if (parse_cpulist("/sys/devices/system/cpu/online", set, text, textlen) >= 0)
+        return;
+    CPU_ZERO(set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    for (long c = 0; c < n && c < CPU_SETSIZE; c++)
+        CPU_SET((int)c, set);
+    if (text && textlen)
+        snprintf(text, textlen, "0-%ld", n - 1);
+}
+
 /* Online CPUs in the calling thread's mask (every online one when the
  * mask cannot be read; CPU 0 when nothing can be read at all). */
 static void usable_set(cpu_set_t *both)
 {
     cpu_set_t online, mine;
-    if (parse_cpulist("/sys/devices/system/cpu/online", &online, NULL, 0) < 0) {
-        CPU_ZERO(&online);
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        for (long c = 0; c < n && c < CPU_SETSIZE; c++)
-            CPU_SET((int)c, &online);
-    }
+    online_set(&online, NULL, 0);
     if (sched_getaffinity(0, sizeof mine, &mine) == 0)
         CPU_AND(both, &online, &mine);
     else
@@ -140,13 +149,7 @@ int rfx_core_check(int core, char *msg, size_t msglen)
 {
     cpu_set_t online;
     char list[256] = "?";
-    if (parse_cpulist("/sys/devices/system/cpu/online", &online, list, sizeof list) < 0) {
-        CPU_ZERO(&online);
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        for (long c = 0; c < n && c < CPU_SETSIZE; c++)
-            CPU_SET((int)c, &online);
-        snprintf(list, sizeof list, "0-%ld", n - 1);
-    }
+    online_set(&online, list, sizeof list);
     int possible = rfx_cpu_possible_count();
     if (core < 0 || core >= possible || core >= CPU_SETSIZE) {
         say(msg, msglen, "core %d is out of range: this machine has cores 0-%d (online: %s)", core,

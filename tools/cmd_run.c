@@ -95,14 +95,16 @@ static int check_out_dir(const char *dir, char *msg, size_t len)
 static void run_usage(FILE *f, bool demo)
 {
     if (demo)
-        fprintf(f, "usage: reflex demo [--duration S] [--out DIR] [--set section.key=value]...\n"
-                   "                   [--record FILE] [--fail-on-budget] [--quiet]\n"
+        fprintf(f, "usage: reflex demo [--duration S] [--frames N] [--out DIR]\n"
+                   "                   [--set section.key=value]... [--record FILE]\n"
+                   "                   [--fail-on-budget] [--quiet]\n"
                    "\n"
                    "Play the built-in falling-hazards game at 60 FPS with the built-in bot:\n"
                    "capture -> pattern -> decide (RCU action cache) -> execute -> telemetry,\n"
                    "strategic workers planning ahead off the critical path. Prints the\n"
                    "per-stage latency table, cache hit rate and score; leaves the run bundle\n"
-                   "(summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm) in DIR.\n");
+                   "in DIR: summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm, latency.svg,\n"
+                   "metrics.prom, trace.json (docs/telemetry.md).\n");
     else
         fprintf(
             f, "usage: reflex run CONFIG [--duration S] [--frames N] [--out DIR]\n"
@@ -414,33 +416,60 @@ int cmd_run(int argc, char **argv, bool demo)
     return status;
 }
 
+static void check_usage(FILE *f)
+{
+    fprintf(f, "usage: reflex check CONFIG [--set section.key=value]...\n"
+               "\n"
+               "Validate CONFIG and print the resolved layout: stage -> thread -> core,\n"
+               "wait strategies, rings, budgets. Errors name file:line and the key.\n"
+               "  --set S.K=V       override a config key (repeatable)\n"
+               "Exit: 0 valid, 2 bad usage or config.\n");
+}
+
 int cmd_check(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: reflex check CONFIG [--set section.key=value]...\n"
-                   "\n"
-                   "Validate CONFIG and print the resolved layout: stage -> thread -> core,\n"
-                   "wait strategies, rings, budgets. Errors name file:line and the key.\n");
-        return argc < 2 ? 2 : 0;
-    }
+    static const struct option opts[] = {
+        {"set", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
     const char *sets[MAX_SETS];
-    int n_sets = 0;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < MAX_SETS)
-            sets[n_sets++] = argv[++i];
-        else {
-            fprintf(stderr, "reflex check: unexpected argument '%s'\n", argv[i]);
+    int n_sets = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (n_sets >= MAX_SETS) {
+                fprintf(stderr, "reflex check: more than %d --set options\n", MAX_SETS);
+                return 2;
+            }
+            sets[n_sets++] = optarg;
+            break;
+        case 'h':
+            check_usage(stdout);
+            return 0;
+        default:
+            check_usage(stderr);
             return 2;
         }
     }
+    if (optind >= argc) {
+        fprintf(stderr, "reflex check: missing CONFIG\n");
+        check_usage(stderr);
+        return 2;
+    }
+    if (optind + 1 < argc) {
+        fprintf(stderr, "reflex check: unexpected argument '%s'\n", argv[optind + 1]);
+        return 2;
+    }
+    const char *path = argv[optind];
     struct rfx_engine_config cfg;
     char msg[512];
-    if (rfx_config_load(argv[1], sets, n_sets, rfx_builtin_stages, 5, &cfg, msg, sizeof msg) != 0) {
+    if (rfx_config_load(path, sets, n_sets, rfx_builtin_stages, 5, &cfg, msg, sizeof msg) != 0) {
         fprintf(stderr, "reflex: %s\n", msg);
         return 2;
     }
-    printf("%s: ok\n", argv[1]);
+    printf("%s: ok\n", path);
     char cpus[256];
     printf("cpus: %d online; this process may use %s", rfx_cpu_online_count(),
            rfx_cpu_usable_list(cpus, sizeof cpus));

@@ -19,14 +19,15 @@ static void usage(FILE *f)
                "A lock-free pipeline engine for latency-sensitive bots.\n"
                "\n"
                "commands:\n"
-               "  demo [--duration S] [--out DIR] [--record FILE]\n"
+               "  demo [--duration S] [--frames N] [--out DIR] [--set S.K=V]...\n"
+               "       [--record FILE] [--fail-on-budget] [--quiet]\n"
                "        play the built-in game with the built-in bot at 60 FPS\n"
                "  run CONFIG [--duration S] [--frames N] [--out DIR] [--set S.K=V]...\n"
-               "      [--record FILE]\n"
+               "      [--record FILE] [--fail-on-budget] [--quiet]\n"
                "        run the pipeline a config file describes; writes the run bundle\n"
-               "  replay FILE [--config CONFIG]\n"
+               "  replay FILE [--config CONFIG] [--set S.K=V]... [--show N] [--partial]\n"
                "        replay a run record and check that every decision is identical\n"
-               "  check CONFIG\n"
+               "  check CONFIG [--set S.K=V]...\n"
                "        validate a config and print the resolved layout\n"
                "  hist FILE.hlog [--tag T] [--ticks N] [--unit-ratio R]\n"
                "        percentile distribution (.hgrm text) of every interval of a\n"
@@ -160,6 +161,10 @@ int main(int argc, char **argv)
         printf("reflex %s\n", RFX_VERSION_STRING);
         return EXIT_OK;
     }
+    /* getopt names the program by argv[0]: "reflex demo: unrecognized option". */
+    static char name[32];
+    snprintf(name, sizeof name, "reflex %s", cmd);
+    argv[1] = name;
     if (strcmp(cmd, "hist") == 0)
         return cmd_hist(argc - 1, argv + 1);
     if (strcmp(cmd, "replay") == 0)

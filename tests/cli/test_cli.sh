@@ -24,6 +24,18 @@ expect_rc 2 "no command" "$reflex"
 expect_rc 2 "unknown command" "$reflex" frobnicate
 grep -q "unknown command 'frobnicate'" "$work/err" && pass "unknown command named" || fail "unknown command message"
 expect_rc 0 "hist --help" "$reflex" hist --help
+for cmd in demo run check replay hist plot; do
+    expect_rc 2 "$cmd --frobnicate" "$reflex" $cmd --frobnicate
+    grep -q "^reflex $cmd: unrecognized option '--frobnicate'" "$work/err" &&
+        pass "$cmd: an unknown option is named with the command" || { fail "$cmd unknown option message"; cat "$work/err"; }
+done
+: >"$work/empty.ini"
+expect_rc 0 "check --set before CONFIG" "$reflex" check --set engine.frame_hz=100 "$work/empty.ini"
+grep -q "frame_hz=100 " "$work/out" && pass "check: --set before CONFIG applies" || { fail "check --set before CONFIG"; cat "$work/out"; }
+expect_rc 2 "check with two configs" "$reflex" check "$work/empty.ini" "$work/empty.ini"
+expect_rc 0 "demo --help" "$reflex" demo --help
+grep -q "latency.svg, *$" "$work/out" && grep -q "metrics.prom, trace.json" "$work/out" &&
+    pass "demo --help names every bundle file" || fail "demo --help bundle list"
 expect_rc 0 "replay --help" "$reflex" replay --help
 grep -q "usage: reflex replay FILE" "$work/out" && pass "replay --help prints its usage" || fail "replay --help text"
 expect_rc 2 "replay with no file" "$reflex" replay

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,12 +64,13 @@ static bool each_line(const char *file, bool (*match)(char *line, void *arg), vo
 
 struct want {
     bool v2;
-    char *a, *b; /* out: path; or the mount's root and point */
+    const char *controller; /* v1's: "cpu" or "memory" */
+    char *a, *b;            /* out: path; or the mount's root and point */
     size_t len;
 };
 
 /* A /proc/self/cgroup line "ID:CONTROLLERS:PATH" of the hierarchy wanted:
- * v1's with `cpu` among its controllers, or v2's "0::PATH". */
+ * v1's with the controller among its controllers, or v2's "0::PATH". */
 static bool path_line(char *line, void *arg)
 {
     struct want *w = arg;
@@ -77,7 +79,7 @@ static bool path_line(char *line, void *arg)
         return false;
     *c1 = *c2 = 0;
     const char *controllers = c1 + 1;
-    if (w->v2 ? (strcmp(line, "0") != 0 || *controllers) : !has_word(controllers, "cpu"))
+    if (w->v2 ? (strcmp(line, "0") != 0 || *controllers) : !has_word(controllers, w->controller))
         return false;
     return copy_path(w->a, w->len, c2 + 1);
 }
@@ -96,7 +98,7 @@ static bool mount_line(char *line, void *arg)
         sscanf(line, "%*s %*s %*s %4095s %4095s", r, p) != 2)
         return false;
     if (w->v2 ? strcmp(fstype, "cgroup2") != 0
-              : (strcmp(fstype, "cgroup") != 0 || !has_word(opts, "cpu")))
+              : (strcmp(fstype, "cgroup") != 0 || !has_word(opts, w->controller)))
         return false;
     return copy_path(w->a, w->len, r) && copy_path(w->b, w->len, p);
 }
@@ -104,11 +106,12 @@ static bool mount_line(char *line, void *arg)
 /* The directory of the process's cgroup, and the mount point above which
  * the walk stops. The kernel escapes spaces in mountinfo as \040; cgroup
  * mounts have none in practice, so paths are taken as they are. */
-static bool cgroup_dir(const struct rfx_cgroup_files *fs, bool v2, char *dir, char *top,
-                       size_t len)
+static bool cgroup_dir(const struct rfx_cgroup_files *fs, bool v2, const char *controller,
+                       char *dir, char *top, size_t len)
 {
     char path[PATH_MAX], root[PATH_MAX], point[PATH_MAX];
-    struct want in_cgroup = {v2, path, NULL, sizeof path}, mount = {v2, root, point, sizeof root};
+    struct want in_cgroup = {v2, controller, path, NULL, sizeof path},
+                mount = {v2, controller, root, point, sizeof root};
     if (!each_line(fs->cgroup, path_line, &in_cgroup) ||
         !each_line(fs->mountinfo, mount_line, &mount))
         return false;
@@ -166,7 +169,7 @@ static bool quota_in(const struct rfx_cgroup_files *fs, bool v2, struct rfx_cpu_
 {
     memset(q, 0, sizeof *q);
     char dir[PATH_MAX], top[PATH_MAX];
-    if (!cgroup_dir(fs, v2, dir, top, sizeof dir))
+    if (!cgroup_dir(fs, v2, "cpu", dir, top, sizeof dir))
         return false;
     if (!copy_path(q->stat_dir, sizeof q->stat_dir, dir))
         return false;
@@ -239,8 +242,91 @@ int rfx_cgroup_cpu_throttle_from(const struct rfx_cpu_quota *q, struct rfx_cpu_t
     return seen ? 0 : -ENOENT;
 }
 
-static const struct rfx_cgroup_files proc_files = {"", "/proc/self/mountinfo",
-                                                   "/proc/self/cgroup"};
+/* The first number in `file` after `key` (a "key value" line; key NULL:
+ * the file's first word), or -1. "max" (v2: no limit) reads as -1 too. */
+static long long read_num(const char *dir, const char *name, const char *key)
+{
+    char file[PATH_MAX + 32];
+    snprintf(file, sizeof file, "%s/%s", dir, name);
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return -1;
+    char k[64], v[32];
+    long long out = -1;
+    if (!key) {
+        if (fscanf(f, "%31s", v) == 1 && strcmp(v, "max") != 0)
+            out = strtoll(v, NULL, 10);
+    } else {
+        while (fscanf(f, "%63s %31s", k, v) == 2)
+            if (!strcmp(k, key)) {
+                out = strtoll(v, NULL, 10);
+                break;
+            }
+    }
+    fclose(f);
+    return out;
+}
+
+/* v1's "no limit" is the page counter's maximum rounded to a page
+ * (9223372036854771712 on x86-64), not -1. */
+#define NO_LIMIT (1LL << 62)
+
+/* The least room in one hierarchy's levels, from the process's cgroup up:
+ * limit minus usage, where usage leaves out the inactive file pages the
+ * kernel reclaims before it would kill (as `docker stats` counts it). */
+static void memory_in(const struct rfx_cgroup_files *fs, bool v2, struct rfx_memory_room *m)
+{
+    char dir[PATH_MAX], top[PATH_MAX];
+    if (!cgroup_dir(fs, v2, "memory", dir, top, sizeof dir))
+        return;
+    size_t tl = strlen(top);
+    for (;;) {
+        long long limit = read_num(dir, v2 ? "memory.max" : "memory.limit_in_bytes", NULL);
+        if (limit >= 0 && limit < NO_LIMIT) {
+            long long used = read_num(dir, v2 ? "memory.current" : "memory.usage_in_bytes", NULL);
+            long long inactive =
+                read_num(dir, "memory.stat", v2 ? "inactive_file" : "total_inactive_file");
+            if (used < 0)
+                used = 0;
+            if (inactive > 0 && inactive <= used)
+                used -= inactive;
+            uint64_t room = limit > used ? (uint64_t)(limit - used) : 0;
+            if (room < m->available_bytes) {
+                m->available_bytes = room;
+                m->limit_bytes = (uint64_t)limit;
+                snprintf(m->where, sizeof m->where, "the cgroup %s", dir);
+            }
+        }
+        char *slash = strrchr(dir, '/');
+        if (!slash || (size_t)(slash - dir) < tl)
+            break;
+        *slash = 0;
+    }
+}
+
+int rfx_cgroup_memory_from(const struct rfx_cgroup_files *fs, struct rfx_memory_room *m)
+{
+    memset(m, 0, sizeof *m);
+    m->available_bytes = UINT64_MAX;
+    FILE *f = fs->meminfo ? fopen(fs->meminfo, "re") : NULL;
+    if (f) {
+        char key[64];
+        unsigned long long kb;
+        while (fscanf(f, "%63s %llu kB", key, &kb) == 2)
+            if (!strcmp(key, "MemAvailable:")) {
+                m->available_bytes = kb * 1024;
+                snprintf(m->where, sizeof m->where, "MemAvailable in %s", fs->meminfo);
+                break;
+            }
+        fclose(f);
+    }
+    memory_in(fs, false, m);
+    memory_in(fs, true, m);
+    return m->available_bytes == UINT64_MAX ? -ENOENT : 0;
+}
+
+static const struct rfx_cgroup_files proc_files = {"", "/proc/self/mountinfo", "/proc/self/cgroup",
+                                                   "/proc/meminfo"};
 
 int rfx_cpu_quota_read(struct rfx_cpu_quota *q)
 {
@@ -254,4 +340,11 @@ int rfx_cpu_throttle_read(const struct rfx_cpu_quota *q, struct rfx_cpu_throttle
     if (!q || !t)
         return -EINVAL;
     return rfx_cgroup_cpu_throttle_from(q, t);
+}
+
+int rfx_memory_room_read(struct rfx_memory_room *m)
+{
+    if (!m)
+        return -EINVAL;
+    return rfx_cgroup_memory_from(&proc_files, m);
 }

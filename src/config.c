@@ -4,6 +4,7 @@
  * after the file and the --set overrides, and names the line of the key at
  * fault.
  */
+#include "cgroup.h"
 #include "engine_impl.h"
 #include "metrics_http.h"
 
@@ -769,6 +770,22 @@ static int vfail(const char *file, rfx_line_of lof, void *arg, char *msg, size_t
     return -EINVAL;
 }
 
+/* "1.50 GiB", "512.0 MiB", "300 B". */
+static const char *human_bytes(char *buf, size_t len, uint64_t b)
+{
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+    if (b < 1024) {
+        snprintf(buf, len, "%llu B", (unsigned long long)b);
+        return buf;
+    }
+    double v = (double)b / 1024;
+    int u = 0;
+    while (v >= 1024 && u < 4)
+        v /= 1024, u++;
+    snprintf(buf, len, v < 10 ? "%.2f %s" : "%.1f %s", v, unit[u]);
+    return buf;
+}
+
 static int validate(const struct rfx_engine_config *c, const char *const *stages, int n_stages,
                     const char *file, rfx_line_of lof, void *arg, char *msg, size_t msglen)
 {
@@ -944,6 +961,31 @@ static int validate(const struct rfx_engine_config *c, const char *const *stages
 #undef VF
 }
 
+/* The pool is allocated and written through at create, so a pool the
+ * machine (or the container) cannot hold would be killed by the OOM killer
+ * there, with nothing said; refuse it while it can be named. Not part of
+ * validate(): once the engine holds its pool, that memory is in use. */
+static int memory_fits(const struct rfx_engine_config *c, const char *file, rfx_line_of lof,
+                       void *arg, char *msg, size_t msglen)
+{
+    struct rfx_memory_room room;
+    uint64_t pool = (uint64_t)rfx_frame_slot_bytes(c->payload_bytes) * c->pool_frames;
+    if (rfx_memory_room_read(&room) != 0 || pool <= room.available_bytes)
+        return 0;
+    char need[32], have[32];
+    return vfail(file, lof, arg, msg, msglen, "engine", "pool_frames",
+                 "%u frames of %zu B (payload_bytes %u and the header) need %s, and this "
+                 "process can have %s more (%s)",
+                 c->pool_frames, rfx_frame_slot_bytes(c->payload_bytes), c->payload_bytes,
+                 human_bytes(need, sizeof need, pool),
+                 human_bytes(have, sizeof have, room.available_bytes), room.where);
+}
+
+int rfx_config_check_memory(const struct rfx_engine_config *cfg, char *msg, size_t msglen)
+{
+    return memory_fits(cfg, NULL, NULL, NULL, msg, msglen);
+}
+
 int rfx_config_validate(const struct rfx_engine_config *cfg, const char *file, rfx_line_of lof,
                         void *arg, char *msg, size_t msglen)
 {
@@ -1047,6 +1089,8 @@ int rfx_config_load(const char *path, const char *const *sets, int n_sets,
         }
     }
     rc = validate(cfg, stages, n_stages, path, line_of, L, msg, msglen);
+    if (rc == 0)
+        rc = memory_fits(cfg, path, line_of, L, msg, msglen);
     free(L);
     return rc;
 }

@@ -263,7 +263,8 @@ int rfx_engine_config_check(const struct rfx_engine_config *cfg, char *msg, size
 {
     if (!cfg)
         return -EINVAL;
-    return rfx_config_validate(cfg, NULL, NULL, NULL, msg, msglen);
+    int rc = rfx_config_validate(cfg, NULL, NULL, NULL, msg, msglen);
+    return rc ? rc : rfx_config_check_memory(cfg, msg, msglen);
 }
 
 static void add_thread(struct rfx_engine_config *c, const char *name, const char *const *stages,
@@ -593,8 +594,7 @@ int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **o
     e->cpu_latency_fd = -1;
     e->cpu_latency_held_us = -1;
     e->cfg = *cfg;
-    e->frame_bytes = ((sizeof(struct rfx_frame) + 63) & ~(size_t)63) +
-                     (((size_t)cfg->payload_bytes + 63) & ~(size_t)63);
+    e->frame_bytes = rfx_frame_slot_bytes(cfg->payload_bytes);
     int rc = -ENOMEM;
     if (posix_memalign((void **)&e->pool_mem, 64, e->frame_bytes * cfg->pool_frames) != 0)
         goto fail;
@@ -608,7 +608,7 @@ int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_engine **o
     for (uint32_t i = 0; i < cfg->pool_frames; i++) {
         struct rfx_frame *f = (struct rfx_frame *)(void *)(e->pool_mem + i * e->frame_bytes);
         f->payload_size = cfg->payload_bytes;
-        f->payload = (unsigned char *)f + ((sizeof(struct rfx_frame) + 63) & ~(size_t)63);
+        f->payload = (unsigned char *)f + rfx_frame_slot_bytes(0); /* after the header */
         rfx_spsc_ring_push(e->pool, &f);
     }
     struct rfx_action_cache_config cc;

@@ -83,6 +83,14 @@ enum rfx_fault_kind {
     RFX_FAULT_KINDS
 };
 
+/* One frame slot in the pool: the header and the payload, each rounded to
+ * a cache line. */
+static inline size_t rfx_frame_slot_bytes(uint32_t payload_bytes)
+{
+    return ((sizeof(struct rfx_frame) + 63) & ~(size_t)63) +
+           (((size_t)payload_bytes + 63) & ~(size_t)63);
+}
+
 struct rfx_engine {
     struct rfx_engine_config cfg;
     struct rfx_stage_slot stages[RFX_MAX_STAGES];
@@ -182,6 +190,10 @@ static inline void rfx_count(_Atomic uint64_t *c, uint64_t n)
 /* Config validation shared by rfx_engine_config_check and the file loader:
  * line_of(key) names the config line of "section.key" (0 when unknown). */
 typedef int (*rfx_line_of)(void *arg, const char *section, const char *key);
+/* The frame pool fits in the memory this process can still have (the
+ * least of MemAvailable and its memory cgroup's room): 0 or -EINVAL with a
+ * message naming engine.pool_frames. */
+int rfx_config_check_memory(const struct rfx_engine_config *cfg, char *msg, size_t msglen);
 int rfx_config_validate(const struct rfx_engine_config *cfg, const char *file, rfx_line_of line_of,
                         void *arg, char *msg, size_t msglen);
 

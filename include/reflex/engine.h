@@ -184,7 +184,9 @@ struct rfx_engine_config {
  * [0.5, 4], 1 s intervals. */
 RFX_API void rfx_engine_config_default(struct rfx_engine_config *cfg);
 
-/* Check a config on its own (no file). Returns 0 or -EINVAL with a message. */
+/* Check a config on its own (no file), and that its frame pool fits in the
+ * memory this process can still have (MemAvailable, and its memory
+ * cgroup's limit less usage). Returns 0 or -EINVAL with a message. */
 RFX_API int rfx_engine_config_check(const struct rfx_engine_config *cfg, char *msg, size_t msglen);
 
 /*

@@ -434,6 +434,61 @@ if cg:
           in p.stdout and "1 thread spins" in p.stdout,
           "CPU limit 0.5: check names the limit and warns of the spinning thread", p.stdout)
 
+# 3c''''. A memory limit (a container's --memory 256m, made here as a cgroup
+#         v1 memory group under this process's own): a frame pool larger
+#         than the room left is refused by name before anything is
+#         allocated, instead of the OOM killer ending the process as it
+#         writes the pool through; a pool that fits runs.
+def v1_memory_dir():
+    with open("/proc/self/mountinfo") as f:
+        mounts = [l.split() for l in f]
+    point = next((m[4] for m in mounts if "-" in m and m[m.index("-") + 1] == "cgroup"
+                  and "memory" in m[-1].split(",")), None)
+    with open("/proc/self/cgroup") as f:
+        own = next((l.strip().split(":", 2)[2] for l in f
+                    if "memory" in l.split(":")[1].split(",")), None)
+    return point and own is not None and point + own.rstrip("/")
+
+
+mg = None
+try:
+    base = v1_memory_dir()
+    if not base:
+        raise OSError("no cgroup v1 memory hierarchy")
+    mg = f"{base}/rfx-mem-{os.getpid()}"
+    os.mkdir(mg)
+    with open(mg + "/memory.limit_in_bytes", "w") as f:
+        f.write(str(256 << 20))
+except OSError as ex:
+    print(f"skip: memory limit: cannot make a cgroup v1 memory group here ({ex})")
+    mg = None
+if mg:
+    atexit.register(lambda: os.path.isdir(mg) and os.rmdir(mg))
+
+    def in_mg(args):
+        def into_mg():
+            with open(mg + "/cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
+        return subprocess.run([reflex, *args], capture_output=True, text=True, timeout=60,
+                              preexec_fn=into_mg)
+    empty = os.path.join(work, "empty.ini")
+    open(empty, "w").close()
+    p = in_mg(["check", empty, "--set", "engine.payload_bytes=1048576"])
+    check(p.returncode == 2 and "engine.pool_frames: 1024 frames of" in p.stderr and
+          "need 1.00 GiB" in p.stderr and f"(the cgroup {mg})" in p.stderr,
+          f"memory limit 256 MiB: check refuses a 1 GiB pool, exit {p.returncode}", p.stderr)
+    p = in_mg(["demo", "--duration", "1", "--quiet", "--out", os.path.join(work, "mem-big"),
+               "--set", "engine.payload_bytes=1048576"])
+    check(p.returncode == 2 and f"(the cgroup {mg})" in p.stderr,
+          f"memory limit 256 MiB: the demo with a 1 GiB pool exits 2, not killed "
+          f"(exit {p.returncode})", p.stderr)
+    d = os.path.join(work, "mem-fits")
+    p = in_mg(["demo", "--duration", "1", "--quiet", "--out", d,
+               "--set", "engine.payload_bytes=65536"])
+    check(p.returncode == 0 and os.path.exists(os.path.join(d, "summary.json")),
+          f"memory limit 256 MiB: the demo with a 64 MiB pool runs, exit {p.returncode}",
+          p.stderr)
+
 # 3d. [engine] layout = latency: capture..execute on one spinning thread on
 #     core 0, telemetry parked on core 1 with the planner; a full bundle.
 if os.cpu_count() and os.cpu_count() >= 2:

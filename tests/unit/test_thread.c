@@ -245,7 +245,7 @@ static void tree_make(struct tree *t, const char *leaf, const char *mountinfo, c
     put(t->root, "cgroup", cgroup);
     snprintf(t->info, sizeof t->info, "%s/mountinfo", t->root);
     snprintf(t->cg, sizeof t->cg, "%s/cgroup", t->root);
-    t->fs = (struct rfx_cgroup_files){t->root, t->info, t->cg};
+    t->fs = (struct rfx_cgroup_files){t->root, t->info, t->cg, NULL};
 }
 
 /* Write `text` to ROOT/dir/name; the full directory into `full`. */
@@ -331,6 +331,77 @@ Test(cgroup, v2_reads_cpu_max_and_strips_the_mount_root)
     /* No hierarchy at all. */
     put(t.root, "mountinfo", "31 23 0:28 / /proc rw - proc proc rw\n");
     cr_expect_eq(rfx_cgroup_cpu_quota_from(&t.fs, &q), -ENOENT);
+    tree_remove(&t);
+}
+
+/* Memory room, cgroup v1: the container's limit less its usage, leaving out
+ * inactive file pages (reclaimed before a kill), binds over MemAvailable;
+ * v1's "no limit" (the page counter's maximum) is none. */
+Test(cgroup, memory_room_is_the_least_of_meminfo_and_each_limit_up_the_tree)
+{
+    struct tree t;
+    tree_make(&t, "sys/fs/cgroup/memory/docker/ctr",
+              "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+              "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n",
+              "4:memory:/docker/ctr\n2:cpu,cpuacct:/\n0::/\n");
+    char d[512], info[600];
+    tree_put(&t, "", "meminfo",
+             "MemTotal: 16000000 kB\nMemFree: 1000 kB\nMemAvailable: 8000000 kB\n", info,
+             sizeof info);
+    strcat(info, "/meminfo");
+    t.fs.meminfo = info;
+    tree_put(&t, "sys/fs/cgroup/memory", "memory.limit_in_bytes", "9223372036854771712\n", d,
+             sizeof d);
+    tree_put(&t, "sys/fs/cgroup/memory/docker", "memory.limit_in_bytes", "9223372036854771712\n", d,
+             sizeof d);
+    tree_put(&t, "sys/fs/cgroup/memory/docker/ctr", "memory.limit_in_bytes", "536870912\n", d,
+             sizeof d);
+    put(d, "memory.usage_in_bytes", "300000000\n");
+    put(d, "memory.stat",
+        "cache 200000000\ntotal_cache 200000000\ntotal_inactive_file 100000000\n");
+    struct rfx_memory_room m;
+    cr_assert_eq(rfx_cgroup_memory_from(&t.fs, &m), 0);
+    cr_expect_eq(m.available_bytes, 536870912u - 200000000u);
+    cr_expect_eq(m.limit_bytes, 536870912u);
+    char want[600];
+    snprintf(want, sizeof want, "the cgroup %s", d);
+    cr_expect_str_eq(m.where, want);
+    /* The limit lifted: MemAvailable binds. */
+    put(d, "memory.limit_in_bytes", "9223372036854771712\n");
+    cr_assert_eq(rfx_cgroup_memory_from(&t.fs, &m), 0);
+    cr_expect_eq(m.available_bytes, 8000000ull * 1024);
+    cr_expect_eq(m.limit_bytes, 0u);
+    snprintf(want, sizeof want, "MemAvailable in %s", info);
+    cr_expect_str_eq(m.where, want);
+    /* Usage over the limit leaves no room, not a wrapped-around one. */
+    put(d, "memory.limit_in_bytes", "1000000\n");
+    put(d, "memory.usage_in_bytes", "2000000\n");
+    put(d, "memory.stat", "total_inactive_file 0\n");
+    cr_assert_eq(rfx_cgroup_memory_from(&t.fs, &m), 0);
+    cr_expect_eq(m.available_bytes, 0u);
+    tree_remove(&t);
+}
+
+/* Memory room, cgroup v2: memory.max "max" at the container, a number on
+ * its parent, which binds; no meminfo given. */
+Test(cgroup, memory_room_v2_reads_memory_max_up_the_tree)
+{
+    struct tree t;
+    tree_make(&t, "sys/fs/cgroup/kubepods/pod1/ctr",
+              "29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+              "0::/kubepods/pod1/ctr\n");
+    char d[512];
+    tree_put(&t, "sys/fs/cgroup/kubepods/pod1/ctr", "memory.max", "max\n", d, sizeof d);
+    put(d, "memory.current", "50000000\n");
+    tree_put(&t, "sys/fs/cgroup/kubepods/pod1", "memory.max", "268435456\n", d, sizeof d);
+    put(d, "memory.current", "68435456\n");
+    put(d, "memory.stat", "anon 60000000\ninactive_file 8435456\n");
+    struct rfx_memory_room m;
+    cr_assert_eq(rfx_cgroup_memory_from(&t.fs, &m), 0);
+    cr_expect_eq(m.available_bytes, 268435456u - 60000000u);
+    cr_expect_eq(m.limit_bytes, 268435456u);
+    put(d, "memory.max", "max\n");
+    cr_expect_eq(rfx_cgroup_memory_from(&t.fs, &m), -ENOENT, "no limit and no meminfo");
     tree_remove(&t);
 }
 

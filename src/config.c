@@ -723,13 +723,34 @@ static int on_key(void *user, const char *section, const char *key, const char *
     return !L->failed;
 }
 
+/* libinih's reader (Debian's is built with a 200-byte line buffer on the
+ * stack). A longer line would reach it in pieces, each parsed as a line of
+ * its own, and the error would name the next line with a message about
+ * syntax. Here a longer comment is cut to what fits (it stays a comment);
+ * any other long line ends the parse with an error naming it. */
 static char *read_line(char *str, int num, void *stream)
 {
     struct loader *L = stream;
-    char *r = fgets(str, num, L->f);
-    if (r)
-        L->line++;
-    return r;
+    if (L->failed || !fgets(str, num, L->f))
+        return NULL;
+    L->line++;
+    size_t n = strlen(str);
+    if (n + 1 < (size_t)num || str[n - 1] == '\n')
+        return str;
+    int ch = fgetc(L->f);
+    if (ch == EOF || ch == '\n')
+        return str; /* it fit exactly */
+    while (ch != EOF && ch != '\n')
+        ch = fgetc(L->f);
+    const char *p = str + strspn(str, " \t");
+    if (*p == '#' || *p == ';')
+        return str;
+    L->failed = true;
+    snprintf(L->err, sizeof L->err,
+             "%s:%d: the line is longer than %d characters, the most the config reader "
+             "(libinih) takes; shorten it, or give the key with --set",
+             L->file, L->line, num - 1);
+    return NULL;
 }
 
 /* ---- validation of the whole ---- */
@@ -961,24 +982,47 @@ static int validate(const struct rfx_engine_config *c, const char *const *stages
 #undef VF
 }
 
-/* The pool is allocated and written through at create, so a pool the
- * machine (or the container) cannot hold would be killed by the OOM killer
- * there, with nothing said; refuse it while it can be named. Not part of
- * validate(): once the engine holds its pool, that memory is in use. */
+/* The engine allocates its frame pool, the rings that carry the pool's
+ * frames, the rings between threads and the miss queue, and writes them
+ * through, at create and start; what the machine (or the container)
+ * cannot hold would be killed by the OOM killer there, with nothing said.
+ * Refuse it while it can be named: the key of the largest part. Not part
+ * of validate(): once the engine holds this memory, it is in use. */
 static int memory_fits(const struct rfx_engine_config *c, const char *file, rfx_line_of lof,
                        void *arg, char *msg, size_t msglen)
 {
+    uint64_t pairs = c->n_threads > 1 ? (uint64_t)c->n_threads - 1 : 1; /* auto: at most 1 */
+    uint64_t slot = rfx_frame_slot_bytes(c->payload_bytes);
+    struct {
+        const char *section, *key, *what;
+        uint64_t bytes;
+    } part[] = {
+        {"engine", "pool_frames", "frame pool",
+         (slot + 2 * sizeof(void *) * (1 + pairs)) * c->pool_frames},
+        {"cache", "miss_queue", "miss queue",
+         (uint64_t)c->miss_queue * sizeof(struct rfx_cache_miss)},
+        {"ring", "capacity", "rings", pairs * c->ring_capacity * sizeof(void *)},
+    };
+    uint64_t total = 0;
+    int big = 0;
+    for (int i = 0; i < 3; i++) {
+        total += part[i].bytes;
+        if (part[i].bytes > part[big].bytes)
+            big = i;
+    }
     struct rfx_memory_room room;
-    uint64_t pool = (uint64_t)rfx_frame_slot_bytes(c->payload_bytes) * c->pool_frames;
-    if (rfx_memory_room_read(&room) != 0 || pool <= room.available_bytes)
+    if (rfx_memory_room_read(&room) != 0 || total <= room.available_bytes)
         return 0;
-    char need[32], have[32];
-    return vfail(file, lof, arg, msg, msglen, "engine", "pool_frames",
-                 "%u frames of %zu B (payload_bytes %u and the header) need %s, and this "
-                 "process can have %s more (%s)",
-                 c->pool_frames, rfx_frame_slot_bytes(c->payload_bytes), c->payload_bytes,
-                 human_bytes(need, sizeof need, pool),
-                 human_bytes(have, sizeof have, room.available_bytes), room.where);
+    char t[32], p[3][32], have[32];
+    for (int i = 0; i < 3; i++)
+        human_bytes(p[i], sizeof p[i], part[i].bytes);
+    return vfail(file, lof, arg, msg, msglen, part[big].section, part[big].key,
+                 "the engine would hold %s (frame pool %s: %u frames of %llu B, payload_bytes "
+                 "%u and the header; miss queue %s; rings %s), and this process can have %s "
+                 "more (%s)",
+                 human_bytes(t, sizeof t, total), p[0], c->pool_frames, (unsigned long long)slot,
+                 c->payload_bytes, p[1], p[2], human_bytes(have, sizeof have, room.available_bytes),
+                 room.where);
 }
 
 int rfx_config_check_memory(const struct rfx_engine_config *cfg, char *msg, size_t msglen)

@@ -435,9 +435,9 @@ if cg:
           "CPU limit 0.5: check names the limit and warns of the spinning thread", p.stdout)
 
 # 3c''''. A memory limit (a container's --memory 256m, made here as a cgroup
-#         v1 memory group under this process's own): a frame pool larger
-#         than the room left is refused by name before anything is
-#         allocated, instead of the OOM killer ending the process as it
+#         v1 memory group under this process's own): a frame pool (or miss
+#         queue) larger than the room left is refused by name before
+#         anything is allocated, instead of the OOM killer ending the process as it
 #         writes the pool through; a pool that fits runs.
 def v1_memory_dir():
     with open("/proc/self/mountinfo") as f:
@@ -474,9 +474,14 @@ if mg:
     empty = os.path.join(work, "empty.ini")
     open(empty, "w").close()
     p = in_mg(["check", empty, "--set", "engine.payload_bytes=1048576"])
-    check(p.returncode == 2 and "engine.pool_frames: 1024 frames of" in p.stderr and
-          "need 1.00 GiB" in p.stderr and f"(the cgroup {mg})" in p.stderr,
+    check(p.returncode == 2 and "engine.pool_frames: the engine would hold 1.00 GiB (frame pool "
+          "1.00 GiB: 1024 frames of 1048704 B" in p.stderr and f"(the cgroup {mg})" in p.stderr,
           f"memory limit 256 MiB: check refuses a 1 GiB pool, exit {p.returncode}", p.stderr)
+    p = in_mg(["check", empty, "--set", "cache.miss_queue=8388608"])
+    check(p.returncode == 2 and "cache.miss_queue: the engine would hold" in p.stderr and
+          "miss queue 512.0 MiB" in p.stderr,
+          f"memory limit 256 MiB: check refuses a 512 MiB miss queue by its key, exit "
+          f"{p.returncode}", p.stderr)
     p = in_mg(["demo", "--duration", "1", "--quiet", "--out", os.path.join(work, "mem-big"),
                "--set", "engine.payload_bytes=1048576"])
     check(p.returncode == 2 and f"(the cgroup {mg})" in p.stderr,

@@ -15,6 +15,7 @@
 #include "degrade.h"
 #include "engine_impl.h"
 #include "memtouch.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -260,12 +261,11 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
     rfx_flight_collect(fl);
     keep(fl, &fl->ring[fl->cur], fl->n, 0, false);
     fl->n = 0; /* a second write keeps only what came after */
-    char path[RFX_PATH_MAX + 32], tmp[RFX_PATH_MAX + 40];
-    snprintf(path, sizeof path, "%s/trace.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -errno;
+    struct rfx_outfile o;
+    int rc = rfx_outfile_open(&o, dir, "trace.json");
+    if (rc)
+        return rc;
+    FILE *f = o.f;
     fprintf(f,
             "{\"displayTimeUnit\": \"ms\", \"otherData\": {\"windows\": %d, "
             "\"windows_not_written\": %" PRIu64 ", \"violations_not_traced\": %" PRIu64
@@ -300,9 +300,5 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
         fputs("\"}}", f);
     }
     fputs("\n]}\n", f);
-    if (fclose(f) != 0)
-        return -EIO;
-    if (rename(tmp, path) != 0)
-        return -errno;
-    return 0;
+    return rfx_outfile_commit(&o, 0);
 }

@@ -24,6 +24,7 @@
 #include "action_cache_impl.h"
 #include "memtouch.h"
 #include "metrics_http.h"
+#include "outfile.h"
 #include "probes.h"
 #include "recorder.h"
 #include "svg_plot.h"
@@ -1051,15 +1052,11 @@ static void json_sub(FILE *f, const char *name, const struct rfx_hdr *h)
 
 static int write_hgrm(const char *dir, const char *name, const struct rfx_hdr *h)
 {
-    char path[RFX_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s.hgrm", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -errno;
-    int rc = rfx_hdr_write_percentiles(h, f, 5, 1e6);
-    if (fclose(f) != 0 && rc == 0)
-        rc = -EIO;
-    return rc;
+    char file[RFX_NAME_MAX + 8];
+    snprintf(file, sizeof file, "%s.hgrm", name);
+    struct rfx_outfile o;
+    int rc = rfx_outfile_open(&o, dir, file);
+    return rc ? rc : rfx_outfile_commit(&o, rfx_hdr_write_percentiles(h, o.f, 5, 1e6));
 }
 
 static void json_series(FILE *f, const double *v, int n, int prec)
@@ -1109,62 +1106,19 @@ static int write_plot(struct rfx_telemetry *t, const char *dir)
         ser[n].budget_ns[2] = t->e2e_budget->p99_ns;
     }
     n++;
-    char path[RFX_PATH_MAX + 32], title[160];
-    snprintf(path, sizeof path, "%s/latency.svg", dir);
+    char title[160];
     snprintf(title, sizeof title,
              "reflex: latency per stage (service time) and end to end, %" PRId64 " frames at %g Hz",
              rfx_hdr_total_count(t->e2e_all), e->cfg.frame_hz);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -errno;
-    int rc = rfx_plot_svg(f, title, ser, n);
-    if (fclose(f) != 0 && rc == 0)
-        rc = -EIO;
-    return rc;
+    struct rfx_outfile o;
+    int rc = rfx_outfile_open(&o, dir, "latency.svg");
+    return rc ? rc : rfx_outfile_commit(&o, rfx_plot_svg(o.f, title, ser, n));
 }
 
-int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *msg, size_t msglen)
+/* summary.json's text. */
+static void write_summary(struct rfx_telemetry *t, FILE *f)
 {
     struct rfx_engine *e = t->e;
-    int rc;
-    for (int i = 0; i < t->n; i++)
-        if ((rc = write_hgrm(dir, e->stages[i].name, t->st[i].all[K_SERVICE])) != 0) {
-            snprintf(msg, msglen, "%s/%s.hgrm: %s", dir, e->stages[i].name, strerror(-rc));
-            return rc;
-        }
-    if ((rc = write_hgrm(dir, "e2e", t->e2e_all)) != 0) {
-        snprintf(msg, msglen, "%s/e2e.hgrm: %s", dir, strerror(-rc));
-        return rc;
-    }
-    char path[RFX_PATH_MAX + 32], tmp[RFX_PATH_MAX + 40];
-    if ((rc = rfx_flight_write(&t->flight, e, t->n, &t->ladder, dir)) != 0) {
-        snprintf(msg, msglen, "%s/trace.json: %s", dir, strerror(-rc));
-        return rc;
-    }
-    if ((rc = write_plot(t, dir)) != 0) {
-        snprintf(msg, msglen, "%s/latency.svg: %s", dir, strerror(-rc));
-        return rc;
-    }
-    /* metrics.prom: the exposition the endpoint would serve now. */
-    size_t mlen = 0;
-    char *mtext = rfx_metrics_render(t, &mlen);
-    snprintf(path, sizeof path, "%s/metrics.prom", dir);
-    FILE *mf = mtext ? fopen(path, "w") : NULL;
-    bool mok = mf && fwrite(mtext, 1, mlen, mf) == mlen;
-    if (mf && fclose(mf) != 0)
-        mok = false;
-    free(mtext);
-    if (!mok) {
-        snprintf(msg, msglen, "%s: %s", path, mtext ? strerror(errno) : "out of memory");
-        return -EIO;
-    }
-    snprintf(path, sizeof path, "%s/summary.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(msg, msglen, "%s: %s", tmp, strerror(errno));
-        return -errno;
-    }
     struct rfx_engine_counts c;
     rfx_engine_counts(e, &c);
     uint64_t dropped = 0;
@@ -1376,15 +1330,73 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     if (e->summary_extra)
         fprintf(f, ",\n  %s", e->summary_extra);
     fprintf(f, "\n}\n");
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        snprintf(msg, msglen, "%s: %s", path, strerror(errno));
-        return -EIO;
+}
+
+/* metrics.prom: the exposition the endpoint would serve now. */
+static int write_prom(struct rfx_telemetry *t, const char *dir)
+{
+    size_t len = 0;
+    char *text = rfx_metrics_render(t, &len);
+    if (!text)
+        return -ENOMEM;
+    struct rfx_outfile o;
+    int rc = rfx_outfile_open(&o, dir, "metrics.prom");
+    if (rc == 0)
+        rc = rfx_outfile_commit(&o, fwrite(text, 1, len, o.f) == len ? 0 : -errno);
+    free(text);
+    return rc;
+}
+
+/* Note a file that could not be written in `msg` ("DIR/FILE: why; FILE:
+ * why"). */
+static int note_failure(char *msg, size_t msglen, const char *dir, int first, const char *file,
+                        int rc)
+{
+    size_t used = strlen(msg);
+    if (used < msglen)
+        snprintf(msg + used, msglen - used, "%s%s%s%s: %s", used ? "; " : "", used ? "" : dir,
+                 used ? "" : "/", file, strerror(-rc));
+    return first ? first : rc;
+}
+
+/* Every file is tried, summary.json first (it says what the run did), so
+ * that one that cannot be written (a full disk) costs only itself; each is
+ * whole or absent (outfile.h). The message names every failure. */
+int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *msg, size_t msglen)
+{
+    struct rfx_engine *e = t->e;
+    int first = 0, rc;
+    if (msglen)
+        msg[0] = 0;
+    struct rfx_outfile o;
+    if ((rc = rfx_outfile_open(&o, dir, "summary.json")) == 0) {
+        write_summary(t, o.f);
+        rc = rfx_outfile_commit(&o, 0);
     }
+    if (rc)
+        first = note_failure(msg, msglen, dir, first, "summary.json", rc);
+    char file[RFX_NAME_MAX + 8];
+    for (int i = 0; i <= t->n; i++) {
+        const char *name = i < t->n ? e->stages[i].name : "e2e";
+        if ((rc = write_hgrm(dir, name, i < t->n ? t->st[i].all[K_SERVICE] : t->e2e_all)) != 0) {
+            snprintf(file, sizeof file, "%s.hgrm", name);
+            first = note_failure(msg, msglen, dir, first, file, rc);
+        }
+    }
+    if ((rc = rfx_flight_write(&t->flight, e, t->n, &t->ladder, dir)) != 0)
+        first = note_failure(msg, msglen, dir, first, "trace.json", rc);
+    if ((rc = write_plot(t, dir)) != 0)
+        first = note_failure(msg, msglen, dir, first, "latency.svg", rc);
+    if ((rc = write_prom(t, dir)) != 0)
+        first = note_failure(msg, msglen, dir, first, "metrics.prom", rc);
     if (t->hlog_errors) {
-        snprintf(msg, msglen, "latency.hlog: %d lines failed to write", t->hlog_errors);
-        return -EIO;
+        size_t used = strlen(msg);
+        if (used < msglen)
+            snprintf(msg + used, msglen - used, "%s%s%slatency.hlog: %d lines failed to write",
+                     used ? "; " : "", used ? "" : dir, used ? "" : "/", t->hlog_errors);
+        first = first ? first : -EIO;
     }
-    return 0;
+    return first;
 }
 
 static void row(FILE *f, const char *name, const struct rfx_hdr *h, const struct rfx_budget *b,

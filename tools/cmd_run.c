@@ -395,9 +395,14 @@ int cmd_run(int argc, char **argv, bool demo)
         status = 1;
     }
     int64_t viol = rfx_engine_print_report(e, stdout);
-    printf("bundle: %s/ (summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm, latency.svg, "
-           "metrics.prom, trace.json)\n",
-           cfg.out_dir);
+    if (status == 0)
+        printf("bundle: %s/ (summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm, latency.svg, "
+               "metrics.prom, trace.json)\n",
+               cfg.out_dir);
+    else
+        printf("bundle: %s/ is incomplete: the files named above could not be written; each "
+               "file there is whole\n",
+               cfg.out_dir);
     struct rfx_engine_record_stats rs;
     if (rfx_engine_record_stats(e, &rs) == 0) {
         printf("record: %s: %llu frames, %llu cache publications", cfg.record_path,

@@ -226,8 +226,12 @@ RFX_API void rfx_engine_stop(struct rfx_engine *e);
 /* Block until every thread has drained and exited. */
 RFX_API int rfx_engine_wait(struct rfx_engine *e);
 
-/* Write summary.json, latency.hlog's last lines, STAGE.hgrm and e2e.hgrm to
- * the out dir (after rfx_engine_wait). */
+/* Write the bundle to the out dir (after rfx_engine_wait): summary.json
+ * first, then STAGE.hgrm, e2e.hgrm, trace.json, latency.svg and
+ * metrics.prom, each whole or not at all (written to FILE.tmp and renamed).
+ * Every file is tried; returns 0, or the first failure's -errno with `msg`
+ * naming every file left out and why ("DIR/trace.json: No space left on
+ * device; ..."), and latency.hlog lines that failed during the run. */
 RFX_API int rfx_engine_write_bundle(struct rfx_engine *e, char *msg, size_t msglen);
 
 /* True while any engine thread is still running (any thread). */

@@ -494,6 +494,41 @@ if mg:
           f"memory limit 256 MiB: the demo with a 64 MiB pool runs, exit {p.returncode}",
           p.stderr)
 
+# 3c5. A bundle directory on a disk that fills (a 64 KiB tmpfs): every file
+#      is tried, summary.json first; the ones that fit are whole, the others
+#      are named with the write's own error (ENOSPC), no temporary file is
+#      left, the exit is 1, and the report does not claim a full bundle.
+full = os.path.join(work, "fulldisk")
+os.mkdir(full)
+mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", full],
+                         capture_output=True, text=True)
+if mounted.returncode != 0:
+    print(f"skip: full disk: cannot mount a tmpfs here ({mounted.stderr.strip()})")
+else:
+    d = os.path.join(full, "out")
+    p = subprocess.run([reflex, "demo", "--duration", "3", "--quiet", "--out", d],
+                       capture_output=True, text=True, timeout=60)
+    names = sorted(os.listdir(d)) if os.path.isdir(d) else []
+    check(p.returncode == 1 and f"writing the bundle: {d}/" in p.stderr and
+          "No space left on device" in p.stderr and "Input/output error" not in p.stderr,
+          f"full disk: exit {p.returncode}, the files that did not fit named with ENOSPC",
+          p.stderr)
+    check("summary.json" in names and identity_holds(load_summary(d)),
+          f"full disk: summary.json written first, whole: {names}")
+    check(not [n for n in names if n.endswith(".tmp")],
+          f"full disk: no temporary file left: {names}")
+    missing = [n for n in ("trace.json", "latency.svg", "metrics.prom") if n not in names]
+    check(missing and all(f"{n}: No space left on device" in p.stderr for n in missing) and
+          "is incomplete" in p.stdout and "(summary.json, latency.hlog" not in p.stdout,
+          f"full disk: the missing files {missing} are the ones named; the report says the "
+          f"bundle is incomplete", p.stdout[-300:] + p.stderr)
+    for n in names:
+        if n.endswith(".hgrm"):
+            with open(os.path.join(d, n)) as f:
+                text = f.read()
+            check("#[Max" in text, f"full disk: {n} is whole", text[-200:])
+    subprocess.run(["umount", full])
+
 # 3d. [engine] layout = latency: capture..execute on one spinning thread on
 #     core 0, telemetry parked on core 1 with the planner; a full bundle.
 if os.cpu_count() and os.cpu_count() >= 2:

@@ -6,13 +6,16 @@
  */
 #include "engine_impl.h"
 #include "hdr_histogram_impl.h"
+#include "outfile.h"
 #include "telemetry_impl.h"
 
 #include <reflex/config.h>
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const names[] = {"capture", "pattern", "decide", "execute", "telemetry"};
 enum { S = 4, FRAMES = 4000 };
@@ -561,4 +564,55 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
     rfx_flight_fini(&ref);
     rfx_telemetry_destroy(t);
     rfx_engine_destroy(e);
+}
+
+/* Bundle files are whole or absent: a commit renames the temporary file
+ * over the real name; a write that fails (here /dev/full, as a full disk)
+ * gives its own errno, and leaves neither the temporary file nor the real
+ * name behind. */
+Test(outfile, written_whole_or_not_at_all_with_the_writes_errno)
+{
+    char dir[] = "/tmp/rfx-outfile-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    struct rfx_outfile o;
+    cr_assert_eq(rfx_outfile_open(&o, dir, "a.txt"), 0);
+    fprintf(o.f, "hello\n");
+    cr_expect_eq(access(o.path, F_OK), -1, "nothing under the real name before the commit");
+    cr_assert_eq(rfx_outfile_commit(&o, 0), 0);
+    char path[128];
+    snprintf(path, sizeof path, "%s/a.txt", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    char line[16] = "";
+    cr_expect_not_null(fgets(line, sizeof line, f));
+    cr_expect_str_eq(line, "hello\n");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/a.txt.tmp", dir);
+    cr_expect_eq(access(path, F_OK), -1, "no temporary file after a commit");
+
+    /* A full device: the buffered writes fail at the flush with ENOSPC. */
+    cr_assert_eq(rfx_outfile_open(&o, dir, "b.txt"), 0);
+    fclose(o.f);
+    o.f = fopen("/dev/full", "w");
+    cr_assert_not_null(o.f);
+    for (int i = 0; i < 1000; i++)
+        fprintf(o.f, "line %d of a file that does not fit\n", i);
+    cr_expect_eq(rfx_outfile_commit(&o, 0), -ENOSPC);
+    cr_expect_eq(access(o.tmp, F_OK), -1, "the temporary file is removed");
+    cr_expect_eq(access(o.path, F_OK), -1, "nothing under the real name");
+    /* A writer that saw the stream fail and said EIO: the errno is better. */
+    cr_assert_eq(rfx_outfile_open(&o, dir, "c.txt"), 0);
+    fclose(o.f);
+    o.f = fopen("/dev/full", "w");
+    cr_assert_not_null(o.f);
+    fprintf(o.f, "x");
+    cr_expect_eq(rfx_outfile_commit(&o, -EIO), -ENOSPC);
+    /* The caller's own failure wins, and the file is dropped. */
+    cr_assert_eq(rfx_outfile_open(&o, dir, "d.txt"), 0);
+    cr_expect_eq(rfx_outfile_commit(&o, -EINVAL), -EINVAL);
+    cr_expect_eq(access(o.path, F_OK), -1);
+    cr_expect_eq(access(o.tmp, F_OK), -1);
+    snprintf(path, sizeof path, "%s/a.txt", dir);
+    cr_expect_eq(unlink(path), 0);
+    cr_expect_eq(rmdir(dir), 0, "only a.txt was left");
 }

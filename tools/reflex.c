@@ -162,8 +162,8 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     /* getopt names the program by argv[0]: "reflex demo: unrecognized option". */
-    static char name[32];
-    snprintf(name, sizeof name, "reflex %s", cmd);
+    static char name[32] = "reflex ";
+    strncat(name, cmd, sizeof name - sizeof "reflex ");
     argv[1] = name;
     if (strcmp(cmd, "hist") == 0)
         return cmd_hist(argc - 1, argv + 1);

@@ -33,11 +33,32 @@ static struct rfx_engine *_Atomic g_engine;
  * thread publishes the engine before it looks at the flag (both seq_cst):
  * one of the two sees the other. */
 static atomic_bool g_interrupted;
+/* Say what a first signal does: stderr is a terminal and not --quiet (set
+ * before the handler is installed). */
+static atomic_bool g_tell;
 
+/* The first SIGINT or SIGTERM drains and writes the bundle. A drain waits
+ * for every stage call in progress to return, so a stage stuck in a call
+ * (a hung device, a deadlock in the bot's code) holds it; a second signal
+ * then ends the process at once, by that signal, without the bundle, as
+ * the message says. write, signal and raise are async-signal-safe. */
 static void on_signal(int sig)
 {
-    (void)sig;
-    atomic_store(&g_interrupted, true);
+    if (atomic_exchange(&g_interrupted, true)) {
+        static const char m[] = "\nreflex: second signal: quitting without draining; the bundle "
+                                "is not written\n";
+        ssize_t w = write(STDERR_FILENO, m, sizeof m - 1);
+        (void)w;
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    if (atomic_load_explicit(&g_tell, memory_order_relaxed)) {
+        static const char m[] = "\nreflex: stopping: draining the frames in flight, then the "
+                                "bundle (a second Ctrl-C quits at once, without it)\n";
+        ssize_t w = write(STDERR_FILENO, m, sizeof m - 1);
+        (void)w;
+    }
     struct rfx_engine *e = atomic_load(&g_engine);
     if (e)
         rfx_engine_stop(e); /* an atomic store: async-signal-safe */
@@ -211,6 +232,7 @@ int cmd_run(int argc, char **argv, bool demo)
     bool fail_on_budget = false, quiet = false;
     /* From the start, not only once the engine runs: SIGINT while the
      * config loads or the engine is made still ends in a bundle. */
+    atomic_store(&g_tell, isatty(STDERR_FILENO) != 0);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -254,6 +276,7 @@ int cmd_run(int argc, char **argv, bool demo)
             break;
         case 'q':
             quiet = true;
+            atomic_store(&g_tell, false);
             break;
         case 'h':
             run_usage(stdout, demo);

@@ -241,6 +241,34 @@ except subprocess.TimeoutExpired:
     proc.kill()
     check(False, "early SIGINT: reflex did not stop within 30 s")
 
+# 2c. A stage stuck in a call (decide sleeps 60 s from frame 0, as a hung
+#     device or a deadlock would) holds the drain the first SIGINT starts;
+#     a second SIGINT ends the process at once, by that signal, saying the
+#     bundle is not written. Without a terminal the first says nothing.
+d = os.path.join(work, "sigint-twice")
+proc = subprocess.Popen([reflex, "demo", "--duration", "600", "--out", d, "--quiet",
+                         "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=60000",
+                         "--set", "fault.stall_every=100", "--set", "fault.stall_sleep=true"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+time.sleep(2)
+proc.send_signal(signal.SIGINT)
+time.sleep(1)
+still = proc.poll() is None
+t_second = time.monotonic()
+proc.send_signal(signal.SIGINT)
+try:
+    out, err = proc.communicate(timeout=10)
+    took = time.monotonic() - t_second
+    check(still, "second SIGINT: the first left the stuck drain running")
+    check(proc.returncode == -signal.SIGINT and took < 5 and
+          "second signal: quitting without draining; the bundle is not written" in err and
+          "stopping: draining" not in err,
+          f"second SIGINT: ended by SIGINT {took:.2f} s later (exit {proc.returncode})", err)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.communicate()
+    check(False, "second SIGINT: reflex was still draining 10 s after it")
+
 # 3. Drops are counted by reason: a drop-newest ring too small for the load.
 def run_ini(name, ini, *args):
     """reflex run on a config written from `ini`, out dir work/NAME; (dir, result)."""

@@ -22,6 +22,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int rfx_flight_init(struct rfx_flight *fl, uint32_t k)
 {
@@ -256,8 +257,11 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
 int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
                      const struct rfx_ladder *ladder, const char *dir)
 {
-    if (!fl->k)
-        return 0;
+    if (!fl->k) { /* off: no trace.json, not even a previous run's */
+        char path[RFX_PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/trace.json", dir);
+        return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+    }
     rfx_flight_collect(fl);
     keep(fl, &fl->ring[fl->cur], fl->n, 0, false);
     fl->n = 0; /* a second write keeps only what came after */

@@ -1348,10 +1348,14 @@ static int write_prom(struct rfx_telemetry *t, const char *dir)
 }
 
 /* Note a file that could not be written in `msg` ("DIR/FILE: why; FILE:
- * why"). */
+ * why"), and remove a previous run's file of that name, so that the
+ * directory never mixes runs. */
 static int note_failure(char *msg, size_t msglen, const char *dir, int first, const char *file,
                         int rc)
 {
+    char stale[RFX_PATH_MAX + 64];
+    snprintf(stale, sizeof stale, "%s/%s", dir, file);
+    unlink(stale);
     size_t used = strlen(msg);
     if (used < msglen)
         snprintf(msg + used, msglen - used, "%s%s%s%s: %s", used ? "; " : "", used ? "" : dir,

@@ -420,8 +420,8 @@ int cmd_run(int argc, char **argv, bool demo)
     int64_t viol = rfx_engine_print_report(e, stdout);
     if (status == 0)
         printf("bundle: %s/ (summary.json, latency.hlog, STAGE.hgrm, e2e.hgrm, latency.svg, "
-               "metrics.prom, trace.json)\n",
-               cfg.out_dir);
+               "metrics.prom%s)\n",
+               cfg.out_dir, cfg.trace_frames ? ", trace.json" : "");
     else
         printf("bundle: %s/ is incomplete: the files named above could not be written; each "
                "file there is whole\n",

@@ -524,8 +524,9 @@ if mg:
 
 # 3c5. A bundle directory on a disk that fills (a 64 KiB tmpfs): every file
 #      is tried, summary.json first; the ones that fit are whole, the others
-#      are named with the write's own error (ENOSPC), no temporary file is
-#      left, the exit is 1, and the report does not claim a full bundle.
+#      are named with the write's own error (ENOSPC) and absent (a previous
+#      run's file of that name too), no temporary file is left, the exit is
+#      1, and the report does not claim a full bundle.
 full = os.path.join(work, "fulldisk")
 os.mkdir(full)
 mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", full],
@@ -534,6 +535,9 @@ if mounted.returncode != 0:
     print(f"skip: full disk: cannot mount a tmpfs here ({mounted.stderr.strip()})")
 else:
     d = os.path.join(full, "out")
+    os.mkdir(d)
+    with open(os.path.join(d, "trace.json"), "w") as f:  # a previous run's
+        f.write("{}\n")
     p = subprocess.run([reflex, "demo", "--duration", "3", "--quiet", "--out", d],
                        capture_output=True, text=True, timeout=60)
     names = sorted(os.listdir(d)) if os.path.isdir(d) else []
@@ -545,6 +549,8 @@ else:
           f"full disk: summary.json written first, whole: {names}")
     check(not [n for n in names if n.endswith(".tmp")],
           f"full disk: no temporary file left: {names}")
+    check("trace.json" not in names,
+          f"full disk: the previous run's trace.json, not rewritten, is gone: {names}")
     missing = [n for n in ("trace.json", "latency.svg", "metrics.prom") if n not in names]
     check(missing and all(f"{n}: No space left on device" in p.stderr for n in missing) and
           "is incomplete" in p.stdout and "(summary.json, latency.hlog" not in p.stdout,
@@ -556,6 +562,20 @@ else:
                 text = f.read()
             check("#[Max" in text, f"full disk: {n} is whole", text[-200:])
     subprocess.run(["umount", full])
+
+# 3c6. The flight recorder off (telemetry.trace_frames = 0): no trace.json,
+#      not even one a previous run left in the directory.
+d = os.path.join(work, "trace-off")
+os.mkdir(d)
+with open(os.path.join(d, "trace.json"), "w") as f:
+    f.write("{}\n")
+p = subprocess.run([reflex, "demo", "--duration", "1", "--quiet", "--out", d,
+                    "--set", "telemetry.trace_frames=0"], capture_output=True, text=True,
+                   timeout=60)
+check(p.returncode == 0 and not os.path.exists(os.path.join(d, "trace.json")) and
+      "trace.json" not in p.stdout and os.path.exists(os.path.join(d, "summary.json")),
+      f"trace off: no trace.json in the bundle or its listing (exit {p.returncode})",
+      p.stdout[-200:] + p.stderr)
 
 # 3d. [engine] layout = latency: capture..execute on one spinning thread on
 #     core 0, telemetry parked on core 1 with the planner; a full bundle.

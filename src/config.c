@@ -1097,19 +1097,42 @@ int rfx_config_load(const char *path, const char *const *sets, int n_sets,
             free(L);
             return -EINVAL;
         }
-        char section[64], key[64];
-        size_t sl = (size_t)(dot - s), kl = (size_t)(eq - dot - 1);
-        if (sl >= sizeof section || kl >= sizeof key) {
-            snprintf(msg, msglen, "--set %s: section or key too long", s);
+        /* Spaces around the names and the value, as the file allows them
+         * around '=' ("--set 'engine.frame_hz = 30'"). */
+        const char *s0 = s, *k0 = dot + 1, *v0 = eq + 1, *s1 = dot, *k1 = eq;
+        while (s0 < s1 && isspace((unsigned char)*s0))
+            s0++;
+        while (s1 > s0 && isspace((unsigned char)s1[-1]))
+            s1--;
+        while (k0 < k1 && isspace((unsigned char)*k0))
+            k0++;
+        while (k1 > k0 && isspace((unsigned char)k1[-1]))
+            k1--;
+        while (isspace((unsigned char)*v0))
+            v0++;
+        size_t vl = strlen(v0);
+        while (vl > 0 && isspace((unsigned char)v0[vl - 1]))
+            vl--;
+        char section[64], key[64], value[RFX_PATH_MAX + 64];
+        size_t sl = (size_t)(s1 - s0), kl = (size_t)(k1 - k0);
+        if (sl == 0 || kl == 0) {
+            snprintf(msg, msglen, "--set %s: expected section.key=value", s);
             free(L);
             return -EINVAL;
         }
-        memcpy(section, s, sl);
+        if (sl >= sizeof section || kl >= sizeof key || vl >= sizeof value) {
+            snprintf(msg, msglen, "--set %s: section, key or value too long", s);
+            free(L);
+            return -EINVAL;
+        }
+        memcpy(section, s0, sl);
         section[sl] = 0;
-        memcpy(key, dot + 1, kl);
+        memcpy(key, k0, kl);
         key[kl] = 0;
+        memcpy(value, v0, vl);
+        value[vl] = 0;
         L->line = -1;
-        apply(L, section, key, eq + 1);
+        apply(L, section, key, value);
         if (L->failed) {
             snprintf(msg, msglen, "%s", L->err);
             free(L);

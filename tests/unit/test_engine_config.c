@@ -263,6 +263,14 @@ Test(config, file_values_then_set_overrides)
     cr_expect_eq(c.strategic_workers, 2);
     cr_expect_eq(c.ring_policy, RFX_RING_DROP_OLDEST);
     cr_expect_gt(c.n_threads, 0, "the layout was resolved");
+    /* Spaces around the names and the value, as the file allows. */
+    const char *spaced[] = {" engine . burst = 4 ", "engine.out_dir =  /tmp/a b  "};
+    cr_assert_eq(rfx_config_load(p, spaced, 2, stages, 5, &c, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(c.burst, 4);
+    cr_expect_str_eq(c.out_dir, "/tmp/a b");
+    const char *empty_key[] = {"engine. =4"};
+    cr_expect_eq(rfx_config_load(p, empty_key, 1, stages, 5, &c, msg, sizeof msg), -EINVAL);
+    cr_expect_str_eq(msg, "--set engine. =4: expected section.key=value");
     unlink(p);
 }
 

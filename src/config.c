@@ -759,13 +759,15 @@ struct vctx {
     const struct loader *L;
 };
 
+/* The line of section.key (0: not given; -1: from --set); with key "",
+ * the line of the section's first key. */
 static int line_of(void *arg, const char *section, const char *key)
 {
     const struct loader *L = arg;
     if (!L)
         return 0;
     for (int i = 0; i < L->n_keys; i++)
-        if (!strcmp(L->keys[i].section, section) && !strcmp(L->keys[i].key, key))
+        if (!strcmp(L->keys[i].section, section) && (!*key || !strcmp(L->keys[i].key, key)))
             return L->keys[i].line;
     return 0;
 }
@@ -779,6 +781,8 @@ static int vfail(const char *file, rfx_line_of lof, void *arg, char *msg, size_t
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     int line = lof ? lof(arg, section, key) : 0;
+    if (lof && line == 0) /* a required key not given: point at its section */
+        line = lof(arg, section, "");
     if (!msg)
         return -EINVAL;
     if (line > 0 && file)

@@ -113,6 +113,18 @@ static int check_out_dir(const char *dir, char *msg, size_t len)
     }
 }
 
+/* One more --set for run, demo or check; false (with the message) past
+ * MAX_SETS. */
+static bool add_set(const char **sets, int *n, const char *arg, const char *who)
+{
+    if (*n >= MAX_SETS) {
+        fprintf(stderr, "%s: more than %d --set options\n", who, MAX_SETS);
+        return false;
+    }
+    sets[(*n)++] = arg;
+    return true;
+}
+
 static void run_usage(FILE *f, bool demo)
 {
     if (demo)
@@ -265,11 +277,8 @@ int cmd_run(int argc, char **argv, bool demo)
             record = optarg;
             break;
         case 's':
-            if (n_sets >= MAX_SETS) {
-                fprintf(stderr, "reflex: more than %d --set options\n", MAX_SETS);
+            if (!add_set(sets, &n_sets, optarg, "reflex"))
                 return 2;
-            }
-            sets[n_sets++] = optarg;
             break;
         case 'f':
             fail_on_budget = true;
@@ -467,11 +476,8 @@ int cmd_check(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's':
-            if (n_sets >= MAX_SETS) {
-                fprintf(stderr, "reflex check: more than %d --set options\n", MAX_SETS);
+            if (!add_set(sets, &n_sets, optarg, "reflex check"))
                 return 2;
-            }
-            sets[n_sets++] = optarg;
             break;
         case 'h':
             check_usage(stdout);

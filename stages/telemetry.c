@@ -1370,8 +1370,12 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
 {
     struct rfx_engine *e = t->e;
     int first = 0, rc;
-    if (msglen)
-        msg[0] = 0;
+    char none[1]; /* a caller that wants no message */
+    if (!msg || !msglen) {
+        msg = none;
+        msglen = sizeof none;
+    }
+    msg[0] = 0;
     struct rfx_outfile o;
     if ((rc = rfx_outfile_open(&o, dir, "summary.json")) == 0) {
         write_summary(t, o.f);

@@ -1112,6 +1112,8 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         now = rfx_now_ns();
         if (si == e->sink_stage)
             sink_outcomes(e, live, m, now);
+        else if (!next && t->hosts_telemetry)
+            rfx_telemetry_called(e->tel, now - t0, m);
         uint64_t went = 0;
         uint32_t at = rfx_stamp(now);
         bool sees = s->ops->sees_dropped;

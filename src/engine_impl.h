@@ -197,7 +197,6 @@ int rfx_config_check_memory(const struct rfx_engine_config *cfg, char *msg, size
 int rfx_config_validate(const struct rfx_engine_config *cfg, const char *file, rfx_line_of line_of,
                         void *arg, char *msg, size_t msglen);
 
-/* The built-in telemetry stage (stages/telemetry.c). */
 /*
  * The CPUs of `from` less `cores` (n of them; entries < 0 ignored) into
  * *out; returns how many are left. The engine starts its off-path threads
@@ -210,8 +209,6 @@ int rfx_cpus_without(const cpu_set_t *from, const int *cores, int n, cpu_set_t *
  * throttling off); the kernel's defaults if they cannot be read. */
 void rfx_rt_throttle(long *runtime_us, long *period_us);
 
-/* A thread that would spin at SCHED_FIFO under RT throttling (runtime_us of
- * period_us; runtime_us -1: off): true with a warning naming the thread. */
 /* How many of `usable` CPUs an auto layout takes: no more than the
  * cgroup's CPU limit, rounded up (as the JVM counts a container's CPUs):
  * more critical threads than the quota pays for would be throttled. */
@@ -221,13 +218,21 @@ int rfx_layout_cpu_count(int usable, const struct rfx_cpu_quota *q);
  * message, when they alone use up the cgroup's CPU limit. */
 bool rfx_spin_quota_hazard(const struct rfx_engine_config *c, const struct rfx_cpu_quota *q,
                            char *msg, size_t msglen);
+/* A thread that would spin at SCHED_FIFO under RT throttling (runtime_us of
+ * period_us; runtime_us -1: off): true with a warning naming the thread. */
 bool rfx_spin_fifo_hazard(const struct rfx_thread_config *t, long runtime_us, long period_us,
                           char *msg, size_t msglen);
 
+/* The built-in telemetry stage (stages/telemetry.c). */
 int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char *msg,
                          size_t msglen);
 void rfx_telemetry_destroy(struct rfx_telemetry *t);
 extern const struct rfx_stage_ops rfx_telemetry_ops;
+/* The telemetry stage's call just ended: it took `ns` (the engine's clock
+ * readings around it, as for every stage) for `frames` frames. On the
+ * thread hosting the stage, after each call; the stage records it as its
+ * own service time at its next call (rfx_telemetry_stop: after the last). */
+void rfx_telemetry_called(struct rfx_telemetry *t, int64_t ns, size_t frames);
 /* Start the reporter thread (intervals from start_ns); stop it and close
  * the last interval once the pipeline has stopped. */
 int rfx_telemetry_start(struct rfx_telemetry *t, int64_t start_ns, char *msg, size_t msglen);

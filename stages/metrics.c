@@ -64,7 +64,7 @@ char *rfx_metrics_render(struct rfx_telemetry *t, size_t *len)
 
     help(f, "reflex_stage_latency_seconds", "histogram",
          "Service time of each stage per frame, whole run (closed intervals).");
-    for (int i = 0; i < t->n; i++) {
+    for (int i = 0; i < t->ns; i++) {
         snprintf(labels, sizeof labels, "stage=\"%s\"", e->stages[i].name);
         histogram(f, "reflex_stage_latency_seconds", labels, t->st[i].all[K_SERVICE], t->st[i].sum);
     }
@@ -73,7 +73,7 @@ char *rfx_metrics_render(struct rfx_telemetry *t, size_t *len)
          "stage, whole run.");
     histogram(f, "reflex_e2e_latency_seconds", "", t->e2e_all, t->e2e_sum);
     help(f, "reflex_stage_budget_seconds", "gauge", "Each stage's budget at a percentile.");
-    for (int i = 0; i < t->n; i++) {
+    for (int i = 0; i < t->ns; i++) {
         const struct rfx_budget *b = t->st[i].budget;
         if (!b)
             continue;
@@ -86,7 +86,7 @@ char *rfx_metrics_render(struct rfx_telemetry *t, size_t *len)
     }
     help(f, "reflex_stage_violations_total", "counter",
          "Telemetry intervals in which a stage's p50, p95 or p99 exceeded its budget.");
-    for (int i = 0; i < t->n; i++)
+    for (int i = 0; i < t->ns; i++)
         fprintf(f, "reflex_stage_violations_total{stage=\"%s\"} %" PRIu64 "\n", e->stages[i].name,
                 t->st[i].violations);
 

@@ -47,6 +47,8 @@
 #include <time.h>
 #include <unistd.h>
 
+static void record_call(struct rfx_telemetry *t, struct tset *set);
+
 static const struct rfx_budget *find_budget(const struct rfx_engine_config *c, const char *name)
 {
     for (int i = 0; i < c->n_budgets; i++)
@@ -150,7 +152,7 @@ static void populate(const struct rfx_hdr *h)
 static void populate_sets(struct rfx_telemetry *t)
 {
     for (int j = 0; j < 2; j++) {
-        for (int i = 0; i < t->n; i++)
+        for (int i = 0; i < t->ns; i++)
             for (int k = 0; k < K_KINDS; k++)
                 populate(t->sets[j].h[i][k]);
         populate(t->sets[j].e2e);
@@ -161,14 +163,14 @@ static void populate_sets(struct rfx_telemetry *t)
 
 static void populate_reporter(struct rfx_telemetry *t)
 {
-    for (int i = 0; i < t->n; i++)
+    for (int i = 0; i < t->ns; i++)
         for (int k = 0; k < K_KINDS; k++)
             populate(t->st[i].all[k]);
     populate(t->e2e_all);
     for (int j = 0; j < t->w_len; j++)
-        for (int k = 0; k < t->n + 4; k++)
+        for (int k = 0; k < t->ns + 4; k++)
             populate(t->win[j][k]);
-    for (int k = 0; k < t->n + 4; k++)
+    for (int k = 0; k < t->ns + 4; k++)
         populate(t->merged[k]);
 }
 
@@ -183,14 +185,15 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
     pthread_mutex_init(&t->status_lock, NULL);
     t->e = e;
     t->n = e->n_stages; /* telemetry is appended after this */
+    t->ns = t->n + 1;
     int rc = 0;
-    for (int i = 0; i < t->n && rc == 0; i++) {
+    for (int i = 0; i < t->ns && rc == 0; i++) {
         for (int k = 0; k < K_KINDS && rc == 0; k++) {
             rc = new_hist(&t->st[i].all[k]);
             for (int j = 0; j < 2 && rc == 0; j++)
                 rc = new_hist(&t->sets[j].h[i][k]);
         }
-        t->st[i].budget = find_budget(&e->cfg, e->stages[i].name);
+        t->st[i].budget = find_budget(&e->cfg, i < t->n ? e->stages[i].name : RFX_TELEMETRY_STAGE);
     }
     for (int j = 0; j < 2 && rc == 0; j++) {
         rc = new_hist(&t->sets[j].e2e);
@@ -200,9 +203,9 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
     t->w_len =
         e->cfg.window_intervals > 0 && e->cfg.window_intervals <= 16 ? e->cfg.window_intervals : 3;
     for (int j = 0; j < t->w_len && rc == 0; j++)
-        for (int k = 0; k < t->n + 4 && rc == 0; k++)
+        for (int k = 0; k < t->ns + 4 && rc == 0; k++)
             rc = new_hist(&t->win[j][k]);
-    for (int k = 0; k < t->n + 4 && rc == 0; k++)
+    for (int k = 0; k < t->ns + 4 && rc == 0; k++)
         rc = new_hist(&t->merged[k]);
     struct rfx_ladder_config lc;
     rfx_ladder_config_default(&lc);
@@ -405,12 +408,12 @@ static void interval_alerts(struct rfx_telemetry *t, const struct tset *s, int64
 static void evaluate(struct rfx_telemetry *t, const struct tset *s, int64_t end)
 {
     struct rfx_engine *e = t->e;
-    int tags = t->n + 4;
+    int tags = t->ns + 4; /* stages, e2e, 3 classes */
     struct rfx_hdr **slot = t->win[t->w_next];
     for (int k = 0; k < tags; k++) {
-        const struct rfx_hdr *src = k < t->n    ? s->h[k][K_SERVICE]
-                                    : k == t->n ? s->e2e
-                                                : s->cls[k - t->n - 1];
+        const struct rfx_hdr *src = k < t->ns    ? s->h[k][K_SERVICE]
+                                    : k == t->ns ? s->e2e
+                                                 : s->cls[k - t->ns - 1];
         rfx_hdr_reset(slot[k]);
         rfx_hdr_add(slot[k], src);
     }
@@ -424,19 +427,19 @@ static void evaluate(struct rfx_telemetry *t, const struct tset *s, int64_t end)
     }
     if (!e->cfg.degrade_enabled)
         return;
-    struct rfx_budget_window w = {.n_stages = t->n,
-                                  .e2e = t->merged[t->n],
+    struct rfx_budget_window w = {.n_stages = t->ns,
+                                  .e2e = t->merged[t->ns],
                                   .e2e_budget = t->e2e_budget,
                                   .frame_ns = e->cfg.frame_hz > 0 ? 1e9 / e->cfg.frame_hz : 0,
                                   .window_s = t->w_fill * e->cfg.interval_s,
                                   .load_scaling = e->cfg.load_scaling};
-    for (int i = 0; i < t->n; i++) {
+    for (int i = 0; i < t->ns; i++) {
         w.stage_names[i] = e->stages[i].name;
         w.stage[i] = t->merged[i];
         w.stage_budget[i] = t->st[i].budget;
     }
     for (int c = 0; c < 3; c++) {
-        w.cls[c] = t->merged[t->n + 1 + c];
+        w.cls[c] = t->merged[t->ns + 1 + c];
         w.class_p95_ns[c] = e->cfg.class_p95_ns[c];
     }
     struct rfx_budget_verdict v;
@@ -517,7 +520,7 @@ static void update_status(struct rfx_telemetry *t, const struct tset *s, int64_t
     st.frames_per_s = len > 0 ? (double)frames / len : 0;
     if (frames > 0)
         st.e2e_p99_ns = rfx_hdr_value_at_percentile(s->e2e, 99);
-    for (int i = 0; i < t->n; i++) {
+    for (int i = 0; i < t->ns; i++) {
         const struct rfx_budget *b = t->st[i].budget;
         if (!b || b->p99_ns <= 0 || rfx_hdr_total_count(s->h[i][K_SERVICE]) == 0)
             continue;
@@ -549,7 +552,7 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
 {
     struct rfx_engine *e = t->e;
     double start = wall_s(t, t->iv_start_ns), len = (end - t->iv_start_ns) * 1e-9;
-    for (int i = 0; i < t->n; i++) {
+    for (int i = 0; i < t->ns; i++) {
         struct tstage *st = &t->st[i];
         if (t->hlog &&
             rfx_hlog_write(t->hlog, e->stages[i].name, start, len, s->h[i][K_SERVICE], 1e6))
@@ -597,7 +600,7 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
     t->l1 += s->l1;
     t->l2 += s->l2;
     t->miss += s->miss;
-    set_reset(s, t->n);
+    set_reset(s, t->ns);
     t->iv_start_ns = end;
 }
 
@@ -664,7 +667,10 @@ void rfx_telemetry_stop(struct rfx_telemetry *t)
     pthread_mutex_unlock(&t->lock);
     pthread_join(t->reporter, NULL);
     t->reporter_started = false;
-    /* The pipeline has stopped: the last, partial interval. */
+    /* The pipeline has stopped (its threads joined): the stage's last call,
+     * then the last, partial interval. */
+    if (t->e->cfg.telemetry_record)
+        record_call(t, atomic_load_explicit(&t->active, memory_order_relaxed));
     int64_t now = rfx_now_ns();
     if (now > t->iv_start_ns)
         close_interval(t, swap_sets(t), now);
@@ -812,7 +818,40 @@ static inline int record_times(struct rfx_telemetry *t, struct tset *set,
                 first_over = s;
         }
     }
+    if (reached > 0) {
+        /* This stage's own queue wait: from the exit of the last stage the
+         * frames went through to this call (its entry is stamped). */
+        int s = t->n;
+        int64_t wait =
+            rfx_frame_since(f, f->enter_at[s]) - rfx_frame_since(f, f->exit_at[reached - 1]);
+        wait = wait > 0 ? wait : 1;
+        run_add_n(set->h[s][K_WAIT], &runs[s][K_WAIT], wait, k);
+        if (f->woke_mask & (1u << s))
+            run_add_n(set->h[s][K_LATE], &runs[s][K_LATE], wait, k);
+    }
     return first_over;
+}
+
+void rfx_telemetry_called(struct rfx_telemetry *t, int64_t ns, size_t frames)
+{
+    t->call_ns = ns;
+    t->call_frames = frames;
+}
+
+/* The stage's own last call (rfx_telemetry_called) into `set`: its time for
+ * every frame it handled, as a stage's service time is its burst's. */
+static void record_call(struct rfx_telemetry *t, struct tset *set)
+{
+    if (!t->call_frames)
+        return;
+    int s = t->n;
+    int64_t v = t->call_ns > 0 ? t->call_ns : 1, k = (int64_t)t->call_frames;
+    if (v <= H_HIGHEST)
+        set->sum[s] += v * k;
+    rfx_hdr_record_fast_n(set->h[s][K_SERVICE], v, k);
+    if (t->st[s].budget && v > t->st[s].budget->p99_ns)
+        set->over_p99[s] += (uint64_t)k;
+    t->call_frames = 0;
 }
 
 /* Publish the counts with release: rfx_engine_counts reads them acquire. */
@@ -929,6 +968,7 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
     uint64_t ep = atomic_load_explicit(&t->epoch, memory_order_relaxed);
     atomic_store_explicit(&t->epoch, ep + 1, memory_order_seq_cst);            /* P1 */
     struct tset *set = atomic_load_explicit(&t->active, memory_order_seq_cst); /* P2 */
+    record_call(t, set);
     /* A run of frames with equal timings is worked out once and recorded as
      * k frames; each histogram's runs of equal values become one record.
      * The records are the same as frame by frame. */
@@ -959,7 +999,7 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
         if (i < n)
             run_times_of(&ref, frames[i], t->n);
     }
-    for (int s = 0; s < t->n; s++)
+    for (int s = 0; s < t->ns; s++)
         for (int k = 0; k < K_KINDS; k++)
             run_flush(set->h[s][k], &runs[s][k]);
     run_flush(set->e2e, &e2e_run);
@@ -1090,7 +1130,7 @@ static int write_plot(struct rfx_telemetry *t, const char *dir)
     struct rfx_engine *e = t->e;
     struct rfx_plot_series ser[RFX_MAX_STAGES + 1];
     int n = 0;
-    for (int i = 0; i < t->n; i++, n++) {
+    for (int i = 0; i < t->ns; i++, n++) {
         const struct rfx_budget *b = t->st[i].budget;
         ser[n] = (struct rfx_plot_series){.name = e->stages[i].name, .h = t->st[i].all[K_SERVICE]};
         if (b) {
@@ -1145,7 +1185,7 @@ static void write_summary(struct rfx_telemetry *t, FILE *f)
     fprintf(f, "}, \"identity_holds\": %s},\n",
             c.captured == c.executed + dropped + c.in_flight ? "true" : "false");
     fprintf(f, "  \"stages\": {\n");
-    for (int i = 0; i < t->n; i++) {
+    for (int i = 0; i < t->ns; i++) {
         struct tstage *s = &t->st[i];
         fprintf(f, "    \"%s\": {", e->stages[i].name);
         json_hist(f, s->all[K_SERVICE]);
@@ -1153,7 +1193,7 @@ static void write_summary(struct rfx_telemetry *t, FILE *f)
         json_sub(f, "queue_wait", s->all[K_WAIT]);
         json_sub(f, "wakeup_lateness", s->all[K_LATE]);
         fprintf(f, ", \"thread\": \"%s\"}%s\n", e->threads[e->stages[i].thread].cfg.name,
-                i + 1 < t->n ? "," : "");
+                i + 1 < t->ns ? "," : "");
     }
     fprintf(f, "  },\n  \"e2e\": {");
     json_hist(f, t->e2e_all);
@@ -1384,9 +1424,9 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     if (rc)
         first = note_failure(msg, msglen, dir, first, "summary.json", rc);
     char file[RFX_NAME_MAX + 8];
-    for (int i = 0; i <= t->n; i++) {
-        const char *name = i < t->n ? e->stages[i].name : "e2e";
-        if ((rc = write_hgrm(dir, name, i < t->n ? t->st[i].all[K_SERVICE] : t->e2e_all)) != 0) {
+    for (int i = 0; i <= t->ns; i++) {
+        const char *name = i < t->ns ? e->stages[i].name : "e2e";
+        if ((rc = write_hgrm(dir, name, i < t->ns ? t->st[i].all[K_SERVICE] : t->e2e_all)) != 0) {
             snprintf(file, sizeof file, "%s.hgrm", name);
             first = note_failure(msg, msglen, dir, first, file, rc);
         }
@@ -1430,7 +1470,7 @@ int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f)
     int64_t viol = 0;
     fprintf(f, "  %-10s %10s %9s %9s %9s %9s   %-23s  %-4s %6s\n", "stage", "frames", "p50 us",
             "p95 us", "p99 us", "max us", "budget p50/p95/p99 us", "", "viol.");
-    for (int i = 0; i < t->n; i++) {
+    for (int i = 0; i < t->ns; i++) {
         row(f, e->stages[i].name, t->st[i].all[K_SERVICE], t->st[i].budget, t->st[i].violations);
         viol += (int64_t)t->st[i].violations;
     }

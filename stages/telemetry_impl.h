@@ -40,10 +40,16 @@ struct tstage {
 
 struct rfx_telemetry {
     struct rfx_engine *e;
-    int n; /* stages recorded: all but telemetry itself */
+    /* Stages with histograms: the pipeline's n, whose times the frames
+     * carry, then this stage itself at index n, timed per call by the
+     * engine (rfx_telemetry_called): ns = n + 1. */
+    int n, ns;
     struct tset sets[2];
     _Alignas(64) _Atomic(struct tset *) active; /* P2/P4 */
     _Alignas(64) _Atomic uint64_t epoch;        /* P1/P3; odd while the stage records */
+    /* the stage's last call, not recorded yet (its thread only) */
+    int64_t call_ns;
+    uint64_t call_frames;
     _Alignas(64) struct tstage st[RFX_MAX_STAGES];
     struct rfx_hdr *e2e_all;
     int64_t e2e_sum; /* whole run, exact (ns) */

@@ -45,7 +45,7 @@ def identity_holds(s):
             and fr["in_flight"] == 0)
 
 
-def check_bundle(d, label, stages=("capture", "pattern", "decide", "execute")):
+def check_bundle(d, label, stages=("capture", "pattern", "decide", "execute", "telemetry")):
     s = load_summary(d)
     for key in ("reflex_version", "duration_s", "frame_hz", "frames", "stages", "e2e", "cache",
                 "strategic", "degradation", "alerts", "threads"):
@@ -103,6 +103,13 @@ check(p.returncode == 0, "demo exits 0", p.stderr)
 check("demo: score" in p.stdout and "e2e" in p.stdout and "cache: hit rate" in p.stdout,
       "demo prints score, the stage table and the cache hit rate", p.stdout)
 s = check_bundle(d, "demo")
+tl, fr = s["stages"]["telemetry"], s["frames"]
+check(tl["count"] == fr["captured"] - fr["dropped"]["pool_exhausted"] > 0
+      and tl["queue_wait"]["count"] == tl["count"] and tl["budget_p99_ns"] == 500000
+      and re.search(r"^ +telemetry +%d " % tl["count"], p.stdout, re.M),
+      f"demo: the telemetry stage timed its own calls for all {tl['count']} frames it took "
+      f"(captured {fr['captured']}), p99 {tl['p99_ns']} ns against its 500-us budget, "
+      "and has its row in the table", p.stdout)
 
 
 def planned_hit_rates(s):
@@ -181,7 +188,7 @@ check(p.returncode == 0 and head[:8] == b"\x89PNG\r\n\x1a\n" and w >= 900 and h 
 with open(svg) as f:
     text = f.read()
 labels = re.findall(r'font-weight="bold" fill="#[0-9A-Fa-f]{6}">([a-z0-9]+)</text>', text)
-check(sorted(labels) == sorted(["capture", "pattern", "decide", "execute", "e2e"]),
+check(sorted(labels) == sorted(["capture", "pattern", "decide", "execute", "telemetry", "e2e"]),
       f"demo: a labelled curve per stage and e2e ({labels})")
 check(text.count("stroke-dasharray") >= 3 and "budget: capture, decide, execute" in text
       and "budget: e2e" in text, "demo: budget staircases drawn and named")
@@ -599,6 +606,15 @@ if os.cpu_count() and os.cpu_count() >= 2:
         # never idles and polling telemetry's core would only take host time.
         check(s.get("cpu_latency", {}).get("held_us") is None,
               f"layout=latency: no CPU latency request ({s.get('cpu_latency')})")
+        # Telemetry parks on a thread of its own, draining at least every
+        # drain_us (2 ms): its frames wait in the ring for it, and it is
+        # woken for them.
+        tq = s["stages"]["telemetry"]["queue_wait"]
+        tw = s["stages"]["telemetry"]["wakeup_lateness"]
+        check(tq["count"] == s["stages"]["telemetry"]["count"] and 1000 < tq["p50_ns"] <= 3e6
+              and tw["count"] > 0,
+              f"layout=latency: telemetry's queue wait p50 {tq['p50_ns']} ns on its own thread, "
+              f"woken for {tw['count']} frames", str(tq))
 
 # 4. reflex run: usage and config errors exit 2.
 p = subprocess.run([reflex, "run"], capture_output=True, text=True)

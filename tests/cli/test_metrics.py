@@ -201,7 +201,7 @@ mean_ns = series("reflex_e2e_latency_seconds_sum")[""] / count * 1e9
 hdr_mean = s["e2e"]["mean_ns"]  # from the histogram: bucket midpoints, 3 significant digits
 check(abs(mean_ns - hdr_mean) <= 0.01 * hdr_mean + 1,
       f"exact _sum/_count mean {mean_ns:.1f} ns vs the histogram's {hdr_mean:.1f} ns (1 %)")
-for st in ("capture", "pattern", "decide", "execute"):
+for st in ("capture", "pattern", "decide", "execute", "telemetry"):
     c = series("reflex_stage_latency_seconds_count").get(f'stage="{st}"')
     check(c == s["stages"][st]["count"], f"stage {st}: _count {c} = summary count")
 finish(failures, work)

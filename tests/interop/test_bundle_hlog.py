@@ -41,7 +41,7 @@ java = {}
 for line in open(out):
     tag, count, p50, p90, p99, p999, p9999, mx = line.split()
     java[tag] = dict(count=int(count), p50=int(p50), p99=int(p99), p999=int(p999), max=int(mx))
-tags = ["capture", "pattern", "decide", "execute", "e2e"]
+tags = ["capture", "pattern", "decide", "execute", "telemetry", "e2e"]
 check(set(tags) <= set(java),
       f"tags in the log: {sorted(java)}")
 for tag in tags:

@@ -25,10 +25,11 @@ static void nop(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_
     (void)c, (void)f, (void)n, (void)env;
 }
 
+/* Stages 0..S-1 and telemetry itself at S. */
 struct expect {
-    struct rfx_hdr *h[S][K_KINDS], *e2e, *cls[3];
-    int64_t sum[S], e2e_sum;
-    uint64_t over[S], executed, dropped, e2e_over, l1, l2, miss;
+    struct rfx_hdr *h[S + 1][K_KINDS], *e2e, *cls[3];
+    int64_t sum[S + 1], e2e_sum;
+    uint64_t over[S + 1], executed, dropped, e2e_over, l1, l2, miss;
 };
 
 static struct rfx_hdr *hist(void)
@@ -70,9 +71,18 @@ static void stale_times(struct rfx_frame *f)
     }
 }
 
-/* One frame, recorded the plain way (p99[S]: the e2e budget's). */
+/* One frame, recorded the plain way (p99[S]: telemetry's budget, p99[S + 1]:
+ * the e2e budget's). Telemetry's own queue wait runs from the exit of the
+ * last stage the frame went through to its entry to telemetry. */
 static void expect_frame(struct expect *x, const struct rfx_frame *f, const int64_t *p99)
 {
+    int reached = rfx_frame_reached(f, S);
+    if (reached > 0) {
+        int64_t wait = at_least_1(rfx_frame_time_ns(f, f->enter_at[S]) - exit_of(f, reached - 1));
+        rfx_hdr_record(x->h[S][K_WAIT], wait);
+        if (f->woke_mask & (1u << S))
+            rfx_hdr_record(x->h[S][K_LATE], wait);
+    }
     for (int s = 0; s < S; s++) {
         if (s >= rfx_frame_reached(f, S))
             continue;
@@ -97,7 +107,7 @@ static void expect_frame(struct expect *x, const struct rfx_frame *f, const int6
     if (f->context_class < 3)
         rfx_hdr_record(x->cls[f->context_class], e2e);
     x->e2e_sum += e2e;
-    x->e2e_over += e2e > p99[S];
+    x->e2e_over += e2e > p99[S + 1];
     x->l1 += f->cache_result == RFX_CACHE_L1;
     x->l2 += f->cache_result == RFX_CACHE_L2;
     x->miss += f->cache_result == RFX_CACHE_MISS;
@@ -137,18 +147,20 @@ static struct rfx_telemetry *make_telemetry(const char **sets, int n_sets, struc
 
 Test(telemetry, records_what_frame_by_frame_recording_would)
 {
-    const char *sets[] = {"budget.pattern=1,2,3", "budget.decide=1,1,2", "budget.e2e=4,5,6"};
+    const char *sets[] = {"budget.pattern=1,2,3", "budget.decide=1,1,2", "budget.e2e=4,5,6",
+                          "budget.telemetry=1,2,3"};
     struct rfx_engine *e;
-    struct rfx_telemetry *t = make_telemetry(sets, 3, &e);
-    int64_t p99[S + 1];
-    for (int s = 0; s < S; s++)
+    struct rfx_telemetry *t = make_telemetry(sets, 4, &e);
+    int64_t p99[S + 2];
+    for (int s = 0; s <= S; s++)
         p99[s] = t->st[s].budget ? t->st[s].budget->p99_ns : INT64_MAX;
     cr_assert_eq(p99[1], 3000);
+    cr_assert_eq(p99[S], 3000);
     cr_assert(t->e2e_budget);
-    p99[S] = t->e2e_budget->p99_ns;
+    p99[S + 1] = t->e2e_budget->p99_ns;
 
     struct expect x = {0};
-    for (int s = 0; s < S; s++)
+    for (int s = 0; s <= S; s++)
         for (int k = 0; k < K_KINDS; k++)
             x.h[s][k] = hist();
     x.e2e = hist();
@@ -174,16 +186,16 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
             if (rand() % 8 == 0) /* a paced frame: its own due time */
                 f->scheduled_ns -= 1 + rand() % 3;
             if (rand() % 16 == 0)
-                f->woke_mask ^= 1u << (1 + rand() % (S - 1));
+                f->woke_mask ^= 1u << (1 + rand() % S);
             if (rand() % 8 == 0) { /* one stamp of its own: every word of the times counts */
-                int w = rand() % (2 * S + 1);
+                int w = rand() % (2 * S + 2);
                 uint32_t d = 1 + (uint32_t)(rand() % 3);
-                if (w == 2 * S)
+                if (w == 2 * S + 1)
                     f->capture_ns += d;
-                else if (w < S)
-                    f->enter_at[w] += d;
+                else if (w <= S)
+                    f->enter_at[w] += d; /* telemetry's own entry too */
                 else
-                    f->exit_at[w - S] += d;
+                    f->exit_at[w - S - 1] += d;
             }
         } else {
             now += 1000 + rand() % 5000;
@@ -197,10 +209,12 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
                 at = in + (rand() % 3 ? 1 + rand() % 4000 : 0);
                 stamp(f, s, in, at);
             }
+            /* telemetry's entry (the engine stamps it; its exit stays stale) */
+            f->enter_at[S] = rfx_stamp(at + (rand() % 2 ? rand() % 3000 : 0));
             f->drop_reason = last < S - 1 ? RFX_DROP_STAGE : RFX_DROP_NONE;
             /* read only when dropped: otherwise anything */
             f->reached = last < S - 1 ? (uint8_t)(last + 1) : (uint8_t)rand();
-            f->woke_mask = (uint16_t)(rand() & 0xe);
+            f->woke_mask = (uint16_t)(rand() & 0x1e);
             now = at;
         }
         f->seq = (uint64_t)i;
@@ -209,17 +223,29 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
         f->cache_result = (uint8_t)(rand() % 4);
         expect_frame(&x, f, p99);
     }
+    /* Telemetry's own service time: each call's, as the engine times it
+     * (rfx_telemetry_called), for every frame of the call; recorded at the
+     * next call, so the last one is still pending. */
     struct rfx_stage_env env = {.engine = e, .stage_index = S};
-    for (int i = 0; i < FRAMES;) {
-        int n = 1 + rand() % 128;
+    int64_t call_ns = 0;
+    int n = 0;
+    for (int i = 0; i < FRAMES; i += n) {
+        if (n) { /* the call before this one */
+            rfx_hdr_record_n(x.h[S][K_SERVICE], at_least_1(call_ns), n);
+            x.sum[S] += at_least_1(call_ns) * n;
+            x.over[S] += call_ns > p99[S] ? (uint64_t)n : 0;
+        }
+        n = 1 + rand() % 128;
         if (n > FRAMES - i)
             n = FRAMES - i;
         rfx_telemetry_ops.process(t, ptr + i, (size_t)n, &env);
-        i += n;
+        call_ns = rand() % 16 ? rand() % 6000 : 0;
+        rfx_telemetry_called(t, call_ns, (size_t)n);
     }
+    cr_expect_eq(t->call_frames, (uint64_t)n, "the last call's %d frames wait for the next", n);
 
     struct tset *got = atomic_load(&t->active);
-    for (int s = 0; s < S; s++) {
+    for (int s = 0; s <= S; s++) {
         expect_same(got->h[s][K_SERVICE], x.h[s][K_SERVICE], "service", s);
         expect_same(got->h[s][K_WAIT], x.h[s][K_WAIT], "queue wait", s);
         expect_same(got->h[s][K_LATE], x.h[s][K_LATE], "lateness", s);
@@ -241,7 +267,9 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
     cr_expect_eq(got->l1, x.l1);
     cr_expect_eq(got->l2, x.l2);
     cr_expect_eq(got->miss, x.miss);
-    cr_expect(x.over[1] > 0 && x.over[2] > 0, "the data has frames over budget");
+    cr_expect(x.over[1] > 0 && x.over[2] > 0 && x.over[S] > 0, "the data has frames over budget");
+    cr_expect(x.h[S][K_LATE]->total_count > 0 && x.h[S][K_SERVICE]->total_count > 0,
+              "the data has telemetry's own times");
     cr_expect(x.dropped > 0 && x.executed > 0);
     struct rfx_engine_counts k;
     rfx_engine_counts(e, &k);
@@ -251,7 +279,7 @@ Test(telemetry, records_what_frame_by_frame_recording_would)
         dropped += k.dropped[r];
     cr_expect_eq(dropped, x.dropped);
 
-    for (int s = 0; s < S; s++)
+    for (int s = 0; s <= S; s++)
         for (int k2 = 0; k2 < K_KINDS; k2++)
             rfx_hdr_destroy(x.h[s][k2]);
     rfx_hdr_destroy(x.e2e);

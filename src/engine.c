@@ -2048,7 +2048,14 @@ void rfx_engine_persist(struct rfx_engine *e)
 
 int rfx_engine_write_bundle(struct rfx_engine *e, char *msg, size_t msglen)
 {
-    if (!e || !e->waited || !e->tel)
+    if (!e || !e->waited || !e->tel) {
+        if (msg && msglen)
+            snprintf(msg, msglen, "%s",
+                     !e ? "no engine"
+                     : !e->started || !e->tel
+                         ? "the engine was never started: no run to write"
+                         : "the run has not ended: call rfx_engine_wait first");
         return -EINVAL;
+    }
     return rfx_telemetry_write_bundle(e->tel, e->cfg.out_dir, msg, msglen);
 }

@@ -4,7 +4,9 @@
 #include <reflex/config.h>
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -329,6 +331,53 @@ Test(config, engine_create_checks_the_config)
     cr_expect_eq(rfx_engine_add_stage(e, "x", &ops, NULL), -EINVAL, "no process callback");
     cr_expect_eq(rfx_engine_add_stage(e, "telemetry", &ops, NULL), -EINVAL);
     rfx_engine_destroy(e);
+}
+
+static void nop(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_env *env)
+{
+    (void)c, (void)f, (void)n, (void)env;
+}
+
+/* Calls out of order are refused with -EINVAL and, where there is a message
+ * buffer, a reason; the engine still runs and writes its bundle after. */
+Test(lifecycle, calls_out_of_order_are_refused_with_a_reason)
+{
+    struct rfx_engine_config c;
+    rfx_engine_config_default(&c);
+    c.frame_hz = 1000;
+    c.strategic_workers = 0;
+    char dir[] = "/tmp/rfx-lifecycle-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(c.out_dir, sizeof c.out_dir, "%s", dir);
+    struct rfx_engine *e;
+    cr_assert_eq(rfx_engine_create(&c, &e), 0);
+    char msg[200] = "";
+    cr_expect_eq(rfx_engine_wait(e), -EINVAL, "wait before start");
+    cr_expect_eq(rfx_engine_write_bundle(e, msg, sizeof msg), -EINVAL);
+    cr_expect(strstr(msg, "never started"), "write_bundle before start: '%s'", msg);
+    cr_expect_eq(rfx_engine_print_report(e, stdout), -EINVAL);
+    cr_expect_eq(rfx_engine_start(e, msg, sizeof msg), -EINVAL);
+    cr_expect(strstr(msg, "no stages"), "start with no stages: '%s'", msg);
+    static const struct rfx_stage_ops ops = {.process = nop};
+    cr_assert_eq(rfx_engine_add_stage(e, "a", &ops, NULL), 0);
+    cr_expect_eq(rfx_engine_add_stage(e, "a", &ops, NULL), -EEXIST);
+    cr_assert_eq(rfx_engine_start(e, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(rfx_engine_start(e, msg, sizeof msg), -EINVAL);
+    cr_expect(strstr(msg, "already started"), "start twice: '%s'", msg);
+    cr_expect_eq(rfx_engine_add_stage(e, "b", &ops, NULL), -EINVAL, "add_stage after start");
+    cr_expect_eq(rfx_engine_write_bundle(e, msg, sizeof msg), -EINVAL);
+    cr_expect(strstr(msg, "call rfx_engine_wait first"), "write_bundle while running: '%s'", msg);
+    rfx_engine_stop(e);
+    cr_expect_eq(rfx_engine_wait(e), 0);
+    cr_expect_eq(rfx_engine_wait(e), 0, "a second wait returns at once");
+    cr_expect_eq(rfx_engine_write_bundle(e, NULL, 0), 0);
+    char path[sizeof dir + 32];
+    snprintf(path, sizeof path, "%s/telemetry.hgrm", dir);
+    cr_expect_eq(access(path, R_OK), 0, "%s written", path);
+    rfx_engine_destroy(e);
+    char cmd[sizeof dir + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
 }
 
 Test(config, degradation_actions_per_level)

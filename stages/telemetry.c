@@ -222,6 +222,7 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
         snprintf(msg, msglen, "telemetry: out of memory for histograms");
         return rc;
     }
+    rfx_iv_series_init(&t->iv, t->iv_storage, MAX_INTERVALS);
     atomic_init(&t->active, &t->sets[0]);
     atomic_init(&t->epoch, 0);
     atomic_init(&t->last_hit_milli, UINT64_MAX);
@@ -581,20 +582,18 @@ static void close_interval(struct rfx_telemetry *t, struct tset *s, int64_t end)
                             rfx_hdr_mean(s->e2e));
     size_t live;
     size_t res = jemalloc_bytes(&live);
-    if (t->n_iv < MAX_INTERVALS) {
-        t->hit_rate[t->n_iv] = hr;
-        t->hz[t->n_iv] = e->strat ? rfx_strategic_hz(e->strat) : 0;
-        t->e2e_p99[t->n_iv] = had ? rfx_hdr_value_at_percentile(s->e2e, 99) : -1;
-        t->resident[t->n_iv] = res;
-        t->allocated[t->n_iv] = live;
-        t->rss[t->n_iv] = process_rss();
-        t->n_iv++;
-    }
+    struct rfx_iv_point pt = {.hits = s->l1 + s->l2,
+                              .lookups = lookups,
+                              .hz = e->strat ? rfx_strategic_hz(e->strat) : 0,
+                              .e2e_p99_ns = had ? rfx_hdr_value_at_percentile(s->e2e, 99) : -1,
+                              .rss = process_rss(),
+                              .resident = res,
+                              .allocated = live};
     interval_alerts(t, s, end, hr, res);
     evaluate(t, s, end);
     update_status(t, s, end, len, hr);
-    if (t->n_iv > 0 && t->n_iv <= MAX_INTERVALS)
-        t->level_by_iv[t->n_iv - 1] = (int)t->ladder.level;
+    pt.level = (int)t->ladder.level;
+    rfx_iv_series_add(&t->iv, &pt);
     t->e2e_sum += s->e2e_sum;
     rfx_hdr_add(t->e2e_all, s->e2e);
     t->l1 += s->l1;
@@ -1099,27 +1098,42 @@ static int write_hgrm(const char *dir, const char *name, const struct rfx_hdr *h
     return rc ? rc : rfx_outfile_commit(&o, rfx_hdr_write_percentiles(h, o.f, 5, 1e6));
 }
 
-static void json_series(FILE *f, const double *v, int n, int prec)
-{
-    fprintf(f, "[");
-    for (int i = 0; i < n; i++) {
-        if (v[i] < 0)
-            fprintf(f, "%snull", i ? ", " : "");
-        else
-            fprintf(f, "%s%.*f", i ? ", " : "", prec, v[i]);
-    }
-    fprintf(f, "]");
-}
+/* One figure of every entry of the run's per-interval series, as a JSON
+ * array: a hit rate with no lookups and an unknown byte count are null. */
+enum iv_field { IV_HIT_RATE, IV_HZ, IV_E2E_P99, IV_RSS, IV_RESIDENT, IV_ALLOCATED, IV_LEVEL };
 
-/* A series of byte counts; 0 (unknown) is null. */
-static void json_counts(FILE *f, const uint64_t *v, int n)
+static void json_iv(FILE *f, const struct rfx_iv_series *v, enum iv_field k)
 {
     fprintf(f, "[");
-    for (int i = 0; i < n; i++) {
-        if (v[i] == 0)
-            fprintf(f, "%snull", i ? ", " : "");
-        else
-            fprintf(f, "%s%" PRIu64, i ? ", " : "", v[i]);
+    for (int i = 0; i < v->n; i++) {
+        const struct rfx_iv_point *p = &v->p[i];
+        const char *sep = i ? ", " : "";
+        uint64_t bytes = k == IV_RSS ? p->rss : k == IV_RESIDENT ? p->resident : p->allocated;
+        switch (k) {
+        case IV_HIT_RATE:
+            if (p->lookups)
+                fprintf(f, "%s%.4f", sep, (double)p->hits / (double)p->lookups);
+            else
+                fprintf(f, "%snull", sep);
+            break;
+        case IV_HZ:
+            fprintf(f, "%s%.3f", sep, p->hz);
+            break;
+        case IV_E2E_P99:
+            fprintf(f, "%s%" PRId64, sep, p->e2e_p99_ns);
+            break;
+        case IV_RSS:
+        case IV_RESIDENT:
+        case IV_ALLOCATED:
+            if (bytes)
+                fprintf(f, "%s%" PRIu64, sep, bytes);
+            else
+                fprintf(f, "%snull", sep);
+            break;
+        case IV_LEVEL:
+            fprintf(f, "%s\"%s\"", sep, rfx_level_name((enum rfx_level)p->level));
+            break;
+        }
     }
     fprintf(f, "]");
 }
@@ -1167,6 +1181,12 @@ static void write_summary(struct rfx_telemetry *t, FILE *f)
     fprintf(f, "{\n  \"reflex_version\": \"%s\",\n", RFX_VERSION_STRING);
     fprintf(f, "  \"duration_s\": %.3f,\n  \"frame_hz\": %g,\n", (e->end_ns - e->start_ns) * 1e-9,
             e->cfg.frame_hz);
+    /* The *_by_interval series: one entry per `intervals_per_entry`
+     * consecutive intervals (iv_series.h), the whole run. */
+    fprintf(f,
+            "  \"interval_s\": %g,\n  \"intervals\": %" PRIu64
+            ",\n  \"intervals_per_entry\": %" PRIu64 ",\n",
+            e->cfg.interval_s, t->iv.intervals, t->iv.per);
     /* From the call to rfx_engine_start (threads, pinning, stage init) to
      * the first frame's capture. */
     fprintf(f, "  \"first_frame_ms\": %.3f,\n",
@@ -1215,7 +1235,7 @@ static void write_summary(struct rfx_telemetry *t, FILE *f)
             cs.publications, cs.generation, cs.l1_entries, cs.l2_entries, cs.misses_queued,
             cs.misses_dropped, grace_max * 1e-6,
             cs.publications ? (double)grace_total * 1e-6 / (double)cs.publications : 0.0);
-    json_series(f, t->hit_rate, t->n_iv, 4);
+    json_iv(f, &t->iv, IV_HIT_RATE);
     fprintf(
         f,
         ", \"l1_hit_rate\": %.4f, \"l2_hit_rate\": %.4f, \"ttl_s\": %g, \"max_generations\": %u, "
@@ -1234,18 +1254,16 @@ static void write_summary(struct rfx_telemetry *t, FILE *f)
             ", \"plan_max_ms\": %.3f, \"hz_by_interval\": ",
             e->strat ? rfx_strategic_workers(e->strat) : 0,
             e->strat ? rfx_strategic_plans(e->strat) : 0, rfx_strategic_plan_max_ms(e->strat));
-    json_series(f, t->hz, t->n_iv, 3);
+    json_iv(f, &t->iv, IV_HZ);
     fprintf(f, "},\n");
-    fprintf(f, "  \"e2e_p99_ns_by_interval\": [");
-    for (int i = 0; i < t->n_iv; i++)
-        fprintf(f, "%s%" PRId64, i ? ", " : "", t->e2e_p99[i]);
-    fprintf(f, "],\n");
-    fprintf(f, "  \"memory\": {\"rss_bytes_by_interval\": ");
-    json_counts(f, t->rss, t->n_iv);
+    fprintf(f, "  \"e2e_p99_ns_by_interval\": ");
+    json_iv(f, &t->iv, IV_E2E_P99);
+    fprintf(f, ",\n  \"memory\": {\"rss_bytes_by_interval\": ");
+    json_iv(f, &t->iv, IV_RSS);
     fprintf(f, ", \"jemalloc_resident_bytes_by_interval\": ");
-    json_counts(f, t->resident, t->n_iv);
+    json_iv(f, &t->iv, IV_RESIDENT);
     fprintf(f, ", \"jemalloc_allocated_bytes_by_interval\": ");
-    json_counts(f, t->allocated, t->n_iv);
+    json_iv(f, &t->iv, IV_ALLOCATED);
     fprintf(f, "},\n");
     const struct rfx_ladder *L = &t->ladder;
     fprintf(f,
@@ -1273,10 +1291,9 @@ static void write_summary(struct rfx_telemetry *t, FILE *f)
                 fprintf(f, "%s\"%s\"", k++ ? ", " : "", rfx_degrade_action_name(b));
         fprintf(f, "]");
     }
-    fprintf(f, "}, \"level_by_interval\": [");
-    for (int i = 0; i < t->n_iv; i++)
-        fprintf(f, "%s\"%s\"", i ? ", " : "", rfx_level_name((enum rfx_level)t->level_by_iv[i]));
-    fprintf(f, "]},\n");
+    fprintf(f, "}, \"level_by_interval\": ");
+    json_iv(f, &t->iv, IV_LEVEL);
+    fprintf(f, "},\n");
     rfx_alerts_json(&e->alerts, f);
     fprintf(f,
             "  \"persistence\": {\"path\": \"%s\", \"loaded_l1\": %zu, \"loaded_l2\": %zu, "

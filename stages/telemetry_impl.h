@@ -8,6 +8,7 @@
 #include "degrade.h"
 #include "engine_impl.h"
 #include "flight_recorder.h"
+#include "iv_series.h"
 
 #include <stdio.h>
 
@@ -71,7 +72,6 @@ struct rfx_telemetry {
     uint64_t ev_captured, ev_stage_dropped[RFX_MAX_STAGES]; /* for the ladder */
     size_t resident0; /* jemalloc stats.resident at the first interval */
     int64_t last_persist_ns;
-    int level_by_iv[MAX_INTERVALS];
     /* the reporter */
     pthread_t reporter;
     bool reporter_started;
@@ -82,14 +82,10 @@ struct rfx_telemetry {
     double wall_offset_s; /* CLOCK_REALTIME - CLOCK_MONOTONIC, seconds */
     FILE *hlog_f;
     struct rfx_hlog_writer *hlog;
-    int n_iv;
-    double hit_rate[MAX_INTERVALS]; /* < 0: no lookups that interval */
-    double hz[MAX_INTERVALS];
-    int64_t e2e_p99[MAX_INTERVALS];
-    /* memory at each interval's end: the process's resident set
-     * (/proc/self/statm), jemalloc's stats.resident and stats.allocated;
-     * 0: unknown */
-    uint64_t rss[MAX_INTERVALS], resident[MAX_INTERVALS], allocated[MAX_INTERVALS];
+    /* summary.json's *_by_interval: memory is the process's resident set
+     * (/proc/self/statm), jemalloc's stats.resident and stats.allocated */
+    struct rfx_iv_series iv;
+    struct rfx_iv_point iv_storage[MAX_INTERVALS];
     _Atomic uint64_t last_hit_milli; /* for other threads; UINT64_MAX: none */
     int hlog_errors;
 };

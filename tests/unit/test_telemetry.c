@@ -6,6 +6,7 @@
  */
 #include "engine_impl.h"
 #include "hdr_histogram_impl.h"
+#include "iv_series.h"
 #include "outfile.h"
 #include "telemetry_impl.h"
 
@@ -598,6 +599,59 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
  * over the real name; a write that fails (here /dev/full, as a full disk)
  * gives its own errno, and leaves neither the temporary file nor the real
  * name behind. */
+/* summary.json's *_by_interval series cover the whole run in a bounded
+ * array: entry i is intervals [i * per, (i + 1) * per), merged as
+ * iv_series.h says, whatever the number of intervals. */
+Test(iv_series, covers_the_whole_run_at_the_finest_step_that_fits)
+{
+    enum { CAP = 8, MAX = 300 };
+    struct rfx_iv_point raw[MAX], store[CAP];
+    srand(11);
+    for (int i = 0; i < MAX; i++)
+        raw[i] = (struct rfx_iv_point){.hits = (uint64_t)(rand() % 50),
+                                       .lookups = 50 + (uint64_t)(rand() % 50),
+                                       .hz = 0.5 + rand() % 8 * 0.5,
+                                       .e2e_p99_ns = rand() % 5 ? rand() % 100000 : -1,
+                                       .rss = rand() % 4 ? 1000 + (uint64_t)i : 0,
+                                       .resident = 2000 + (uint64_t)i,
+                                       .allocated = 3000 + (uint64_t)i,
+                                       .level = rand() % 7 ? 0 : rand() % 5};
+    for (int total = 1; total <= MAX; total++) {
+        struct rfx_iv_series v;
+        rfx_iv_series_init(&v, store, CAP);
+        for (int i = 0; i < total; i++)
+            rfx_iv_series_add(&v, &raw[i]);
+        cr_assert_eq(v.intervals, (uint64_t)total);
+        cr_assert(v.n >= 1 && v.n <= CAP && (v.per & (v.per - 1)) == 0);
+        cr_assert_eq((uint64_t)(v.n - 1) * v.per + v.last, (uint64_t)total,
+                     "%d intervals: %d entries of %llu, the last %llu", total, v.n,
+                     (unsigned long long)v.per, (unsigned long long)v.last);
+        cr_assert(v.per == 1 || v.n > CAP / 2, "%d intervals in %d entries of %llu: not the finest",
+                  total, v.n, (unsigned long long)v.per);
+        for (int e = 0; e < v.n; e++) {
+            struct rfx_iv_point want = raw[e * v.per];
+            for (uint64_t j = e * v.per + 1; j < (e + 1) * v.per && j < (uint64_t)total; j++) {
+                const struct rfx_iv_point *x = &raw[j];
+                want.hits += x->hits;
+                want.lookups += x->lookups;
+                want.hz = x->hz;
+                want.e2e_p99_ns = x->e2e_p99_ns > want.e2e_p99_ns ? x->e2e_p99_ns : want.e2e_p99_ns;
+                want.rss = x->rss ? x->rss : want.rss;
+                want.resident = x->resident;
+                want.allocated = x->allocated;
+                want.level = x->level > want.level ? x->level : want.level;
+            }
+            const struct rfx_iv_point *got = &v.p[e];
+            cr_assert(got->hits == want.hits && got->lookups == want.lookups &&
+                          got->hz == want.hz && got->e2e_p99_ns == want.e2e_p99_ns &&
+                          got->rss == want.rss && got->resident == want.resident &&
+                          got->allocated == want.allocated && got->level == want.level,
+                      "%d intervals, entry %d of %d (%llu each) differs", total, e, v.n,
+                      (unsigned long long)v.per);
+        }
+    }
+}
+
 Test(outfile, written_whole_or_not_at_all_with_the_writes_errno)
 {
     char dir[] = "/tmp/rfx-outfile-XXXXXX";

@@ -107,7 +107,8 @@ void rfx_alerts_json(struct rfx_alerts *a, FILE *f)
             fputc(*ch == '"' || *ch == '\\' ? '\'' : *ch, f);
         fprintf(f, "\"}");
     }
-    fprintf(f, "],\n  \"alerts_by_type\": {");
+    fprintf(f, "],\n  \"alerts_not_logged\": %llu,\n  \"alerts_by_type\": {",
+            (unsigned long long)a->not_logged);
     for (int t = 0; t < RFX_ALERT_TYPES; t++)
         fprintf(f, "%s\"%s\": {\"raised\": %llu, \"suppressed\": %llu}", t ? ", " : "",
                 type_names[t], (unsigned long long)a->raised[t],

@@ -3,6 +3,8 @@
 #include "degrade.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct rfx_budget_verdict V(bool violated, bool headroom) {
@@ -256,5 +258,31 @@ Test(alerts, rate_limited_per_type_and_stage)
     cr_expect_eq(a.raised[RFX_ALERT_STALL], 4u);
     cr_expect_eq(a.suppressed[RFX_ALERT_STALL], 2u);
     cr_expect_eq(a.n, 5);
+    rfx_alerts_fini(&a);
+}
+
+/* summary.json keeps the first RFX_ALERT_LOG alerts and counts the rest;
+ * every one still reaches the callback. */
+Test(alerts, the_log_keeps_the_first_ones_and_counts_the_rest)
+{
+    struct rfx_alerts a;
+    rfx_alerts_init(&a, 5);
+    a.fn = count_alert;
+    delivered = 0;
+    for (int i = 0; i < RFX_ALERT_LOG + 44; i++) /* 10 s apart: none rate-limited */
+        cr_assert(rfx_alert_raise(&a, 10.0 * i, RFX_ALERT_HIT_RATE, RFX_SEV_WARNING, "decide",
+                                  "alert %d", i));
+    cr_expect_eq(delivered, RFX_ALERT_LOG + 44);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    cr_assert_not_null(f);
+    rfx_alerts_json(&a, f);
+    fclose(f);
+    cr_expect(strstr(text, "\"message\": \"alert 255\"") && !strstr(text, "alert 256"),
+              "the first 256 are in the log");
+    cr_expect(strstr(text, "\"alerts_not_logged\": 44,"), "the rest are counted: %.200s",
+              strstr(text, "alerts_not_logged") ? strstr(text, "alerts_not_logged") : "(none)");
+    free(text);
     rfx_alerts_fini(&a);
 }

@@ -1998,12 +1998,30 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
 
 int rfx_engine_wait(struct rfx_engine *e)
 {
+    return rfx_engine_wait_for(e, -1);
+}
+
+int rfx_engine_wait_for(struct rfx_engine *e, int64_t timeout_ns)
+{
     if (!e || !e->started)
         return -EINVAL;
     if (e->waited)
         return 0;
-    for (int i = 0; i < e->n_threads; i++)
-        pthread_join(e->threads[i].tid, NULL);
+    struct timespec until;
+    if (timeout_ns >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t ns = until.tv_nsec + timeout_ns % 1000000000;
+        until.tv_sec += (time_t)(timeout_ns / 1000000000 + ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+    }
+    /* Threads joined by an earlier call that timed out stay joined. */
+    for (; e->n_joined < e->n_threads; e->n_joined++) {
+        pthread_t tid = e->threads[e->n_joined].tid;
+        int rc = timeout_ns < 0 ? pthread_join(tid, NULL)
+                                : pthread_clockjoin_np(tid, NULL, CLOCK_MONOTONIC, &until);
+        if (rc == ETIMEDOUT)
+            return -ETIMEDOUT;
+    }
     e->end_ns = rfx_now_ns();
     if (e->throttle_known)
         e->throttle_known = rfx_cpu_throttle_read(&e->quota, &e->throttle_end) == 0;

@@ -161,6 +161,7 @@ struct rfx_engine {
     int64_t released_ns; /* when rfx_engine_start released the threads */
     bool alloc_tracking;
     bool started, waited;
+    int n_joined; /* critical threads joined so far (rfx_engine_wait_for) */
     char *summary_extra;
     /* [engine] cpu_latency_us: the request held while the threads run */
     int cpu_latency_fd;           /* -1: none held */

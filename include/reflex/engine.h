@@ -223,8 +223,17 @@ RFX_API int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen);
  * async-signal-safe. */
 RFX_API void rfx_engine_stop(struct rfx_engine *e);
 
-/* Block until every thread has drained and exited. */
+/* Block until every thread has drained and exited, then close the run
+ * (the last telemetry interval, planners, record, cache snapshot). A stage
+ * call that never returns holds it: the watchdog reports the stall. */
 RFX_API int rfx_engine_wait(struct rfx_engine *e);
+
+/* rfx_engine_wait for at most timeout_ns (< 0: no limit). Returns 0 once
+ * the run is closed, or -ETIMEDOUT while a thread has not exited yet (a
+ * drain under way, or a stage stuck in a call): call it again to go on
+ * waiting. A caller that gives up must not call rfx_engine_destroy (it
+ * waits too), nor free what the stages use: it may only end the process. */
+RFX_API int rfx_engine_wait_for(struct rfx_engine *e, int64_t timeout_ns);
 
 /* Write the bundle to the out dir (after rfx_engine_wait): summary.json
  * first, then STAGE.hgrm, e2e.hgrm, trace.json, latency.svg and

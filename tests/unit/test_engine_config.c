@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -338,19 +339,34 @@ static void nop(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_
     (void)c, (void)f, (void)n, (void)env;
 }
 
-/* Calls out of order are refused with -EINVAL and, where there is a message
- * buffer, a reason; the engine still runs and writes its bundle after. */
-Test(lifecycle, calls_out_of_order_are_refused_with_a_reason)
+/* An engine at 1 kHz without planners, its bundle in a new directory made
+ * from the template `dir`. */
+static struct rfx_engine *paced_engine(char *dir)
 {
     struct rfx_engine_config c;
     rfx_engine_config_default(&c);
     c.frame_hz = 1000;
     c.strategic_workers = 0;
-    char dir[] = "/tmp/rfx-lifecycle-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     snprintf(c.out_dir, sizeof c.out_dir, "%s", dir);
     struct rfx_engine *e;
     cr_assert_eq(rfx_engine_create(&c, &e), 0);
+    return e;
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[RFX_PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* Calls out of order are refused with -EINVAL and, where there is a message
+ * buffer, a reason; the engine still runs and writes its bundle after. */
+Test(lifecycle, calls_out_of_order_are_refused_with_a_reason)
+{
+    char dir[] = "/tmp/rfx-lifecycle-XXXXXX";
+    struct rfx_engine *e = paced_engine(dir);
     char msg[200] = "";
     cr_expect_eq(rfx_engine_wait(e), -EINVAL, "wait before start");
     cr_expect_eq(rfx_engine_write_bundle(e, msg, sizeof msg), -EINVAL);
@@ -375,9 +391,58 @@ Test(lifecycle, calls_out_of_order_are_refused_with_a_reason)
     snprintf(path, sizeof path, "%s/telemetry.hgrm", dir);
     cr_expect_eq(access(path, R_OK), 0, "%s written", path);
     rfx_engine_destroy(e);
-    char cmd[sizeof dir + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_expect_eq(system(cmd), 0);
+    remove_dir(dir);
+}
+
+/* A stage that holds its call while `hold` is set, as one stuck on a device. */
+static _Atomic int hold, holding;
+
+static void holder(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_env *env)
+{
+    (void)c, (void)f, (void)n, (void)env;
+    while (atomic_load(&hold)) {
+        atomic_store(&holding, 1);
+        usleep(1000);
+    }
+}
+
+/* A drain held by a stuck stage: the timed wait gives up with -ETIMEDOUT
+ * after its timeout, and a later one closes the run once the call returns. */
+Test(lifecycle, a_timed_wait_gives_up_on_a_stuck_stage_and_can_be_called_again)
+{
+    char dir[] = "/tmp/rfx-timedwait-XXXXXX";
+    struct rfx_engine *e = paced_engine(dir);
+    static const struct rfx_stage_ops ops = {.process = holder};
+    cr_assert_eq(rfx_engine_add_stage(e, "a", &ops, NULL), 0);
+    char msg[200];
+    cr_assert_eq(rfx_engine_start(e, msg, sizeof msg), 0, "%s", msg);
+    cr_expect_eq(rfx_engine_wait_for(NULL, 0), -EINVAL);
+    atomic_store(&hold, 1);
+    for (int i = 0; i < 5000 && !atomic_load(&holding); i++)
+        usleep(1000);
+    cr_assert(atomic_load(&holding), "the stage took a frame and holds it");
+    rfx_engine_stop(e);
+    int64_t t0 = rfx_now_ns();
+    cr_expect_eq(rfx_engine_wait_for(e, 100000000), -ETIMEDOUT);
+    double waited_ms = (rfx_now_ns() - t0) / 1e6;
+    cr_expect(waited_ms >= 99 && waited_ms < 2000, "gave up after %.1f ms", waited_ms);
+    cr_expect(rfx_engine_running(e));
+    cr_expect_eq(rfx_engine_wait_for(e, 0), -ETIMEDOUT, "still stuck");
+    atomic_store(&hold, 0);
+    cr_expect_eq(rfx_engine_wait_for(e, 10000000000LL), 0, "the call returned: the run closes");
+    cr_expect_eq(rfx_engine_wait_for(e, 0), 0);
+    struct rfx_engine_counts k;
+    rfx_engine_counts(e, &k);
+    uint64_t dropped = 0;
+    for (int r = 0; r < RFX_DROP_REASONS; r++)
+        dropped += k.dropped[r];
+    cr_expect(k.captured > 0 && k.in_flight == 0 && k.captured == k.executed + dropped,
+              "captured %llu = executed %llu + dropped %llu, in flight %llu",
+              (unsigned long long)k.captured, (unsigned long long)k.executed,
+              (unsigned long long)dropped, (unsigned long long)k.in_flight);
+    cr_expect_eq(rfx_engine_write_bundle(e, msg, sizeof msg), 0, "%s", msg);
+    rfx_engine_destroy(e);
+    remove_dir(dir);
 }
 
 Test(config, degradation_actions_per_level)

@@ -6,6 +6,7 @@
  * order the tags first appear; budgets in microseconds when given.
  */
 #include "cmd_run.h"
+#include "progress.h"
 #include "svg_plot.h"
 
 #include <reflex/hdr_histogram.h>
@@ -101,12 +102,17 @@ int cmd_plot(int argc, char **argv)
     char names[MAX_TAGS][128];
     int n = 0, rc, status = EXIT_OK;
     struct rfx_hlog_entry e;
+    struct progress prog;
+    uint64_t read = 0;
+    progress_begin(&prog, "reflex plot", "intervals", path);
     while ((rc = rfx_hlog_read(r, &e)) == 1) {
+        progress_tick(&prog, ++read, (uint64_t)ftell(f));
         const char *tag = e.tag[0] ? e.tag : "(untagged)";
         int i = 0;
         while (i < n && strcmp(names[i], tag))
             i++;
         if (i == n && n == MAX_TAGS) {
+            progress_clear(&prog);
             fprintf(stderr, "reflex plot: %s: more than %d tags; '%s' is left out\n", path,
                     MAX_TAGS, tag);
             rfx_hdr_destroy(e.h);
@@ -118,13 +124,16 @@ int cmd_plot(int argc, char **argv)
             n++;
             continue;
         }
-        if (rfx_hdr_add((struct rfx_hdr *)ser[i].h, e.h) < 0)
+        if (rfx_hdr_add((struct rfx_hdr *)ser[i].h, e.h) < 0) {
+            progress_clear(&prog);
             fprintf(stderr,
                     "reflex plot: %s: interval at %.3f s of tag '%s' has values the "
                     "first interval's layout cannot hold; they are left out\n",
                     path, e.start_s, tag);
+        }
         rfx_hdr_destroy(e.h);
     }
+    progress_clear(&prog);
     if (rc < 0) {
         fprintf(stderr, "reflex plot: %s: %s\n", path, rfx_hlog_reader_error(r));
         status = EXIT_USAGE;

@@ -5,6 +5,7 @@
  * record that is corrupt, cut short or not replayable, or bad usage.
  */
 #include "cmd_run.h"
+#include "progress.h"
 
 #include <reflex/config.h>
 #include <reflex/reflex.h>
@@ -43,55 +44,34 @@ static void replay_usage(FILE *f)
                "truncated or unreplayable record.\n");
 }
 
-/* Progress on stderr for a long replay: on a terminal one line redrawn
- * about once a second, otherwise a line every 5 s; nothing in the first
- * second. */
-struct progress {
-    int64_t t0, last;
-    uint64_t size;
-    bool tty;
-    bool drawn; /* a progress line is on the terminal: clear it before other output */
+struct replay_out {
+    struct progress prog;
     const char *path;
     bool listed; /* the differences' heading is out */
 };
 
 /* The differences' heading, once, before the first one or the summary. */
-static void heading(struct progress *p)
+static void heading(struct replay_out *o)
 {
-    if (!p->listed)
-        printf("replay: %s: differences:\n", p->path);
-    p->listed = true;
+    if (!o->listed)
+        printf("replay: %s: differences:\n", o->path);
+    o->listed = true;
 }
 
 /* A difference, on stdout: the progress line on stderr's terminal is
  * cleared first, so the two do not share a line. */
 static void on_difference(void *arg, const struct rfx_replay_difference *d)
 {
-    struct progress *p = arg;
-    if (p->drawn) {
-        fprintf(stderr, "\r\033[K");
-        p->drawn = false;
-    }
-    heading(p);
+    struct replay_out *o = arg;
+    progress_clear(&o->prog);
+    heading(o);
     printf("  frame %" PRIu64 " (byte %" PRIu64 "): %s\n", d->seq, d->offset, d->what);
     fflush(stdout);
 }
 
 static void on_progress(void *arg, uint64_t frames, uint64_t offset)
 {
-    struct progress *p = arg;
-    p->drawn = p->tty;
-    int64_t now = rfx_now_ns();
-    if (now - p->t0 < 1000000000LL || now - p->last < (p->tty ? 1000000000LL : 5000000000LL))
-        return;
-    p->last = now;
-    double pct = p->size ? 100.0 * (double)offset / (double)p->size : 0;
-    if (p->tty)
-        fprintf(stderr, "\rreplay: %llu frames, %.0f%% of the file\033[K",
-                (unsigned long long)frames, pct);
-    else
-        fprintf(stderr, "replay: %llu frames, %.0f%% of the file\n", (unsigned long long)frames,
-                pct);
+    progress_tick(&((struct replay_out *)arg)->prog, frames, offset);
 }
 
 int cmd_replay(int argc, char **argv)
@@ -161,14 +141,12 @@ int cmd_replay(int argc, char **argv)
         kind = cfg.source_kind;
         opt.level_actions = cfg.level_actions;
     }
-    struct progress prog = {.t0 = rfx_now_ns(), .tty = isatty(STDERR_FILENO), .path = path};
-    struct stat st;
-    if (stat(path, &st) == 0)
-        prog.size = (uint64_t)st.st_size;
+    struct replay_out out = {.path = path};
+    progress_begin(&out.prog, "replay", "frames", path);
     opt.progress = on_progress;
-    opt.progress_arg = &prog;
+    opt.progress_arg = &out;
     opt.difference = on_difference;
-    opt.difference_arg = &prog;
+    opt.difference_arg = &out;
     /* A file that is no record at all is refused before any output. */
     struct rfx_record_reader *probe;
     int rc = rfx_record_open(path, &probe, NULL, msg, sizeof msg);
@@ -179,14 +157,13 @@ int cmd_replay(int argc, char **argv)
     rfx_record_close(probe);
     struct rfx_replay_result res;
     rc = rfx_replay_builtin(path, kind, &opt, &res, msg, sizeof msg);
-    if (prog.drawn)
-        fprintf(stderr, "\r\033[K");
+    progress_clear(&out.prog);
     if (rc != 0) {
         fprintf(stderr, "reflex replay: %s: %s\n", path, msg);
         return rc == -EINVAL || rc == -ENOENT || rc == -EISDIR || rc == -EACCES ? EXIT_USAGE
                                                                                 : EXIT_RUNTIME;
     }
-    heading(&prog);
+    heading(&out);
     if (res.differ == 0)
         printf("  none\n");
     else if (show && res.differ > (uint64_t)show)

@@ -5,6 +5,7 @@
 #include <reflex/reflex.h>
 
 #include "cmd_run.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -114,7 +115,11 @@ static int cmd_hist(int argc, char **argv)
     struct rfx_hlog_entry e;
     int rc, status = EXIT_OK;
     long intervals = 0;
+    struct progress prog;
+    uint64_t read = 0;
+    progress_begin(&prog, "reflex hist", "intervals", path);
     while ((rc = rfx_hlog_read(r, &e)) == 1) {
+        progress_tick(&prog, ++read, (uint64_t)ftell(f));
         if (strcmp(tag, "*") != 0 && strcmp(tag, e.tag) != 0) {
             rfx_hdr_destroy(e.h);
             continue;
@@ -124,13 +129,16 @@ static int cmd_hist(int argc, char **argv)
             acc = e.h;
             continue;
         }
-        if (rfx_hdr_add(acc, e.h) < 0)
+        if (rfx_hdr_add(acc, e.h) < 0) {
+            progress_clear(&prog);
             fprintf(stderr,
                     "reflex hist: %s: interval at %.3f s has values the first interval's "
                     "layout cannot hold; they are left out\n",
                     path, e.start_s);
+        }
         rfx_hdr_destroy(e.h);
     }
+    progress_clear(&prog);
     if (rc < 0) {
         fprintf(stderr, "reflex hist: %s: %s\n", path, rfx_hlog_reader_error(r));
         status = EXIT_USAGE;

@@ -2,17 +2,66 @@
 #include "outfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
-int rfx_outfile_open(struct rfx_outfile *o, const char *dir, const char *name)
+static int set_paths(struct rfx_outfile *o, const char *dir, const char *name)
 {
     int n = snprintf(o->path, sizeof o->path, "%s/%s", dir, name);
     o->f = NULL;
+    o->reserved = false;
     if (n < 0 || (size_t)n >= sizeof o->path)
         return -ENAMETOOLONG;
     snprintf(o->tmp, sizeof o->tmp, "%s.tmp", o->path);
+    return 0;
+}
+
+int rfx_outfile_open(struct rfx_outfile *o, const char *dir, const char *name)
+{
+    int rc = set_paths(o, dir, name);
+    if (rc)
+        return rc;
     o->f = fopen(o->tmp, "we");
     return o->f ? 0 : -errno;
+}
+
+int rfx_outfile_reserve(const char *dir, const char *name, off_t bytes)
+{
+    struct rfx_outfile o;
+    int rc = set_paths(&o, dir, name);
+    if (rc)
+        return rc;
+    int fd = open(o.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    rc = -posix_fallocate(fd, 0, bytes); /* returns the error, sets no errno */
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc)
+        unlink(o.tmp);
+    return rc;
+}
+
+int rfx_outfile_open_reserved(struct rfx_outfile *o, const char *dir, const char *name)
+{
+    int rc = set_paths(o, dir, name);
+    if (rc)
+        return rc;
+    int fd = open(o->tmp, O_WRONLY | O_CLOEXEC); /* no O_TRUNC: keep the blocks */
+    if (fd >= 0 && (o->f = fdopen(fd, "w")) != NULL) {
+        o->reserved = true;
+        return 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rfx_outfile_open(o, dir, name);
+}
+
+void rfx_outfile_unreserve(const char *dir, const char *name)
+{
+    struct rfx_outfile o;
+    if (set_paths(&o, dir, name) == 0)
+        unlink(o.tmp);
 }
 
 int rfx_outfile_commit(struct rfx_outfile *o, int rc)
@@ -28,6 +77,10 @@ int rfx_outfile_commit(struct rfx_outfile *o, int rc)
         rc = flushed;
     if (ferror(o->f) && rc == 0)
         rc = -EIO;
+    /* A reservation is longer than what was written: cut it there. */
+    off_t len = o->reserved ? ftello(o->f) : 0;
+    if (o->reserved && rc == 0 && (len < 0 || ftruncate(fileno(o->f), len) != 0))
+        rc = -errno;
     if (fclose(o->f) != 0 && rc == 0)
         rc = -errno;
     o->f = NULL;

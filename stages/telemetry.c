@@ -114,6 +114,8 @@ void rfx_telemetry_destroy(struct rfx_telemetry *t)
             rfx_hdr_destroy(t->win[j][k]);
     for (int k = 0; k < RFX_MAX_STAGES + 4; k++)
         rfx_hdr_destroy(t->merged[k]);
+    if (t->summary_reserved) /* no bundle was written */
+        rfx_outfile_unreserve(t->e->cfg.out_dir, "summary.json");
     rfx_flight_fini(&t->flight);
     rfx_hlog_writer_destroy(t->hlog);
     if (t->hlog_f)
@@ -234,6 +236,13 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
         rfx_telemetry_destroy(t);
         return rc;
     }
+    rc = rfx_outfile_reserve(e->cfg.out_dir, "summary.json", SUMMARY_RESERVE);
+    t->summary_reserved = rc == 0;
+    if (rc == -ENOSPC || rc == -EDQUOT)
+        fprintf(stderr,
+                "reflex: %s: less than %d MiB free: summary.json is written at the end only if "
+                "there is room then\n",
+                e->cfg.out_dir, SUMMARY_RESERVE >> 20);
     char path[RFX_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/latency.hlog", e->cfg.out_dir);
     t->hlog_f = fopen(path, "w");
@@ -1434,7 +1443,12 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     }
     msg[0] = 0;
     struct rfx_outfile o;
-    if ((rc = rfx_outfile_open(&o, dir, "summary.json")) == 0) {
+    bool reserved = t->summary_reserved && !strcmp(dir, e->cfg.out_dir);
+    rc = reserved ? rfx_outfile_open_reserved(&o, dir, "summary.json")
+                  : rfx_outfile_open(&o, dir, "summary.json");
+    if (reserved)
+        t->summary_reserved = false;
+    if (rc == 0) {
         write_summary(t, o.f);
         rc = rfx_outfile_commit(&o, 0);
     }

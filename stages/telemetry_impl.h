@@ -88,7 +88,13 @@ struct rfx_telemetry {
     struct rfx_iv_point iv_storage[MAX_INTERVALS];
     _Atomic uint64_t last_hit_milli; /* for other threads; UINT64_MAX: none */
     int hlog_errors;
+    bool summary_reserved; /* disk space kept for summary.json (outfile.h) */
 };
+
+/* Disk space kept from the start for summary.json, the file that says
+ * what the run did: a full summary with every series at its 8192 entries,
+ * 256 alerts and 256 stall reports with their stacks stays under it. */
+#define SUMMARY_RESERVE (2 << 20)
 
 /* The Prometheus text exposition (0.0.4) of the whole run so far: malloc'd
  * text, or NULL. Reporter (after an interval) or after the stop. */

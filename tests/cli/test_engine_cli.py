@@ -536,11 +536,18 @@ if mg:
 #      1, and the report does not claim a full bundle.
 full = os.path.join(work, "fulldisk")
 os.mkdir(full)
-mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", full],
-                         capture_output=True, text=True)
-if mounted.returncode != 0:
-    print(f"skip: full disk: cannot mount a tmpfs here ({mounted.stderr.strip()})")
-else:
+
+
+def mount_tmpfs(size, label):
+    """A tmpfs of `size` on `full`; False (the block skipped) where none can be mounted."""
+    m = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", full],
+                       capture_output=True, text=True)
+    if m.returncode != 0:
+        print(f"skip: {label}: cannot mount a tmpfs here ({m.stderr.strip()})")
+    return m.returncode == 0
+
+
+if mount_tmpfs("64k", "full disk"):
     d = os.path.join(full, "out")
     os.mkdir(d)
     with open(os.path.join(d, "trace.json"), "w") as f:  # a previous run's
@@ -568,6 +575,42 @@ else:
             with open(os.path.join(d, n)) as f:
                 text = f.read()
             check("#[Max" in text, f"full disk: {n} is whole", text[-200:])
+    subprocess.run(["umount", full])
+
+# 3c5b. A disk that fills during the run (another program takes every free
+#       byte): summary.json still fits, in the space kept for it at the
+#       start.
+if mount_tmpfs("4m", "disk filling up"):
+    d = os.path.join(full, "out")
+    proc = subprocess.Popen([reflex, "demo", "--duration", "60", "--quiet", "--out", d],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tmp = os.path.join(d, "summary.json.tmp")
+    for _ in range(100):  # the reservation is made before the first frame
+        if os.path.exists(tmp):
+            break
+        time.sleep(0.05)
+    reserved = os.path.exists(tmp) and os.stat(tmp).st_blocks * 512 >= 2 << 20
+    time.sleep(1)
+    with open(os.path.join(full, "filler"), "wb", buffering=0) as f:  # every free byte
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    names = sorted(os.listdir(d))
+    check(reserved, f"disk filling up: 2 MiB kept for summary.json at the start ({names})")
+    # Written first, into the space kept for it, whose unused part is then
+    # freed: the rest of a short run's bundle fits there too (exit 0); a
+    # file that does not is named with ENOSPC (exit 1).
+    check("summary.json" in names and identity_holds(load_summary(d)) and
+          "summary.json:" not in err and
+          (proc.returncode == 0 or proc.returncode == 1 and "No space left on device" in err),
+          f"disk filling up: summary.json written whole from the space kept for it (exit "
+          f"{proc.returncode}, {len(names)} files)", err[-600:])
+    check(not [n for n in names if n.endswith(".tmp")],
+          f"disk filling up: no temporary file left: {names}")
     subprocess.run(["umount", full])
 
 # 3c6. The flight recorder off (telemetry.trace_frames = 0): no trace.json,

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const names[] = {"capture", "pattern", "decide", "execute", "telemetry"};
@@ -697,4 +698,46 @@ Test(outfile, written_whole_or_not_at_all_with_the_writes_errno)
     snprintf(path, sizeof path, "%s/a.txt", dir);
     cr_expect_eq(unlink(path), 0);
     cr_expect_eq(rmdir(dir), 0, "only a.txt was left");
+}
+
+/* Space kept for a file: allocated at once, written over, and cut to what
+ * was written at the commit; one not used is removed. */
+Test(outfile, a_reservation_is_allocated_then_cut_to_what_was_written)
+{
+    char dir[] = "/tmp/rfx-outfile-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(rfx_outfile_reserve(dir, "s.json", 1 << 20), 0);
+    char tmp[128], path[128];
+    snprintf(tmp, sizeof tmp, "%s/s.json.tmp", dir);
+    snprintf(path, sizeof path, "%s/s.json", dir);
+    struct stat st;
+    cr_assert_eq(stat(tmp, &st), 0);
+    cr_expect(st.st_size == 1 << 20 && st.st_blocks * 512 >= 1 << 20,
+              "1 MiB allocated: size %lld, %lld blocks", (long long)st.st_size,
+              (long long)st.st_blocks);
+    struct rfx_outfile o;
+    cr_assert_eq(rfx_outfile_open_reserved(&o, dir, "s.json"), 0);
+    cr_expect(o.reserved);
+    fprintf(o.f, "{\"a\": 1}\n");
+    cr_assert_eq(rfx_outfile_commit(&o, 0), 0);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_size, 9, "cut to what was written: %lld bytes", (long long)st.st_size);
+    cr_expect(st.st_blocks * 512 < 1 << 20, "the rest of the space is freed");
+    cr_expect_eq(access(tmp, F_OK), -1);
+    /* Without a reservation (gone, or never made): an ordinary new file. */
+    cr_assert_eq(rfx_outfile_open_reserved(&o, dir, "t.json"), 0);
+    cr_expect(!o.reserved);
+    cr_assert_eq(rfx_outfile_commit(&o, 0), 0);
+    /* More than the disk has: refused, no file left. */
+    int rc = rfx_outfile_reserve(dir, "u.json", (off_t)1 << 50);
+    cr_expect(rc == -EFBIG || rc == -ENOSPC, "1 PiB: %s", strerror(-rc));
+    snprintf(tmp, sizeof tmp, "%s/u.json.tmp", dir);
+    cr_expect_eq(access(tmp, F_OK), -1);
+    cr_assert_eq(rfx_outfile_reserve(dir, "v.json", 4096), 0);
+    rfx_outfile_unreserve(dir, "v.json");
+    snprintf(tmp, sizeof tmp, "%s/v.json.tmp", dir);
+    cr_expect_eq(access(tmp, F_OK), -1, "an unused reservation is removed");
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -r %s", dir);
+    cr_expect_eq(system(cmd), 0);
 }

@@ -35,6 +35,8 @@ static void go(struct rfx_breaker *b, enum rfx_breaker_state to, int64_t now)
         (enum rfx_breaker_state)atomic_load_explicit(&b->state, memory_order_relaxed);
     if (b->n_log < RFX_BREAKER_LOG)
         b->log[b->n_log++] = (struct rfx_breaker_transition){.t_ns = now, .from = from, .to = to};
+    else
+        b->not_logged++;
     atomic_store_explicit(&b->state, to, memory_order_release);
     b->fail_run = b->ok_run = 0;
     if (to == RFX_BREAKER_OPEN) {

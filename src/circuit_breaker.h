@@ -31,6 +31,7 @@ struct rfx_breaker {
     _Atomic uint64_t rejected, failures, successes, opens; /* single writer, relaxed */
     int n_log;
     struct rfx_breaker_transition log[RFX_BREAKER_LOG];
+    uint64_t not_logged; /* transitions after the log filled (the sink's thread) */
 };
 
 void rfx_breaker_init(struct rfx_breaker *b, uint32_t failures, int64_t reset_ns,

@@ -1339,7 +1339,7 @@ static void write_summary(struct rfx_telemetry *t, FILE *f)
         fprintf(f, "%s{\"t_s\": %.3f, \"from\": \"%s\", \"to\": \"%s\"}", i ? ", " : "",
                 (br->log[i].t_ns - e->start_ns) * 1e-9, rfx_breaker_state_name(br->log[i].from),
                 rfx_breaker_state_name(br->log[i].to));
-    fprintf(f, "]},\n");
+    fprintf(f, "], \"transitions_not_logged\": %llu},\n", (unsigned long long)br->not_logged);
     rfx_watchdog_json(e->watchdog, f);
     faults_json(e, f);
     fprintf(f, "  \"cpu_latency\": {\"setting\": ");

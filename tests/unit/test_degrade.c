@@ -189,6 +189,25 @@ Test(breaker, opens_after_n_failures_probes_after_reset_closes_after_m_successes
     cr_expect_eq(b.n_log, 5);
 }
 
+/* The transition log keeps the first RFX_BREAKER_LOG and counts the rest. */
+Test(breaker, transitions_beyond_the_log_are_counted)
+{
+    struct rfx_breaker b;
+    rfx_breaker_init(&b, 1, 10, 1);
+    int64_t t = 0;
+    for (int i = 0; i < 30; i++) { /* CLOSED -> OPEN -> HALF_OPEN -> CLOSED: 3 each */
+        rfx_breaker_result(&b, false, t);
+        t += 10;
+        cr_assert(rfx_breaker_allow(&b, t));
+        rfx_breaker_result(&b, true, t);
+        t += 1;
+    }
+    cr_expect_eq(atomic_load(&b.state), RFX_BREAKER_CLOSED);
+    cr_expect_eq(b.n_log, RFX_BREAKER_LOG);
+    cr_expect_eq(b.not_logged, 90 - RFX_BREAKER_LOG, "%llu not logged",
+                 (unsigned long long)b.not_logged);
+}
+
 /* A burst's successes go to the breaker as one call: it must end in the
  * same state, counters and transitions as one call per frame. */
 Test(breaker, ok_n_equals_n_single_successes)

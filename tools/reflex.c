@@ -52,6 +52,23 @@ static void hist_usage(FILE *f)
                "  --unit-ratio R   divide values by R (default 1e6: ns shown as ms)\n");
 }
 
+/* Add `tag` to the comma-separated list `seen` once ("(untagged)" for ""). */
+static void note_tag(char *seen, size_t size, const char *tag)
+{
+    const char *name = tag[0] ? tag : "(untagged)";
+    size_t len = strlen(name);
+    for (const char *p = seen; *p;) {
+        const char *end = strstr(p, ", ");
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n == len && !strncmp(p, name, n))
+            return;
+        p = end ? end + 2 : p + n;
+    }
+    size_t used = strlen(seen);
+    if (used + len + 3 < size)
+        snprintf(seen + used, size - used, "%s%s", used ? ", " : "", name);
+}
+
 static int cmd_hist(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -118,8 +135,10 @@ static int cmd_hist(int argc, char **argv)
     struct progress prog;
     uint64_t read = 0;
     progress_begin(&prog, "reflex hist", "intervals", path);
+    char seen[400] = ""; /* the log's tags, for a --tag that matches none */
     while ((rc = rfx_hlog_read(r, &e)) == 1) {
         progress_tick(&prog, ++read, (uint64_t)ftell(f));
+        note_tag(seen, sizeof seen, e.tag);
         if (strcmp(tag, "*") != 0 && strcmp(tag, e.tag) != 0) {
             rfx_hdr_destroy(e.h);
             continue;
@@ -143,7 +162,10 @@ static int cmd_hist(int argc, char **argv)
         fprintf(stderr, "reflex hist: %s: %s\n", path, rfx_hlog_reader_error(r));
         status = EXIT_USAGE;
     } else if (!acc) {
-        fprintf(stderr, "reflex hist: %s: no intervals with tag '%s'\n", path, tag);
+        fprintf(stderr, "reflex hist: %s: no intervals with tag '%s'", path, tag);
+        if (seen[0])
+            fprintf(stderr, "; its tags: %s (--tag T picks one, --tag '*' merges all)", seen);
+        fprintf(stderr, "\n");
         status = EXIT_USAGE;
     } else if (rfx_hdr_write_percentiles(acc, stdout, (int)ticks, ratio) < 0) {
         status = EXIT_RUNTIME;

@@ -62,6 +62,8 @@ expect_rc 2 "demo --out under a file" "$reflex" demo --duration 1 --quiet --out 
 expect_rc 2 "demo --out where no directory can be made" "$reflex" demo --duration 1 --quiet --out /proc/rfx-out
 grep -q "cannot hold the bundle: cannot make a directory in /proc: " "$work/err" && pass "the ancestor that refuses is named" || { fail "unmakeable out dir message"; cat "$work/err"; }
 expect_rc 2 "hist unknown tag" "$reflex" hist "$work/reflex.hlog" --tag nosuchtag
+grep -q "no intervals with tag 'nosuchtag'; its tags: .*sf3" "$work/err" &&
+    pass "hist: a tag with no intervals is answered with the log's tags" || { fail "hist tag list"; cat "$work/err"; }
 expect_rc 2 "hist bad --ticks" "$reflex" hist "$work/reflex.hlog" --ticks 0
 expect_rc 2 "hist bad --unit-ratio" "$reflex" hist "$work/reflex.hlog" --unit-ratio -1
 expect_rc 2 "hist two files" "$reflex" hist a b

@@ -118,10 +118,14 @@ int rfx_hdr_add(struct rfx_hdr *dst, const struct rfx_hdr *src)
     int rc = 0;
     bool same = dst->counts_len == src->counts_len && dst->unit_magnitude == src->unit_magnitude &&
                 dst->sub_bucket_count == src->sub_bucket_count;
-    for (int i = 0; i < src->counts_len; i++) {
+    /* Counts are never negative and sum to total_count: past the last
+     * recorded value there is nothing left to add. */
+    int64_t left = src->total_count;
+    for (int i = 0; i < src->counts_len && left > 0; i++) {
         int64_t c = src->counts[i];
         if (c == 0)
             continue;
+        left -= c;
         if (same) {
             dst->counts[i] += c;
             dst->total_count += c;

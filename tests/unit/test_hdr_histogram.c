@@ -173,15 +173,27 @@ Test(hdr, add_copy_reset)
         rfx_hdr_record(a, i);
         rfx_hdr_record(b, i * 100);
     }
+    rfx_hdr_record(b, 1000000); /* the last bucket: add must reach it */
+    struct rfx_hdr *ref = make(1, 1000000, 3);
+    for (int i = 0; i < 1000; i++) {
+        rfx_hdr_record(ref, i);
+        rfx_hdr_record(ref, i * 100);
+    }
+    rfx_hdr_record(ref, 1000000);
     cr_expect_eq(rfx_hdr_add(a, b), 0);
-    cr_expect_eq(rfx_hdr_total_count(a), 2000);
+    cr_expect_eq(rfx_hdr_total_count(a), 2001);
+    int differ = 0;
+    for (int i = 0; i < rfx_hdr_counts_len(a); i++)
+        differ += a->counts[i] != ref->counts[i];
+    cr_expect_eq(differ, 0, "%d buckets differ from recording both", differ);
+    rfx_hdr_destroy(ref);
     cr_expect_eq(rfx_hdr_add(c, b), -ERANGE, "values above 1000 do not fit");
     cr_expect_gt(rfx_hdr_out_of_range(c), 0);
-    cr_expect_eq(rfx_hdr_total_count(c) + (int64_t)rfx_hdr_out_of_range(c), 1000);
+    cr_expect_eq(rfx_hdr_total_count(c) + (int64_t)rfx_hdr_out_of_range(c), 1001);
     struct rfx_hdr *d = NULL;
     cr_expect_eq(rfx_hdr_copy(a, &d), 0);
     cr_expect_eq(rfx_hdr_value_at_percentile(d, 99), rfx_hdr_value_at_percentile(a, 99));
-    cr_expect_eq(rfx_hdr_total_count(d), 2000);
+    cr_expect_eq(rfx_hdr_total_count(d), 2001);
     rfx_hdr_reset(d);
     cr_expect_eq(rfx_hdr_total_count(d), 0);
     cr_expect_eq(rfx_hdr_max(d), 0);

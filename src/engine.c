@@ -23,6 +23,7 @@
  * empty, so every captured frame reaches telemetry (in flight = 0).
  */
 #include "engine_impl.h"
+#include "json_check.h"
 #include "memtouch.h"
 #include "metrics_http.h"
 #include "probes.h"
@@ -837,7 +838,8 @@ int rfx_engine_record_stats(const struct rfx_engine *e, struct rfx_engine_record
 
 int rfx_engine_set_summary_extra(struct rfx_engine *e, const char *json)
 {
-    if (!e || !json)
+    char why[120];
+    if (!e || !json || rfx_json_members_check(json, why, sizeof why) != 0)
         return -EINVAL;
     char *copy = strdup(json);
     if (!copy)

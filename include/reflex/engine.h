@@ -315,7 +315,10 @@ RFX_API const char *rfx_degrade_action_name(unsigned bit_index);
 RFX_API void rfx_engine_config_print(const struct rfx_engine_config *cfg, FILE *f);
 
 /* Attach extra JSON members to summary.json ("demo": {...}); `json` is a
- * complete member list such as "\"demo\": {\"score\": 3}". Copied. */
+ * complete member list such as "\"demo\": {\"score\": 3}". Copied.
+ * Returns 0, -ENOMEM, or -EINVAL when it is not valid JSON members (an
+ * empty text, a bare value, an object with its braces, a trailing comma):
+ * summary.json would not parse. */
 RFX_API int rfx_engine_set_summary_extra(struct rfx_engine *e, const char *json);
 
 /* Cache categories: a name ("movement_dodge") for the category field of a

@@ -7,6 +7,7 @@
 #include "engine_impl.h"
 #include "hdr_histogram_impl.h"
 #include "iv_series.h"
+#include "json_check.h"
 #include "outfile.h"
 #include "telemetry_impl.h"
 
@@ -740,4 +741,61 @@ Test(outfile, a_reservation_is_allocated_then_cut_to_what_was_written)
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -r %s", dir);
     cr_expect_eq(system(cmd), 0);
+}
+
+/* What a caller adds to summary.json must keep it parseable: valid member
+ * lists pass, anything else is refused with the byte it went wrong at. */
+Test(json_check, member_lists_pass_and_everything_else_is_named)
+{
+    static const char *const good[] = {
+        "\"a\": 1",
+        " \"demo\": {\"score\": 3, \"x\": [1, -2.5e3, 0, 0.125, 1E+2, true, false, null]} ",
+        "\"s\": \"quote \\\" backslash \\\\ \\u00e9 \\n\", \"e\": {}, \"l\": []",
+        "\"n\": [[[]]], \"o\": {\"p\": {\"q\": [{}]}}",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        char why[120] = "";
+        cr_expect_eq(rfx_json_members_check(good[i], why, sizeof why), 0, "%s: %s", good[i], why);
+    }
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"", "no members at byte 0"},
+        {"  ", "no members at byte 2"},
+        {"\"a\"", "expected ':' after a member's name at byte 3"},
+        {"\"a\": ", "expected a value at byte 5"},
+        {"\"a\": 1,", "expected a string at byte 7"},
+        {"{\"a\": 1}", "expected a string at byte 0"},
+        {"\"a\": 01", "expected ',' or the end at byte 6"},
+        {"\"a\": [1,]", "expected a value at byte 8"},
+        {"\"a\": \"x", "a string is not closed at byte 7"},
+        {"\"a\": tru", "expected a value at byte 5"},
+        {"\"a\": 1 \"b\": 2", "expected ',' or the end at byte 7"},
+        {"\"a\": \"\x01\"", "a control character in a string at byte 6"},
+        {"\"a\": \"\\x\"", "an unknown escape at byte 6"},
+        {"\"a\": \"\\u12\"", "a \\u escape without four hex digits at byte 6"},
+        {"\"a\": 1.", "a number without digits at byte 7"},
+        {"\"a\": {\"b\": 1", "expected ',' or '}' at byte 12"},
+        {"\"a\": [1 2]", "expected ',' or ']' at byte 8"},
+        {"\"a\": NaN", "expected a value at byte 5"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char why[120] = "";
+        cr_expect_eq(rfx_json_members_check(bad[i].text, why, sizeof why), -EINVAL, "'%s'",
+                     bad[i].text);
+        cr_expect_str_eq(why, bad[i].why, "'%s'", bad[i].text);
+    }
+    char deep[300] = "\"a\": ";
+    for (int i = 0; i < 100; i++)
+        strcat(deep, "[");
+    char why[120] = "";
+    cr_expect_eq(rfx_json_members_check(deep, why, sizeof why), -EINVAL);
+    cr_expect(strstr(why, "nested more than 64 deep"), "%s", why);
+    struct rfx_engine_config c;
+    rfx_engine_config_default(&c);
+    struct rfx_engine *e;
+    cr_assert_eq(rfx_engine_create(&c, &e), 0);
+    cr_expect_eq(rfx_engine_set_summary_extra(e, "\"bot\": {\"level\": 3}"), 0);
+    cr_expect_eq(rfx_engine_set_summary_extra(e, "\"bot\": {\"level\": 3},"), -EINVAL);
+    rfx_engine_destroy(e);
 }

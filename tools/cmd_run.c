@@ -145,7 +145,8 @@ static void run_usage(FILE *f, bool demo)
                "                  [--quiet]\n"
                "\n"
                "Run the pipeline CONFIG describes (docs/config.md) and write the run bundle.\n");
-    fprintf(f, "  --duration S      run for S seconds (default: [engine] duration_s, demo 30)\n"
+    fprintf(f, "  --duration S      run for S seconds; 0: until SIGINT/SIGTERM (default:\n"
+               "                    [engine] duration_s, demo 30)\n"
                "  --frames N        stop after N frames\n"
                "  --out DIR         bundle directory (default: [engine] out_dir)\n"
                "  --set S.K=V       override a config key (repeatable)\n"
@@ -256,9 +257,10 @@ int cmd_run(int argc, char **argv, bool demo)
         switch (c) {
         case 'd':
             duration = strtod(optarg, &end);
-            if (*end || end == optarg || !(duration > 0 && duration <= 604800)) {
+            if (*end || end == optarg || !(duration >= 0 && duration <= 604800)) {
                 fprintf(stderr,
-                        "reflex: --duration: '%s' is not a number of seconds in (0, 604800]\n",
+                        "reflex: --duration: '%s' is not a number of seconds in [0, 604800] "
+                        "(0: until SIGINT/SIGTERM)\n",
                         optarg);
                 return 2;
             }
@@ -321,7 +323,7 @@ int cmd_run(int argc, char **argv, bool demo)
         if (!strcmp(cfg.out_dir, "reflex-out"))
             snprintf(cfg.out_dir, sizeof cfg.out_dir, "reflex-demo");
     }
-    if (duration > 0)
+    if (duration >= 0) /* given (run's default -1 keeps the config's) */
         cfg.duration_s = duration;
     if (frames > 0)
         cfg.max_frames = (uint64_t)frames;

@@ -36,6 +36,13 @@ expect_rc 2 "check with two configs" "$reflex" check "$work/empty.ini" "$work/em
 expect_rc 0 "demo --help" "$reflex" demo --help
 grep -q "latency.svg, *$" "$work/out" && grep -q "metrics.prom, trace.json" "$work/out" &&
     pass "demo --help names every bundle file" || fail "demo --help bundle list"
+grep -q "0: until SIGINT/SIGTERM" "$work/out" && pass "demo --help: --duration 0 runs until stopped" || fail "demo --help --duration text"
+# --duration 0 as [engine] duration_s = 0: until SIGINT, then drained and written.
+expect_rc 0 "demo --duration 0, stopped by SIGINT after 2 s" timeout --preserve-status -s INT 2 "$reflex" demo --duration 0 --quiet --out "$work/d0"
+grep -q '"identity_holds": true' "$work/d0/summary.json" && grep -Eq '"duration_s": [12]\.' "$work/d0/summary.json" &&
+    pass "demo --duration 0: ran until the signal, bundle written" || { fail "demo --duration 0"; head -5 "$work/d0/summary.json"; }
+expect_rc 2 "demo --duration -1" "$reflex" demo --duration -1
+grep -q "'-1' is not a number of seconds in \[0, 604800\]" "$work/err" && pass "--duration's range named" || { fail "--duration message"; cat "$work/err"; }
 expect_rc 0 "replay --help" "$reflex" replay --help
 grep -q "usage: reflex replay FILE" "$work/out" && pass "replay --help prints its usage" || fail "replay --help text"
 expect_rc 2 "replay with no file" "$reflex" replay

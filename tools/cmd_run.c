@@ -11,6 +11,7 @@
 #include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,14 +38,38 @@ static atomic_bool g_interrupted;
  * before the handler is installed). */
 static atomic_bool g_tell;
 
+/* When the first signal came (CLOCK_MONOTONIC ns; 0 until the handler has
+ * stored it), and how long after it a signal is still the same request.
+ * One request often arrives twice: timeout(1) signals the command and
+ * then its own process group, and a kill of a process group or a service
+ * manager's stop can do the same; the two are microseconds apart and are
+ * not always merged by the kernel. A person's second Ctrl-C comes later. */
+static _Atomic int64_t g_first_ns;
+#define SAME_REQUEST_NS 250000000LL
+
+static int64_t signal_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe (POSIX.1-2008) */
+    int64_t ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return ns > 0 ? ns : 1;
+}
+
 /* The first SIGINT or SIGTERM drains and writes the bundle. A drain waits
  * for every stage call in progress to return, so a stage stuck in a call
- * (a hung device, a deadlock in the bot's code) holds it; a second signal
- * then ends the process at once, by that signal, without the bundle, as
- * the message says. write, signal and raise are async-signal-safe. */
+ * (a hung device, a deadlock in the bot's code) holds it; a second signal,
+ * 0.25 s or more after the first, then ends the process at once, by that
+ * signal, without the bundle, as the message says. One sooner is the same
+ * request delivered twice and is ignored (also when the first's handler
+ * has not yet stored its time). write, signal, raise and clock_gettime are
+ * async-signal-safe. */
 static void on_signal(int sig)
 {
+    int64_t now = signal_now_ns();
     if (atomic_exchange(&g_interrupted, true)) {
+        int64_t first = atomic_load(&g_first_ns);
+        if (first == 0 || now - first < SAME_REQUEST_NS)
+            return;
         static const char m[] = "\nreflex: second signal: quitting without draining; the bundle "
                                 "is not written\n";
         ssize_t w = write(STDERR_FILENO, m, sizeof m - 1);
@@ -53,6 +78,7 @@ static void on_signal(int sig)
         raise(sig);
         return;
     }
+    atomic_store(&g_first_ns, now);
     if (atomic_load_explicit(&g_tell, memory_order_relaxed)) {
         static const char m[] = "\nreflex: stopping: draining the frames in flight, then the "
                                 "bundle (a second Ctrl-C quits at once, without it)\n";

@@ -276,6 +276,27 @@ except subprocess.TimeoutExpired:
     proc.communicate()
     check(False, "second SIGINT: reflex was still draining 10 s after it")
 
+# 2d. One request delivered twice: timeout(1) signals the command and then
+#     its process group, microseconds apart. A repeat within 0.25 s of the
+#     first is the same request: the run drains and writes its bundle.
+d = os.path.join(work, "sigint-repeat")
+proc = subprocess.Popen([reflex, "demo", "--duration", "600", "--out", d, "--quiet"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+time.sleep(2)
+proc.send_signal(signal.SIGINT)
+time.sleep(0.02)  # after the first's handler ran: the kernel cannot merge them
+proc.send_signal(signal.SIGINT)
+try:
+    out, err = proc.communicate(timeout=30)
+    check(proc.returncode == 0 and "second signal" not in err,
+          f"SIGINT repeated after 20 ms: drained as one request (exit {proc.returncode})", err)
+    if proc.returncode == 0:
+        check_bundle(d, "SIGINT repeated")
+except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.communicate()
+    check(False, "SIGINT repeated: reflex did not stop within 30 s")
+
 # 3. Drops are counted by reason: a drop-newest ring too small for the load.
 def run_ini(name, ini, *args):
     """reflex run on a config written from `ini`, out dir work/NAME; (dir, result)."""

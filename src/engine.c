@@ -31,6 +31,7 @@
 #include "persist.h"
 #include "recorder.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
 #include <link.h>
@@ -677,13 +678,24 @@ void rfx_engine_destroy(struct rfx_engine *e)
     free(e);
 }
 
+/* A stage's name becomes a file name (NAME.hgrm), an hlog tag (which ends
+ * at ',' or a space), a JSON key and a Prometheus label, unescaped: so it
+ * is letters, digits, '_' and '-' only, as a thread's name in a config. */
+static bool stage_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= RFX_NAME_MAX)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+            return false;
+    return strcmp(name, RFX_TELEMETRY_STAGE) != 0 && strcmp(name, "e2e") != 0;
+}
+
 int rfx_engine_add_stage(struct rfx_engine *e, const char *name, const struct rfx_stage_ops *ops,
                          void *ctx)
 {
-    if (!e || !name || !*name || !ops || !ops->process || e->started)
-        return -EINVAL;
-    if (strlen(name) >= RFX_NAME_MAX || strcmp(name, RFX_TELEMETRY_STAGE) == 0 ||
-        strcmp(name, "e2e") == 0)
+    if (!e || !name || !ops || !ops->process || e->started || !stage_name_ok(name))
         return -EINVAL;
     if (e->n_stages >= RFX_MAX_STAGES - 1)
         return -ENOSPC;

@@ -208,7 +208,10 @@ RFX_API int rfx_engine_create(const struct rfx_engine_config *cfg, struct rfx_en
 RFX_API void rfx_engine_destroy(struct rfx_engine *e);
 
 /* Register the next stage of the pipeline (before start). The name must be
- * unique; ops and ctx must stay valid until rfx_engine_wait returns. */
+ * unique, 1..RFX_NAME_MAX-1 letters, digits, '_' or '-' (it names the
+ * stage's NAME.hgrm, hlog tag, summary.json key and Prometheus label), and
+ * not "telemetry" or "e2e"; -EINVAL otherwise, -EEXIST for a name taken.
+ * ops and ctx must stay valid until rfx_engine_wait returns. */
 RFX_API int rfx_engine_add_stage(struct rfx_engine *e, const char *name,
                                  const struct rfx_stage_ops *ops, void *ctx);
 

@@ -377,6 +377,23 @@ Test(lifecycle, calls_out_of_order_are_refused_with_a_reason)
     static const struct rfx_stage_ops ops = {.process = nop};
     cr_assert_eq(rfx_engine_add_stage(e, "a", &ops, NULL), 0);
     cr_expect_eq(rfx_engine_add_stage(e, "a", &ops, NULL), -EEXIST);
+    /* A name goes unescaped into file names, hlog tags, JSON and labels. */
+    static const char *const bad[] = {"",
+                                      "../x",
+                                      "a/b",
+                                      "a b",
+                                      "a,b",
+                                      "a\"b",
+                                      "a.hgrm",
+                                      "telemetry",
+                                      "e2e",
+                                      "tab\there",
+                                      "0123456789012345678901234567890x"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_eq(rfx_engine_add_stage(e, bad[i], &ops, NULL), -EINVAL, "name '%s'", bad[i]);
+    cr_expect_eq(rfx_engine_add_stage(e, "Stage_2-b", &ops, NULL), 0);
+    cr_expect_eq(rfx_engine_add_stage(e, "0123456789012345678901234567890", &ops, NULL), 0,
+                 "31 characters");
     cr_assert_eq(rfx_engine_start(e, msg, sizeof msg), 0, "%s", msg);
     cr_expect_eq(rfx_engine_start(e, msg, sizeof msg), -EINVAL);
     cr_expect(strstr(msg, "already started"), "start twice: '%s'", msg);

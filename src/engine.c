@@ -681,7 +681,7 @@ void rfx_engine_destroy(struct rfx_engine *e)
 /* A stage's name becomes a file name (NAME.hgrm), an hlog tag (which ends
  * at ',' or a space), a JSON key and a Prometheus label, unescaped: so it
  * is letters, digits, '_' and '-' only, as a thread's name in a config. */
-static bool stage_name_ok(const char *name)
+bool rfx_stage_name_ok(const char *name)
 {
     size_t n = strlen(name);
     if (n == 0 || n >= RFX_NAME_MAX)
@@ -695,7 +695,7 @@ static bool stage_name_ok(const char *name)
 int rfx_engine_add_stage(struct rfx_engine *e, const char *name, const struct rfx_stage_ops *ops,
                          void *ctx)
 {
-    if (!e || !name || !ops || !ops->process || e->started || !stage_name_ok(name))
+    if (!e || !name || !ops || !ops->process || e->started || !rfx_stage_name_ok(name))
         return -EINVAL;
     if (e->n_stages >= RFX_MAX_STAGES - 1)
         return -ENOSPC;

@@ -292,4 +292,9 @@ void rfx_engine_persist(struct rfx_engine *e);
 /* jemalloc: this thread's allocated-bytes counter (false when malloc is not jemalloc's). */
 bool rfx_thread_allocated(uint64_t *out);
 
+/* A name rfx_engine_add_stage takes: 1..RFX_NAME_MAX-1 letters, digits,
+ * '_' or '-', not "telemetry" or "e2e" (it goes unescaped into file names,
+ * hlog tags, JSON keys and Prometheus labels). */
+bool rfx_stage_name_ok(const char *name);
+
 #endif

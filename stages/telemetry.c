@@ -1179,7 +1179,14 @@ static int write_plot(struct rfx_telemetry *t, const char *dir)
 }
 
 /* summary.json's text. */
-static void write_summary(struct rfx_telemetry *t, FILE *f)
+/* The files a bundle writes into its directory, summary.json first. */
+#define BUNDLE_FILES_MAX (RFX_MAX_STAGES + 8)
+struct bundle_files {
+    int n;
+    char name[BUNDLE_FILES_MAX][RFX_NAME_MAX + 8];
+};
+
+static void write_summary(struct rfx_telemetry *t, FILE *f, const struct bundle_files *files)
 {
     struct rfx_engine *e = t->e;
     struct rfx_engine_counts c;
@@ -1188,6 +1195,12 @@ static void write_summary(struct rfx_telemetry *t, FILE *f)
     for (int r = 0; r < RFX_DROP_REASONS; r++)
         dropped += c.dropped[r];
     fprintf(f, "{\n  \"reflex_version\": \"%s\",\n", RFX_VERSION_STRING);
+    /* What this run writes here; the next run into this directory removes
+     * the ones it does not write itself (a stage since renamed). */
+    fprintf(f, "  \"bundle_files\": [");
+    for (int i = 0; i < files->n; i++)
+        fprintf(f, "%s\"%s\"", i ? ", " : "", files->name[i]);
+    fprintf(f, "],\n");
     fprintf(f, "  \"duration_s\": %.3f,\n  \"frame_hz\": %g,\n", (e->end_ns - e->start_ns) * 1e-9,
             e->cfg.frame_hz);
     /* The *_by_interval series: one entry per `intervals_per_entry`
@@ -1429,9 +1442,80 @@ static int note_failure(char *msg, size_t msglen, const char *dir, int first, co
     return first ? first : rc;
 }
 
+static void add_file(struct bundle_files *b, const char *name, const char *ext)
+{
+    if (b->n < BUNDLE_FILES_MAX)
+        snprintf(b->name[b->n++], sizeof b->name[0], "%s%s", name, ext);
+}
+
+static bool has_file(const struct bundle_files *b, const char *name)
+{
+    for (int i = 0; i < b->n; i++)
+        if (!strcmp(b->name[i], name))
+            return true;
+    return false;
+}
+
+/* A name a bundle could have written: one of its fixed files, or
+ * STAGE.hgrm for a name rfx_engine_add_stage takes. Only such names are
+ * ever removed, whatever a summary.json says. */
+static bool bundle_file_name(const char *name)
+{
+    static const char *const fixed[] = {"summary.json",   "latency.hlog", "e2e.hgrm",
+                                        "telemetry.hgrm", "latency.svg",  "metrics.prom",
+                                        "trace.json"};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+        if (!strcmp(name, fixed[i]))
+            return true;
+    size_t n = strlen(name);
+    if (n <= 5 || n - 5 >= RFX_NAME_MAX || strcmp(name + n - 5, ".hgrm") != 0)
+        return false;
+    char stage[RFX_NAME_MAX];
+    memcpy(stage, name, n - 5);
+    stage[n - 5] = 0;
+    return rfx_stage_name_ok(stage);
+}
+
+/* The files the previous run's summary.json in `dir` lists under
+ * "bundle_files" (its first 64 KiB; none if it has no such key, as a
+ * summary from before the key has not, or one the reader cannot follow). */
+static void previous_files(const char *dir, struct bundle_files *out)
+{
+    out->n = 0;
+    char path[RFX_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    static char buf[65536]; /* written at the stop only, by one thread */
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    const char *p = strstr(buf, "\"bundle_files\":");
+    if (!p || !(p = strchr(p, '[')))
+        return;
+    for (p++;;) {
+        p += strspn(p, " \t\r\n,");
+        if (*p != '"')
+            return; /* ']' or something the writer does not write */
+        const char *end = strchr(p + 1, '"');
+        if (!end || (size_t)(end - p - 1) >= sizeof out->name[0])
+            return;
+        char name[sizeof out->name[0]];
+        memcpy(name, p + 1, (size_t)(end - p - 1));
+        name[end - p - 1] = 0;
+        if (bundle_file_name(name) && !has_file(out, name))
+            add_file(out, name, "");
+        p = end + 1;
+    }
+}
+
 /* Every file is tried, summary.json first (it says what the run did), so
  * that one that cannot be written (a full disk) costs only itself; each is
- * whole or absent (outfile.h). The message names every failure. */
+ * whole or absent (outfile.h). The message names every failure. Files a
+ * previous run's summary.json listed that this run does not write (the
+ * .hgrm of a stage since renamed or removed) are removed at the end, so
+ * that the directory never mixes runs. */
 int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *msg, size_t msglen)
 {
     struct rfx_engine *e = t->e;
@@ -1442,6 +1526,18 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
         msglen = sizeof none;
     }
     msg[0] = 0;
+    static struct bundle_files now, before; /* at the stop only, one thread */
+    previous_files(dir, &before);
+    now.n = 0;
+    add_file(&now, "summary.json", "");
+    if (!strcmp(dir, e->cfg.out_dir))
+        add_file(&now, "latency.hlog", "");
+    for (int i = 0; i <= t->ns; i++)
+        add_file(&now, i < t->ns ? e->stages[i].name : "e2e", ".hgrm");
+    add_file(&now, "latency.svg", "");
+    add_file(&now, "metrics.prom", "");
+    if (t->flight.k) /* off: rfx_flight_write removes a previous trace.json */
+        add_file(&now, "trace.json", "");
     struct rfx_outfile o;
     bool reserved = t->summary_reserved && !strcmp(dir, e->cfg.out_dir);
     rc = reserved ? rfx_outfile_open_reserved(&o, dir, "summary.json")
@@ -1449,7 +1545,7 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     if (reserved)
         t->summary_reserved = false;
     if (rc == 0) {
-        write_summary(t, o.f);
+        write_summary(t, o.f, &now);
         rc = rfx_outfile_commit(&o, 0);
     }
     if (rc)
@@ -1475,6 +1571,12 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
                      used ? "; " : "", used ? "" : dir, used ? "" : "/", t->hlog_errors);
         first = first ? first : -EIO;
     }
+    for (int i = 0; i < before.n; i++)
+        if (!has_file(&now, before.name[i])) {
+            char stale[RFX_PATH_MAX + 64];
+            snprintf(stale, sizeof stale, "%s/%s", dir, before.name[i]);
+            unlink(stale);
+        }
     return first;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const stages[] = {"capture", "pattern", "decide", "execute", "telemetry"};
@@ -408,6 +409,79 @@ Test(lifecycle, calls_out_of_order_are_refused_with_a_reason)
     snprintf(path, sizeof path, "%s/telemetry.hgrm", dir);
     cr_expect_eq(access(path, R_OK), 0, "%s written", path);
     rfx_engine_destroy(e);
+    remove_dir(dir);
+}
+
+/* A 20-ms run at 1 kHz of the stages `names` with its bundle in `dir`. */
+static void run_into(const char *dir, const char *const *names, int n)
+{
+    struct rfx_engine_config c;
+    rfx_engine_config_default(&c);
+    c.frame_hz = 1000;
+    c.duration_s = 0.02;
+    c.strategic_workers = 0;
+    snprintf(c.out_dir, sizeof c.out_dir, "%s", dir);
+    struct rfx_engine *e;
+    cr_assert_eq(rfx_engine_create(&c, &e), 0);
+    static const struct rfx_stage_ops ops = {.process = nop};
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(rfx_engine_add_stage(e, names[i], &ops, NULL), 0);
+    char msg[256] = "";
+    cr_assert_eq(rfx_engine_start(e, msg, sizeof msg), 0, "%s", msg);
+    cr_assert_eq(rfx_engine_wait(e), 0);
+    cr_assert_eq(rfx_engine_write_bundle(e, msg, sizeof msg), 0, "%s", msg);
+    rfx_engine_destroy(e);
+}
+
+static bool exists(const char *dir, const char *file)
+{
+    char path[RFX_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return access(path, F_OK) == 0;
+}
+
+static void touch(const char *dir, const char *file, const char *text)
+{
+    char path[RFX_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A run into a directory an earlier run used removes the files that run's
+ * summary.json listed and this one does not write (the .hgrm of a stage
+ * since renamed), and nothing else: not a file it did not list, not a
+ * listed name a bundle could not have written. */
+Test(bundle, a_rerun_removes_the_files_of_stages_it_no_longer_has)
+{
+    char dir[] = "/tmp/rfx-rerun-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    run_into(dir, (const char *const[]){"a", "b"}, 2);
+    cr_expect(exists(dir, "a.hgrm") && exists(dir, "b.hgrm") && exists(dir, "e2e.hgrm"));
+    touch(dir, "notes.hgrm", "the user's, not listed\n");
+    touch(dir, "keep.txt", "the user's\n");
+    run_into(dir, (const char *const[]){"a", "c"}, 2);
+    cr_expect(!exists(dir, "b.hgrm"), "b.hgrm, from the run before, removed");
+    cr_expect(exists(dir, "a.hgrm") && exists(dir, "c.hgrm") && exists(dir, "e2e.hgrm") &&
+                  exists(dir, "telemetry.hgrm") && exists(dir, "summary.json") &&
+                  exists(dir, "latency.hlog") && exists(dir, "metrics.prom"),
+              "this run's files");
+    cr_expect(exists(dir, "notes.hgrm") && exists(dir, "keep.txt"), "unlisted files kept");
+
+    /* A summary.json that lists more than a bundle writes. */
+    char sub[sizeof dir + 8];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    touch(sub, "x.hgrm", "\n");
+    touch(dir, "summary.json",
+          "{\"reflex_version\": \"0\", \"bundle_files\": [\"sub/x.hgrm\", \"../x.hgrm\", "
+          "\"keep.txt\", \"notes.hgrm\", \"c.hgrm\"]}\n");
+    run_into(dir, (const char *const[]){"a"}, 1);
+    cr_expect(!exists(dir, "notes.hgrm") && !exists(dir, "c.hgrm"), "listed .hgrm removed");
+    cr_expect(exists(sub, "x.hgrm") && exists(dir, "keep.txt"),
+              "names a bundle cannot have are never removed");
     remove_dir(dir);
 }
 

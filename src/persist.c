@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +15,7 @@
  * Debian packages no C library for it; check value: "123456789" ->
  * 0xE3069283 (RFC 3720, tested in tests/unit/test_persist.c). */
 static uint32_t crc_table[256];
-static int crc_ready;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void)
 {
@@ -24,13 +25,13 @@ static void crc_init(void)
             c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
         crc_table[i] = c;
     }
-    __atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
 }
 
 uint32_t rfx_crc32c(uint32_t crc, const void *buf, size_t len)
 {
-    if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
-        crc_init(); /* idempotent: a race builds the same table twice */
+    /* Once per process: two engines persisting at once would otherwise
+     * both write the table (a data race, if of equal values). */
+    pthread_once(&crc_once, crc_init);
     const unsigned char *p = buf;
     crc = ~crc;
     while (len--)

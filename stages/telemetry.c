@@ -1487,27 +1487,32 @@ static void previous_files(const char *dir, struct bundle_files *out)
     FILE *f = fopen(path, "re");
     if (!f)
         return;
-    static char buf[65536]; /* written at the stop only, by one thread */
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    enum { HEAD = 65536 };
+    char *buf = malloc(HEAD);
+    if (!buf) {
+        fclose(f);
+        return;
+    }
+    size_t len = fread(buf, 1, HEAD - 1, f);
     fclose(f);
     buf[len] = 0;
     const char *p = strstr(buf, "\"bundle_files\":");
-    if (!p || !(p = strchr(p, '[')))
-        return;
-    for (p++;;) {
-        p += strspn(p, " \t\r\n,");
-        if (*p != '"')
-            return; /* ']' or something the writer does not write */
-        const char *end = strchr(p + 1, '"');
-        if (!end || (size_t)(end - p - 1) >= sizeof out->name[0])
-            return;
-        char name[sizeof out->name[0]];
-        memcpy(name, p + 1, (size_t)(end - p - 1));
-        name[end - p - 1] = 0;
-        if (bundle_file_name(name) && !has_file(out, name))
-            add_file(out, name, "");
-        p = end + 1;
-    }
+    if (p && (p = strchr(p, '[')) != NULL)
+        for (p++;;) {
+            p += strspn(p, " \t\r\n,");
+            if (*p != '"')
+                break; /* ']' or something the writer does not write */
+            const char *end = strchr(p + 1, '"');
+            if (!end || (size_t)(end - p - 1) >= sizeof out->name[0])
+                break;
+            char name[sizeof out->name[0]];
+            memcpy(name, p + 1, (size_t)(end - p - 1));
+            name[end - p - 1] = 0;
+            if (bundle_file_name(name) && !has_file(out, name))
+                add_file(out, name, "");
+            p = end + 1;
+        }
+    free(buf);
 }
 
 /* Every file is tried, summary.json first (it says what the run did), so
@@ -1526,7 +1531,7 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
         msglen = sizeof none;
     }
     msg[0] = 0;
-    static struct bundle_files now, before; /* at the stop only, one thread */
+    struct bundle_files now, before; /* ~1 KiB each */
     previous_files(dir, &before);
     now.n = 0;
     add_file(&now, "summary.json", "");

@@ -16,6 +16,11 @@
  * Thread-safety: create, add_stage, start, wait, write_bundle and destroy are
  * for one controlling thread. rfx_engine_stop and the rfx_engine_* queries
  * may be called from any thread (and rfx_engine_stop from a signal handler).
+ * Several engines may run in one process at once, each with its own
+ * threads, pool, cache and bundle directory; they share liburcu's grace
+ * periods (a stage stuck in one engine can delay the other's publications,
+ * never its lookups), and the automatic layout puts every engine's critical
+ * threads on the same cores, so give each its own cfg.threads.
  */
 #ifndef REFLEX_ENGINE_H
 #define REFLEX_ENGINE_H

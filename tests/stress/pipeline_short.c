@@ -3,7 +3,8 @@
  * the synthetic source at full speed through a drop-oldest ring, then the
  * demo game at 200 Hz, each with strategic workers publishing snapshots, then
  * the demo with faults (stalls, a failing stage and sink, a hung planner), a
- * short TTL, generation limits and persistence.
+ * short TTL, generation limits and persistence; then two demo engines side
+ * by side in one process.
  * Checks the accounting identity with in flight 0 after a clean stop; the
  * demo runs record themselves (the recorder's ring and publication hook under
  * the sanitizer), and their records must replay with every decision identical
@@ -23,8 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* invalidate: halfway through, drop every entry published so far
- * (rfx_engine_cache_invalidate_before) and require that some went. */
 /* The run's record: every frame that reached telemetry is in it or counted
  * lost, and its replay finds every decision identical. */
 static bool replay_ok(const char *what, const char *path, const struct rfx_engine_counts *c)
@@ -46,31 +45,51 @@ static bool replay_ok(const char *what, const char *path, const struct rfx_engin
     return ok;
 }
 
-static int run(const char *what, double seconds, const char *const *sets, int n_sets,
-               bool invalidate)
-{
+/* One engine with the built-in stages, its bundle and record under a name
+ * of its own, so that two can run in one process at once. */
+struct job {
+    const char *what;
     struct rfx_engine_config cfg;
+    struct rfx_engine *e;
+    struct rfx_builtin *b;
+    bool record;
+};
+
+static int start(struct job *j, const char *what, const char *tag, double seconds,
+                 const char *const *sets, int n_sets)
+{
     char msg[512];
-    if (rfx_config_load(NULL, sets, n_sets, rfx_builtin_stages, 5, &cfg, msg, sizeof msg)) {
+    j->what = what;
+    if (rfx_config_load(NULL, sets, n_sets, rfx_builtin_stages, 5, &j->cfg, msg, sizeof msg)) {
         fprintf(stderr, "pipeline_short: %s: %s\n", what, msg);
         return 1;
     }
-    cfg.duration_s = seconds;
-    snprintf(cfg.out_dir, sizeof cfg.out_dir, "/tmp/rfx-pipeline-short-%d", (int)getpid());
-    bool record = !strcmp(cfg.source_kind, "demo");
-    if (record)
-        snprintf(cfg.record_path, sizeof cfg.record_path, "/tmp/rfx-pipeline-short-%d.rfx",
-                 (int)getpid());
-    struct rfx_engine *e;
-    struct rfx_builtin *b;
-    if (rfx_engine_create(&cfg, &e) || rfx_builtin_setup(e, &cfg, &b, msg, sizeof msg) ||
-        rfx_engine_start(e, msg, sizeof msg)) {
+    j->cfg.duration_s = seconds;
+    snprintf(j->cfg.out_dir, sizeof j->cfg.out_dir, "/tmp/rfx-pipeline-short-%d-%s", (int)getpid(),
+             tag);
+    j->record = !strcmp(j->cfg.source_kind, "demo");
+    if (j->record)
+        snprintf(j->cfg.record_path, sizeof j->cfg.record_path, "/tmp/rfx-pipeline-short-%d-%s.rfx",
+                 (int)getpid(), tag);
+    if (rfx_engine_create(&j->cfg, &j->e) ||
+        rfx_builtin_setup(j->e, &j->cfg, &j->b, msg, sizeof msg) ||
+        rfx_engine_start(j->e, msg, sizeof msg)) {
         fprintf(stderr, "pipeline_short: %s: start: %s\n", what, msg);
         return 1;
     }
+    return 0;
+}
+
+/* invalidate: halfway through, drop every entry published so far
+ * (rfx_engine_cache_invalidate_before) and require that some went. */
+static int finish(struct job *j, bool invalidate)
+{
+    const char *what = j->what;
+    struct rfx_engine *e = j->e;
+    char msg[512];
     uint64_t cut = 0, held = 0;
     if (invalidate) {
-        usleep((useconds_t)(seconds * 5e5));
+        usleep((useconds_t)(j->cfg.duration_s * 5e5));
         struct rfx_action_cache_stats now;
         rfx_action_cache_stats(rfx_engine_cache(e), &now);
         cut = now.generation + 1;
@@ -78,7 +97,7 @@ static int run(const char *what, double seconds, const char *const *sets, int n_
         rfx_engine_cache_invalidate_before(e, cut);
     }
     rfx_engine_wait(e);
-    rfx_builtin_report(b, e, NULL);
+    rfx_builtin_report(j->b, e, NULL);
     int rc = rfx_engine_write_bundle(e, msg, sizeof msg);
     struct rfx_engine_counts c;
     rfx_engine_counts(e, &c);
@@ -117,15 +136,40 @@ static int run(const char *what, double seconds, const char *const *sets, int n_
            (unsigned long long)dropped, (unsigned long long)c.dropped[RFX_DROP_EVICTED],
            (unsigned long long)c.in_flight, (unsigned long long)cs.publications,
            ok ? "ok" : "FAILED");
+    if (j->record && cs.publications == 0) {
+        printf("pipeline_short: %s: no snapshot published: FAILED\n", what);
+        ok = false;
+    }
     rfx_engine_destroy(e);
-    rfx_builtin_destroy(b);
-    if (record && !replay_ok(what, cfg.record_path, &c))
+    rfx_builtin_destroy(j->b);
+    if (j->record && !replay_ok(what, j->cfg.record_path, &c))
         ok = false;
     char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", cfg.out_dir);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", j->cfg.out_dir);
     if (system(cmd) != 0)
-        fprintf(stderr, "pipeline_short: could not remove %s\n", cfg.out_dir);
+        fprintf(stderr, "pipeline_short: could not remove %s\n", j->cfg.out_dir);
     return ok ? 0 : 1;
+}
+
+static int run(const char *what, double seconds, const char *const *sets, int n_sets,
+               bool invalidate)
+{
+    struct job j;
+    return start(&j, what, "one", seconds, sets, n_sets) ? 1 : finish(&j, invalidate);
+}
+
+/* Two engines in one process at once, each with its planners: they share
+ * liburcu's grace periods and the process's reader list, nothing else. */
+static int run_two(double seconds, const char *const *sets, int n_sets)
+{
+    struct job a, b;
+    if (start(&a, "two engines at once, first", "a", seconds, sets, n_sets))
+        return 1;
+    int fails = start(&b, "two engines at once, second", "b", seconds, sets, n_sets);
+    fails += finish(&a, false);
+    if (!fails)
+        fails += finish(&b, false);
+    return fails;
 }
 
 int main(int argc, char **argv)
@@ -169,6 +213,7 @@ int main(int argc, char **argv)
     fails += run("demo with every fault, TTL, generations, persistence", s, faults, nf,
                  false);
     fails += run("the same, warm", s, faults, nf, false);
+    fails += run_two(s, demo, 4);
     unlink(persist + strlen("cache.persist_path="));
     return fails ? 1 : 0;
 }

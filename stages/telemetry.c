@@ -42,6 +42,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -236,6 +238,29 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
         rfx_telemetry_destroy(t);
         return rc;
     }
+    /* The directory is this run's until the engine is destroyed: its
+     * latency.hlog is locked (flock: released however the process ends),
+     * and a second run into the same directory is refused before it has
+     * truncated or reserved anything. A file system without flock
+     * (ENOLCK) runs unlocked. */
+    char path[RFX_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/latency.hlog", e->cfg.out_dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        close(fd);
+        snprintf(msg, msglen, "out dir %s is in use by another run (its latency.hlog is locked)",
+                 e->cfg.out_dir);
+        rfx_telemetry_destroy(t);
+        return -EBUSY;
+    }
+    if (fd < 0 || ftruncate(fd, 0) != 0 || !(t->hlog_f = fdopen(fd, "w"))) {
+        rc = -errno;
+        snprintf(msg, msglen, "%s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        rfx_telemetry_destroy(t);
+        return rc;
+    }
     rc = rfx_outfile_reserve(e->cfg.out_dir, "summary.json", SUMMARY_RESERVE);
     t->summary_reserved = rc == 0;
     if (rc == -ENOSPC || rc == -EDQUOT)
@@ -243,15 +268,6 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
                 "reflex: %s: less than %d MiB free: summary.json is written at the end only if "
                 "there is room then\n",
                 e->cfg.out_dir, SUMMARY_RESERVE >> 20);
-    char path[RFX_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/latency.hlog", e->cfg.out_dir);
-    t->hlog_f = fopen(path, "w");
-    if (!t->hlog_f) {
-        rc = -errno;
-        snprintf(msg, msglen, "%s: %s", path, strerror(errno));
-        rfx_telemetry_destroy(t);
-        return rc;
-    }
     struct timespec rt, mt;
     clock_gettime(CLOCK_REALTIME, &rt);
     clock_gettime(CLOCK_MONOTONIC, &mt);

@@ -400,7 +400,7 @@ int cmd_run(int argc, char **argv, bool demo)
         atomic_store_explicit(&g_engine, NULL, memory_order_relaxed);
         rfx_engine_destroy(e);
         rfx_builtin_destroy(b);
-        return rc == -EINVAL || rc == -ENODEV ? 2 : 1;
+        return rc == -EINVAL || rc == -ENODEV || rc == -EBUSY ? 2 : 1;
     }
     if (!quiet)
         fprintf(stderr, "reflex: %s at %g Hz%s, bundle in %s/\n", demo ? "demo" : "running",

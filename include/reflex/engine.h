@@ -224,7 +224,9 @@ RFX_API int rfx_engine_add_stage(struct rfx_engine *e, const char *name,
 RFX_API struct rfx_action_cache *rfx_engine_cache(struct rfx_engine *e);
 
 /* Start the threads. msg receives the reason for a failure (a bad core, a
- * stage init that failed). Warnings (FIFO refused) go to stderr. */
+ * stage init that failed). Warnings (FIFO refused) go to stderr. The out
+ * dir is this engine's until rfx_engine_destroy: -EBUSY when another run
+ * (another process, or another engine here) is using it. */
 RFX_API int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen);
 
 /* Ask the run to end: the source stops, in-flight frames drain. Any thread,

@@ -297,6 +297,30 @@ except subprocess.TimeoutExpired:
     proc.communicate()
     check(False, "SIGINT repeated: reflex did not stop within 30 s")
 
+# 2e. A directory is one run's: a second run into it while the first runs
+#     is refused (exit 2, named) before it touches a file, and the first's
+#     bundle is whole.
+d = os.path.join(work, "in-use")
+proc = subprocess.Popen([reflex, "demo", "--duration", "600", "--out", d, "--quiet"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+time.sleep(2)
+second = subprocess.run([reflex, "demo", "--duration", "1", "--out", d, "--quiet"],
+                        capture_output=True, text=True, timeout=60)
+check(second.returncode == 2 and
+      f"out dir {d} is in use by another run (its latency.hlog is locked)" in second.stderr,
+      f"a second run into a directory in use: exit {second.returncode}, named", second.stderr)
+proc.send_signal(signal.SIGINT)
+try:
+    out, err = proc.communicate(timeout=30)
+    check(proc.returncode == 0, f"the first run, stopped: exit {proc.returncode}", err)
+    if proc.returncode == 0:
+        s = check_bundle(d, "the run the second was refused beside")
+        check(s["duration_s"] > 1.5, f"its summary is its own ({s['duration_s']:.1f} s)")
+except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.communicate()
+    check(False, "the first run did not stop within 30 s")
+
 # 3. Drops are counted by reason: a drop-newest ring too small for the load.
 def run_ini(name, ini, *args):
     """reflex run on a config written from `ini`, out dir work/NAME; (dir, result)."""

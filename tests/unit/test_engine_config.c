@@ -485,6 +485,37 @@ Test(bundle, a_rerun_removes_the_files_of_stages_it_no_longer_has)
     remove_dir(dir);
 }
 
+/* An out dir is one engine's from its start to its destruction: another
+ * engine (here, in this process) cannot start into it, and can once the
+ * first is destroyed. */
+Test(bundle, a_directory_in_use_is_refused)
+{
+    char dir[] = "/tmp/rfx-inuse-XXXXXX";
+    struct rfx_engine *a = paced_engine(dir);
+    static const struct rfx_stage_ops ops = {.process = nop};
+    char msg[256] = "";
+    cr_assert_eq(rfx_engine_add_stage(a, "a", &ops, NULL), 0);
+    cr_assert_eq(rfx_engine_start(a, msg, sizeof msg), 0, "%s", msg);
+    struct rfx_engine_config c;
+    rfx_engine_config_default(&c);
+    c.frame_hz = 1000;
+    c.strategic_workers = 0;
+    snprintf(c.out_dir, sizeof c.out_dir, "%s", dir);
+    struct rfx_engine *b;
+    cr_assert_eq(rfx_engine_create(&c, &b), 0);
+    cr_assert_eq(rfx_engine_add_stage(b, "b", &ops, NULL), 0);
+    cr_expect_eq(rfx_engine_start(b, msg, sizeof msg), -EBUSY);
+    cr_expect(strstr(msg, "is in use by another run"), "'%s'", msg);
+    rfx_engine_destroy(b);
+    rfx_engine_stop(a);
+    cr_expect_eq(rfx_engine_wait(a), 0);
+    cr_expect_eq(rfx_engine_write_bundle(a, msg, sizeof msg), 0, "%s", msg);
+    rfx_engine_destroy(a);
+    run_into(dir, (const char *const[]){"c"}, 1);
+    cr_expect(exists(dir, "c.hgrm") && !exists(dir, "a.hgrm"), "the next run has it");
+    remove_dir(dir);
+}
+
 /* A stage that holds its call while `hold` is set, as one stuck on a device. */
 static _Atomic int hold, holding;
 

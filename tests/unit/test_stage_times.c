@@ -8,6 +8,7 @@
  */
 #include "engine_impl.h"
 #include "telemetry_impl.h"
+#include "test_out_dir.h"
 
 #include <reflex/config.h>
 
@@ -81,6 +82,7 @@ static void run(const char **layout, int n_layout, struct seen *x)
     char msg[512];
     cr_assert_eq(rfx_config_load(NULL, sets, n, names, 5, &cfg, msg, sizeof msg), 0, "%s", msg);
     cfg.max_frames = FRAMES;
+    test_out_dir(&cfg);
     struct rfx_engine *e;
     cr_assert_eq(rfx_engine_create(&cfg, &e), 0);
     static const struct rfx_stage_ops ops[4] = {

@@ -4,6 +4,7 @@
  * with a planner that holds its first plan until the test has cut. */
 #include "builtin.h"
 #include "engine_impl.h"
+#include "test_out_dir.h"
 
 #include <reflex/config.h>
 #include <reflex/planner.h>
@@ -80,6 +81,7 @@ static unsigned run_held_plan(enum cut cut, uint64_t *by_gen, uint64_t *by_area)
     char msg[512];
     cr_assert_eq(rfx_config_load(NULL, sets, 6, rfx_builtin_stages, 5, &cfg, msg, sizeof msg), 0,
                  "%s", msg);
+    test_out_dir(&cfg);
     struct rfx_engine *e;
     struct rfx_builtin *b;
     cr_assert_eq(rfx_engine_create(&cfg, &e), 0);

@@ -10,6 +10,7 @@
 #include "json_check.h"
 #include "outfile.h"
 #include "telemetry_impl.h"
+#include "test_out_dir.h"
 
 #include <reflex/config.h>
 
@@ -139,6 +140,7 @@ static struct rfx_telemetry *make_telemetry(const char **sets, int n_sets, struc
     struct rfx_engine_config c;
     char msg[300];
     cr_assert_eq(rfx_config_load(NULL, sets, n_sets, names, 5, &c, msg, sizeof msg), 0, "%s", msg);
+    test_out_dir(&c);
     cr_assert_eq(rfx_engine_create(&c, e), 0);
     static const struct rfx_stage_ops ops = {.process = nop};
     for (int s = 0; s < S; s++)

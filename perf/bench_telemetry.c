@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { BURST = 64, SETS = 4, CALLS = 50, PAYLOAD = 256, VARIANTS = 4 };
 
@@ -54,8 +55,14 @@ static int make(struct variant *v, bool record)
     struct rfx_engine_config c;
     char msg[300];
     const char *sets[] = {record ? "telemetry.record=true" : "telemetry.record=false"};
-    if (rfx_config_load(NULL, sets, 1, names, 5, &c, msg, sizeof msg) ||
-        rfx_engine_create(&c, &v->e)) {
+    if (rfx_config_load(NULL, sets, 1, names, 5, &c, msg, sizeof msg)) {
+        fprintf(stderr, "bench_telemetry: %s\n", msg);
+        return 1;
+    }
+    /* An out dir per variant: each telemetry holds its own (a run's). */
+    static int made;
+    snprintf(c.out_dir, sizeof c.out_dir, "/tmp/rfx-bench-telemetry-%d/%d", (int)getpid(), made++);
+    if (rfx_engine_create(&c, &v->e)) {
         fprintf(stderr, "bench_telemetry: %s\n", msg);
         return 1;
     }
@@ -173,5 +180,9 @@ int main(int argc, char **argv)
     }
     free(fr);
     free(payload);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf /tmp/rfx-bench-telemetry-%d", (int)getpid());
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_telemetry: could not remove its out dirs\n");
     return 0;
 }

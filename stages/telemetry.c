@@ -242,7 +242,9 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
      * latency.hlog is locked (flock: released however the process ends),
      * and a second run into the same directory is refused before it has
      * truncated or reserved anything. A file system without flock
-     * (ENOLCK) runs unlocked. */
+     * (ENOLCK) runs unlocked. The previous run's log is cut only when this
+     * run starts (rfx_telemetry_start), so that a start that fails (a
+     * stage's init, a port in use) leaves that run's bundle whole. */
     char path[RFX_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/latency.hlog", e->cfg.out_dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -253,7 +255,7 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
         rfx_telemetry_destroy(t);
         return -EBUSY;
     }
-    if (fd < 0 || ftruncate(fd, 0) != 0 || !(t->hlog_f = fdopen(fd, "w"))) {
+    if (fd < 0 || !(t->hlog_f = fdopen(fd, "w"))) {
         rc = -errno;
         snprintf(msg, msglen, "%s: %s", path, strerror(errno));
         if (fd >= 0)
@@ -667,6 +669,11 @@ int rfx_telemetry_start(struct rfx_telemetry *t, int64_t start_ns, char *msg, si
 {
     t->iv_start_ns = start_ns;
     t->last_persist_ns = start_ns;
+    if (ftruncate(fileno(t->hlog_f), 0) != 0) {
+        int rc = -errno;
+        snprintf(msg, msglen, "latency.hlog: %s", strerror(-rc));
+        return rc;
+    }
     int rc = rfx_hlog_writer_create(t->hlog_f, wall_s(t, start_ns), &t->hlog);
     if (rc) {
         snprintf(msg, msglen, "latency.hlog: cannot write the header");

@@ -340,19 +340,26 @@ static void nop(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_
     (void)c, (void)f, (void)n, (void)env;
 }
 
-/* An engine at 1 kHz without planners, its bundle in a new directory made
- * from the template `dir`. */
-static struct rfx_engine *paced_engine(char *dir)
+/* An engine at 1 kHz without planners for `duration_s` (0: until
+ * stopped), its bundle in `dir`. */
+static struct rfx_engine *engine_into(const char *dir, double duration_s)
 {
     struct rfx_engine_config c;
     rfx_engine_config_default(&c);
     c.frame_hz = 1000;
+    c.duration_s = duration_s;
     c.strategic_workers = 0;
-    cr_assert_not_null(mkdtemp(dir));
     snprintf(c.out_dir, sizeof c.out_dir, "%s", dir);
     struct rfx_engine *e;
     cr_assert_eq(rfx_engine_create(&c, &e), 0);
     return e;
+}
+
+/* The same in a new directory made from the template `dir`. */
+static struct rfx_engine *paced_engine(char *dir)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    return engine_into(dir, 0);
 }
 
 static void remove_dir(const char *dir)
@@ -415,14 +422,7 @@ Test(lifecycle, calls_out_of_order_are_refused_with_a_reason)
 /* A 20-ms run at 1 kHz of the stages `names` with its bundle in `dir`. */
 static void run_into(const char *dir, const char *const *names, int n)
 {
-    struct rfx_engine_config c;
-    rfx_engine_config_default(&c);
-    c.frame_hz = 1000;
-    c.duration_s = 0.02;
-    c.strategic_workers = 0;
-    snprintf(c.out_dir, sizeof c.out_dir, "%s", dir);
-    struct rfx_engine *e;
-    cr_assert_eq(rfx_engine_create(&c, &e), 0);
+    struct rfx_engine *e = engine_into(dir, 0.02);
     static const struct rfx_stage_ops ops = {.process = nop};
     for (int i = 0; i < n; i++)
         cr_assert_eq(rfx_engine_add_stage(e, names[i], &ops, NULL), 0);
@@ -496,13 +496,7 @@ Test(bundle, a_directory_in_use_is_refused)
     char msg[256] = "";
     cr_assert_eq(rfx_engine_add_stage(a, "a", &ops, NULL), 0);
     cr_assert_eq(rfx_engine_start(a, msg, sizeof msg), 0, "%s", msg);
-    struct rfx_engine_config c;
-    rfx_engine_config_default(&c);
-    c.frame_hz = 1000;
-    c.strategic_workers = 0;
-    snprintf(c.out_dir, sizeof c.out_dir, "%s", dir);
-    struct rfx_engine *b;
-    cr_assert_eq(rfx_engine_create(&c, &b), 0);
+    struct rfx_engine *b = engine_into(dir, 0);
     cr_assert_eq(rfx_engine_add_stage(b, "b", &ops, NULL), 0);
     cr_expect_eq(rfx_engine_start(b, msg, sizeof msg), -EBUSY);
     cr_expect(strstr(msg, "is in use by another run"), "'%s'", msg);
@@ -513,6 +507,42 @@ Test(bundle, a_directory_in_use_is_refused)
     rfx_engine_destroy(a);
     run_into(dir, (const char *const[]){"c"}, 1);
     cr_expect(exists(dir, "c.hgrm") && !exists(dir, "a.hgrm"), "the next run has it");
+    remove_dir(dir);
+}
+
+static int failing_init(void *ctx, const struct rfx_stage_env *env)
+{
+    (void)ctx, (void)env;
+    return -ENODEV;
+}
+
+static long file_size(const char *dir, const char *file)
+{
+    char path[RFX_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* A start that fails (here a stage's init) leaves the previous run's
+ * bundle in the directory as it was: latency.hlog is cut only once the
+ * run starts. */
+Test(bundle, a_failed_start_leaves_the_previous_bundle_whole)
+{
+    char dir[] = "/tmp/rfx-failstart-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    run_into(dir, (const char *const[]){"a"}, 1);
+    long hlog = file_size(dir, "latency.hlog"), summary = file_size(dir, "summary.json");
+    cr_assert_gt(hlog, 0);
+    struct rfx_engine *e = engine_into(dir, 0);
+    static const struct rfx_stage_ops ops = {.init = failing_init, .process = nop};
+    cr_assert_eq(rfx_engine_add_stage(e, "b", &ops, NULL), 0);
+    char msg[256] = "";
+    cr_expect_neq(rfx_engine_start(e, msg, sizeof msg), 0, "a stage's init failed");
+    rfx_engine_destroy(e);
+    cr_expect_eq(file_size(dir, "latency.hlog"), hlog, "the previous latency.hlog is whole");
+    cr_expect_eq(file_size(dir, "summary.json"), summary);
+    cr_expect_eq(file_size(dir, "summary.json.tmp"), -1, "no reservation left behind");
     remove_dir(dir);
 }
 

@@ -250,7 +250,9 @@ RFX_API int rfx_engine_wait_for(struct rfx_engine *e, int64_t timeout_ns);
  * metrics.prom, each whole or not at all (written to FILE.tmp and renamed).
  * Every file is tried; returns 0, or the first failure's -errno with `msg`
  * naming every file left out and why ("DIR/trace.json: No space left on
- * device; ..."), and latency.hlog lines that failed during the run. */
+ * device; ..."), and latency.hlog lines that failed during the run. Then
+ * the files a previous run's summary.json listed in `bundle_files` that
+ * this run did not write (a renamed stage's .hgrm) are removed. */
 RFX_API int rfx_engine_write_bundle(struct rfx_engine *e, char *msg, size_t msglen);
 
 /* True while any engine thread is still running (any thread). */

@@ -210,9 +210,26 @@ for bad, want in ((["--budget", "decide=1,2"], "is not TAG=P50,P95,P99"),
           p.stderr)
 
 # 2. SIGINT drains in-flight frames and leaves a valid bundle.
+def long_demo(d, *args):
+    """A demo that runs until it is stopped, its bundle in d."""
+    return subprocess.Popen([reflex, "demo", "--duration", "600", "--out", d, "--quiet", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stopped(proc, label, timeout=30):
+    """The stderr of a demo once it has ended, or None (checked as a
+    failure) if it has not within `timeout` s."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        check(False, f"{label}: reflex did not stop within {timeout} s")
+        return None
+
+
 d = os.path.join(work, "sigint")
-proc = subprocess.Popen([reflex, "demo", "--duration", "600", "--out", d, "--quiet"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+proc = long_demo(d)
 time.sleep(3)
 proc.send_signal(signal.SIGINT)
 try:
@@ -253,10 +270,8 @@ except subprocess.TimeoutExpired:
 #     a second SIGINT ends the process at once, by that signal, saying the
 #     bundle is not written. Without a terminal the first says nothing.
 d = os.path.join(work, "sigint-twice")
-proc = subprocess.Popen([reflex, "demo", "--duration", "600", "--out", d, "--quiet",
-                         "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=60000",
-                         "--set", "fault.stall_every=100", "--set", "fault.stall_sleep=true"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+proc = long_demo(d, "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=60000",
+                 "--set", "fault.stall_every=100", "--set", "fault.stall_sleep=true")
 time.sleep(2)
 proc.send_signal(signal.SIGINT)
 time.sleep(1)
@@ -280,29 +295,23 @@ except subprocess.TimeoutExpired:
 #     its process group, microseconds apart. A repeat within 0.25 s of the
 #     first is the same request: the run drains and writes its bundle.
 d = os.path.join(work, "sigint-repeat")
-proc = subprocess.Popen([reflex, "demo", "--duration", "600", "--out", d, "--quiet"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+proc = long_demo(d)
 time.sleep(2)
 proc.send_signal(signal.SIGINT)
 time.sleep(0.02)  # after the first's handler ran: the kernel cannot merge them
 proc.send_signal(signal.SIGINT)
-try:
-    out, err = proc.communicate(timeout=30)
+err = stopped(proc, "SIGINT repeated")
+if err is not None:
     check(proc.returncode == 0 and "second signal" not in err,
           f"SIGINT repeated after 20 ms: drained as one request (exit {proc.returncode})", err)
     if proc.returncode == 0:
         check_bundle(d, "SIGINT repeated")
-except subprocess.TimeoutExpired:
-    proc.kill()
-    proc.communicate()
-    check(False, "SIGINT repeated: reflex did not stop within 30 s")
 
 # 2e. A directory is one run's: a second run into it while the first runs
 #     is refused (exit 2, named) before it touches a file, and the first's
 #     bundle is whole.
 d = os.path.join(work, "in-use")
-proc = subprocess.Popen([reflex, "demo", "--duration", "600", "--out", d, "--quiet"],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+proc = long_demo(d)
 time.sleep(2)
 second = subprocess.run([reflex, "demo", "--duration", "1", "--out", d, "--quiet"],
                         capture_output=True, text=True, timeout=60)
@@ -310,16 +319,12 @@ check(second.returncode == 2 and
       f"out dir {d} is in use by another run (its latency.hlog is locked)" in second.stderr,
       f"a second run into a directory in use: exit {second.returncode}, named", second.stderr)
 proc.send_signal(signal.SIGINT)
-try:
-    out, err = proc.communicate(timeout=30)
+err = stopped(proc, "the first run")
+if err is not None:
     check(proc.returncode == 0, f"the first run, stopped: exit {proc.returncode}", err)
     if proc.returncode == 0:
         s = check_bundle(d, "the run the second was refused beside")
         check(s["duration_s"] > 1.5, f"its summary is its own ({s['duration_s']:.1f} s)")
-except subprocess.TimeoutExpired:
-    proc.kill()
-    proc.communicate()
-    check(False, "the first run did not stop within 30 s")
 
 # 3. Drops are counted by reason: a drop-newest ring too small for the load.
 def run_ini(name, ini, *args):

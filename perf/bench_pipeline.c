@@ -174,8 +174,10 @@ static int busy_plan(void *c, const struct rfx_cache_miss *m, size_t n, struct r
     return 0;
 }
 
-static const struct rfx_stage_ops ops[4] = {
-    {.process = cap}, {.process = pat}, {.process = dec}, {.process = exe}};
+static const struct rfx_stage_ops ops[4] = {{.process = cap},
+                                            {.process = pat, .rescuable = 1},
+                                            {.process = dec, .rescuable = 1},
+                                            {.process = exe, .rescuable = 1}};
 static const struct rfx_planner_ops planner = {.plan = busy_plan};
 
 struct outcome {

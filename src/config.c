@@ -178,6 +178,7 @@ static void engine_key(struct loader *L, const char *key, const char *val)
     INT("engine", "burst", 1, RFX_BURST_MAX, false, c->burst)
     INT("engine", "lead_us", 0, 1000000, false, c->lead_us)
     INT("engine", "lead_max_us", 0, 1000000, false, c->lead_max_us)
+    INT("engine", "rescue_us", 0, 1000000, false, c->rescue_us)
     NUM("engine", "duration_s", 0, 604800, c->duration_s)
     INT("engine", "max_frames", 0, (long long)1 << 50, false, c->max_frames)
     if (!strcmp(key, "out_dir")) {

@@ -18,6 +18,19 @@
  * before the next scheduled frame, then spins: it is awake when the frame
  * arrives, without burning the core between frames.
  *
+ * Rescue (engine.rescue_us): a critical thread's CPU can be taken away
+ * for a millisecond or more (a host that deschedules the vCPU, a late
+ * wake-up), and every frame handed to it waits. So a paced critical thread
+ * that has just handed frames to the next critical thread watches them
+ * go: if they are still in the ring rescue_us later, it takes the next
+ * thread's `owner` word and runs that thread's stages on the frames itself
+ * (and forwards them as that thread would), then gives the word back. The
+ * next thread takes the same word around each of its own bursts, so the
+ * stages never run twice at once and each call sees the last one's writes;
+ * if the word is taken, its owner is running and the watcher goes back to
+ * its own work. Only threads whose stages are all `rescuable` (stage.h)
+ * are rescued, one hop back.
+ *
  * Drain: the source stops capturing on stop, duration or frame count; each
  * later thread exits once its upstream thread has exited and its inputs are
  * empty, so every captured frame reaches telemetry (in flight = 0).
@@ -184,6 +197,7 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->burst = 32;
     c->lead_us = 200;
     c->lead_max_us = 0;
+    c->rescue_us = 50;
     c->cpu_latency_us = RFX_CPU_LATENCY_AUTO;
     snprintf(c->out_dir, sizeof c->out_dir, "reflex-out");
     c->ring_capacity = 256;
@@ -468,6 +482,7 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
             c->frame_hz, c->payload_bytes, c->pool_frames, c->burst, c->lead_us);
     if (c->lead_max_us)
         fprintf(f, " lead_max_us=%u (adaptive)", c->lead_max_us);
+    fprintf(f, " rescue_us=%u", c->rescue_us);
     if (c->layout == RFX_LAYOUT_LATENCY)
         fprintf(f, " layout=latency");
     if (c->cpu_latency_us == RFX_CPU_LATENCY_OFF)
@@ -1047,7 +1062,8 @@ static size_t stage_take(const struct rfx_stage_slot *s, int si, struct rfx_fram
 }
 
 /*
- * Run a burst through this thread's stages, in order, from `now` (the
+ * Run a burst through thread t's stages, in order, on thread hb (t itself,
+ * or the thread rescuing it), from `now` (the
  * caller's clock reading at the start of the burst). A stage's frames enter
  * it at the clock reading that ended the stage before it on this thread (the
  * thread's first stage: at `now`), so one clock reading and
@@ -1056,7 +1072,8 @@ static size_t stage_take(const struct rfx_stage_slot *s, int si, struct rfx_fram
  * The stages' times tile the thread's busy time; the wait between fused
  * stages is 0, as there is no queue between them.
  */
-static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t n, int64_t now)
+static void run_stages(struct rfx_xthread *t, struct rfx_xthread *hb, struct rfx_frame **frames,
+                       size_t n, int64_t now)
 {
     struct rfx_engine *e = t->e;
     struct rfx_frame *live[RFX_BURST_MAX * 2];
@@ -1112,15 +1129,16 @@ static void run_stages(struct rfx_xthread *t, struct rfx_frame **frames, size_t 
         }
         env.stage_index = si;
         env.now_ns = t0;
-        /* Heartbeat for the watchdog: this call began at t0. */
-        atomic_store_explicit(&t->busy_stage, si, memory_order_relaxed);
-        atomic_store_explicit(&t->busy_seq, live[0]->seq, memory_order_relaxed);
-        atomic_store_explicit(&t->busy_since, t0, memory_order_release);
+        /* Heartbeat for the watchdog, on the thread running the call
+         * (hb: t, or the thread rescuing it): this call began at t0. */
+        atomic_store_explicit(&hb->busy_stage, si, memory_order_relaxed);
+        atomic_store_explicit(&hb->busy_seq, live[0]->seq, memory_order_relaxed);
+        atomic_store_explicit(&hb->busy_since, t0, memory_order_release);
         RFX_PROBE3(stage_enter, si, live[0]->seq, m);
         s->ops->process(s->ctx, live, m, &env);
         fault_work(e, si, live, m, env.degrade, t0);
         stage_fail(e, si, live, m, env.degrade, t0);
-        atomic_store_explicit(&t->busy_since, 0, memory_order_release);
+        atomic_store_explicit(&hb->busy_since, 0, memory_order_release);
         RFX_PROBE3(stage_exit, si, live[0]->seq, m);
         now = rfx_now_ns();
         if (si == e->sink_stage)
@@ -1464,6 +1482,81 @@ static bool wait_until(struct rfx_xthread *t, int64_t due)
     }
 }
 
+/* Take thread t's stages for one burst (RFX_OWNER_SELF or _RESCUER);
+ * false if another thread runs them now. */
+static bool own(struct rfx_xthread *t, int who)
+{
+    int free_ = RFX_OWNER_FREE;
+    return atomic_compare_exchange_strong_explicit(&t->owner, &free_, who, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+static void disown(struct rfx_xthread *t)
+{
+    atomic_store_explicit(&t->owner, RFX_OWNER_FREE, memory_order_release);
+}
+
+/* One burst of thread t's input through its stages and on, run by t itself
+ * (self) or by the thread before it in a rescue. Returns the frames taken. */
+static size_t consume(struct rfx_xthread *t, bool self, struct rfx_frame **frames,
+                      uint64_t *parks_seen)
+{
+    struct rfx_engine *e = t->e;
+    size_t burst = e->cfg.burst, n = 0;
+    if (t->in)
+        n = rfx_ring_pop_burst(t->in, frames, burst);
+    if (t->hosts_telemetry)
+        for (int i = 0; i < e->n_threads - 1 && n < burst * 2; i++)
+            n += rfx_ring_pop_burst(e->threads[i].drop, frames + n,
+                                    burst * 2 - n > burst ? burst : burst * 2 - n);
+    if (n == 0)
+        return 0;
+    if (t->idx > 0 && e->cfg.ring_policy == RFX_RING_BLOCK)
+        rfx_wake(&t->space_wp);
+    prefetch_headers(frames, n);
+    if (self && t->parks != *parks_seen) {
+        *parks_seen = t->parks;
+        frames[0]->woke_mask |= (uint16_t)(1u << t->first_stage);
+    }
+    run_stages(t, self ? t : &e->threads[t->idx - 1], frames, n, rfx_now_ns());
+    forward(t, frames, n);
+    return n;
+}
+
+/*
+ * Thread t has just handed frames to the next thread, which is rescuable:
+ * wait for it to take them, and if it has not within rescue_us (its CPU
+ * taken away, or it woke late), run its stages on them here. If it holds
+ * its stages, it is running: leave them to it.
+ */
+static void watch_next(struct rfx_xthread *t)
+{
+    struct rfx_engine *e = t->e;
+    struct rfx_xthread *next = &e->threads[t->idx + 1];
+    int64_t limit = rfx_now_ns() + (int64_t)e->cfg.rescue_us * 1000;
+    while (rfx_spsc_ring_occupancy(t->out) > 0) {
+        if (rfx_now_ns() < limit) {
+            rfx_cache_quiescent();
+            rfx_cpu_relax();
+            continue;
+        }
+        if (!own(next, RFX_OWNER_RESCUER))
+            return;
+        struct rfx_frame *frames[RFX_BURST_MAX * 2];
+        uint64_t unused = 0;
+        size_t k, got = 0;
+        /* What is there now; more comes only from this thread. */
+        for (int round = 0; round < 4 && (k = consume(next, false, frames, &unused)) > 0; round++)
+            got += k;
+        if (got) {
+            next->rescues++;
+            next->rescued += got;
+        }
+        disown(next);
+        return;
+    }
+}
+
 static void source_loop(struct rfx_xthread *t)
 {
     struct rfx_engine *e = t->e;
@@ -1551,7 +1644,7 @@ static void source_loop(struct rfx_xthread *t)
             RFX_PROBE2(frame_capture, f->seq, f->scheduled_ns);
         }
         /* The capture stage's time includes the header writes above. */
-        run_stages(t, frames, n, now);
+        run_stages(t, t, frames, n, now);
         /* Capture may find no input for some slots: recycle them unseen. */
         size_t kept = 0;
         for (size_t i = 0; i < n; i++) {
@@ -1577,6 +1670,8 @@ static void source_loop(struct rfx_xthread *t)
                 spare[n_spare++] = frames[i];
         } else {
             forward(t, frames, kept);
+            if (t->rescues_next)
+                watch_next(t);
         }
         if (t->critical)
             rfx_cache_quiescent();
@@ -1597,34 +1692,30 @@ static void source_loop(struct rfx_xthread *t)
 
 static void consumer_loop(struct rfx_xthread *t)
 {
-    struct rfx_engine *e = t->e;
     struct rfx_frame *frames[RFX_BURST_MAX * 2];
-    size_t burst = e->cfg.burst;
-    struct rfx_xthread *prev = t->idx > 0 ? &e->threads[t->idx - 1] : NULL;
     uint64_t parks_seen = 0;
     for (;;) {
-        size_t n = 0;
-        if (t->in)
-            n = rfx_ring_pop_burst(t->in, frames, burst);
-        if (t->hosts_telemetry)
-            for (int i = 0; i < e->n_threads - 1 && n < burst * 2; i++)
-                n += rfx_ring_pop_burst(e->threads[i].drop, frames + n,
-                                        burst * 2 - n > burst ? burst : burst * 2 - n);
+        size_t n;
+        if (t->rescuable) {
+            if (!own(t, RFX_OWNER_SELF)) {
+                /* The thread before is running this burst for us. */
+                rfx_cache_quiescent();
+                rfx_cpu_relax();
+                continue;
+            }
+            n = consume(t, true, frames, &parks_seen);
+            disown(t);
+        } else {
+            n = consume(t, true, frames, &parks_seen);
+        }
         if (n == 0) {
             if (upstream_done(t) && !inputs_ready(t))
                 break;
             idle_wait(t);
             continue;
         }
-        if (prev && e->cfg.ring_policy == RFX_RING_BLOCK)
-            rfx_wake(&t->space_wp);
-        prefetch_headers(frames, n);
-        if (t->parks != parks_seen) {
-            parks_seen = t->parks;
-            frames[0]->woke_mask |= (uint16_t)(1u << t->first_stage);
-        }
-        run_stages(t, frames, n, rfx_now_ns());
-        forward(t, frames, n);
+        if (t->rescues_next)
+            watch_next(t);
         if (t->critical)
             rfx_cache_quiescent();
     }
@@ -1760,6 +1851,14 @@ static int map_stages(struct rfx_engine *e, char *msg, size_t msglen)
     }
     e->n_threads = c->n_threads;
     e->threads[e->n_threads - 1].hosts_telemetry = true;
+    /* Rescue: paced, between two critical threads, of stages that allow it. */
+    for (int ti = 1; c->rescue_us > 0 && c->frame_hz > 0 && ti < e->n_threads; ti++) {
+        struct rfx_xthread *t = &e->threads[ti];
+        bool all = t->critical && e->threads[ti - 1].critical;
+        for (int k = 0; all && k < t->n_stages; k++)
+            all = e->stages[t->first_stage + k].ops->rescuable != 0;
+        t->rescuable = e->threads[ti - 1].rescues_next = all;
+    }
     return 0;
 }
 
@@ -1892,6 +1991,7 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         atomic_init(&t->busy_since, 0);
         atomic_init(&t->busy_stage, -1);
         atomic_init(&t->busy_seq, 0);
+        atomic_init(&t->owner, RFX_OWNER_FREE);
         if (i + 1 < e->n_threads) {
             if ((rc = rfx_spsc_ring_create(e->cfg.ring_capacity, sizeof(void *), e->cfg.ring_policy,
                                            &t->out)) != 0 ||

@@ -67,11 +67,23 @@ struct rfx_xthread {
      * task the kernel preferred); thread-private, read after it ended */
     uint64_t spin_gaps;
     int64_t spin_gap_max_ns, spin_gap_total_ns;
-    /* heartbeat for the watchdog: when the current stage call began (0: none) */
+    /* rescue (engine.rescue_us; docs/architecture.md): */
+    bool rescuable;    /* the thread before it may run its stages when it is late */
+    bool rescues_next; /* it watches the next thread, which is rescuable */
+    uint64_t rescues;  /* bursts of its stages the thread before it ran; */
+    uint64_t rescued;  /* ... their frames (written under `owner`, read after the end) */
+    /* heartbeat for the watchdog, kept by the thread running the call (its
+     * own stages, or a rescued thread's): when the current stage call began
+     * (0: none) */
     _Alignas(64) _Atomic int64_t busy_since;
     _Atomic int busy_stage;
     _Atomic uint64_t busy_seq;
+    /* who runs its stages now (RFX_OWNER_*): taken around each burst by the
+     * thread itself, and by the thread before it for a rescue */
+    _Alignas(64) _Atomic int owner;
 };
+
+enum { RFX_OWNER_FREE = 0, RFX_OWNER_SELF = 1, RFX_OWNER_RESCUER = 2 };
 
 /* [fault] kinds, for fault_onset_ns and summary.json. */
 enum rfx_fault_kind {

@@ -394,15 +394,15 @@ static const struct rfx_stage_ops demo_ops[4] = {
     {.process = demo_capture},
     /* 2: the L2 key holds the fall phase (a87b8c9); 0 before, when one
      * entry answered all four frames of a fall */
-    {.process = demo_pattern, .key_schema = 2},
-    {.process = demo_decide},
-    {.process = demo_execute},
+    {.process = demo_pattern, .key_schema = 2, .rescuable = 1},
+    {.process = demo_decide, .rescuable = 1},
+    {.process = demo_execute, .rescuable = 1},
 };
 static const struct rfx_stage_ops syn_ops[4] = {
     {.process = syn_capture},
-    {.process = syn_pattern},
-    {.process = syn_decide},
-    {.process = syn_execute},
+    {.process = syn_pattern, .rescuable = 1},
+    {.process = syn_decide, .rescuable = 1},
+    {.process = syn_execute, .rescuable = 1},
 };
 static const struct rfx_planner_ops demo_planner = {.plan = demo_plan};
 static const struct rfx_planner_ops syn_planner = {.plan = syn_plan};

@@ -1043,6 +1043,7 @@ static void tel_process(void *ctx, struct rfx_frame **frames, size_t n,
 const struct rfx_stage_ops rfx_telemetry_ops = {
     .process = tel_process,
     .sees_dropped = 1,
+    .rescuable = 1, /* its state is handed on with the stages' owner word */
 };
 
 /* ---- the bundle ---- */
@@ -1421,6 +1422,8 @@ static void write_summary(struct rfx_telemetry *t, FILE *f, const struct bundle_
                 ", \"spin_gaps_over_1ms\": %" PRIu64
                 ", \"spin_gap_max_ms\": %.3f, \"spin_gap_total_ms\": %.3f",
                 x->spin_gaps, (double)x->spin_gap_max_ns / 1e6, (double)x->spin_gap_total_ns / 1e6);
+        fprintf(f, ", \"rescuable\": %s, \"rescues\": %" PRIu64 ", \"rescued_frames\": %" PRIu64,
+                x->rescuable ? "true" : "false", x->rescues, x->rescued);
         fprintf(f, "}%s\n", i + 1 < e->n_threads ? "," : "");
     }
     fprintf(f,

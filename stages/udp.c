@@ -189,4 +189,4 @@ static void udp_execute(void *ctx, struct rfx_frame **fr, size_t n, const struct
 }
 
 const struct rfx_stage_ops rfx_udp_capture_ops = {.process = udp_capture};
-const struct rfx_stage_ops rfx_udp_execute_ops = {.process = udp_execute};
+const struct rfx_stage_ops rfx_udp_execute_ops = {.process = udp_execute, .rescuable = 1};

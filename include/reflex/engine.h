@@ -88,6 +88,10 @@ struct rfx_engine_config {
                                measures how late its own wake-ups come and leads by
                                1.5x that (a peak decaying over ~1000 wake-ups),
                                between lead_us and lead_max_us */
+    uint32_t rescue_us;     /* 0: off. Else, paced, a critical thread whose frames
+                               wait this long for the next critical thread runs
+                               that thread's stages itself when they are all
+                               rescuable (stage.h; docs/architecture.md) */
     double duration_s;      /* 0 = until stopped */
     uint64_t max_frames;    /* 0 = no limit */
     char out_dir[RFX_PATH_MAX];

@@ -10,9 +10,14 @@
  *
  * Ownership: the engine owns frames. A stage may read and write the frames
  * of the burst it was given, during the call only; it must not keep them.
- * Thread-safety: a stage's callbacks all run on the one thread that hosts it,
- * so its context needs no locking against itself. Stages on other threads
- * see a frame only after it has left this one (the rings order that).
+ * Thread-safety: a stage's callbacks never run two at a time, so its context
+ * needs no locking against itself. init and fini run on the thread that
+ * hosts it, and so does process unless the stage sets `rescuable`: then,
+ * when its thread is late to take a frame, the critical thread before it
+ * may run process instead (never during a call of its own thread, and with
+ * every write of one call visible to the next; docs/architecture.md,
+ * "Rescue"). Stages on other threads see a frame only after it has left
+ * this one (the rings order that).
  */
 #ifndef REFLEX_STAGE_H
 #define REFLEX_STAGE_H
@@ -186,6 +191,11 @@ struct rfx_stage_ops {
     /* On the stage's thread, after the last frame. */
     void (*fini)(void *ctx, const struct rfx_stage_env *env);
     int sees_dropped; /* telemetry: also receives dropped frames */
+    /* Nonzero: process keeps no state tied to the calling thread (thread-
+     * locals, a thread's CPU, a lock it holds), so it may be called on the
+     * previous critical thread when this stage's own thread is late. A
+     * thread's stages are rescued only if all of them set it. */
+    int rescuable;
     /* What the keys this stage writes (context_key, pattern_key) mean, for
      * the stage that writes them: change it when they change. A cache
      * snapshot file (`[cache] persist_path`) records the pipeline's (the

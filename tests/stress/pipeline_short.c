@@ -4,7 +4,10 @@
  * demo game at 200 Hz, each with strategic workers publishing snapshots, then
  * the demo with faults (stalls, a failing stage and sink, a hung planner), a
  * short TTL, generation limits and persistence; then two demo engines side
- * by side in one process.
+ * by side in one process; then the demo with decide's thread held off its
+ * CPU for 5 ms every 20 ms (a signal handler that spins, as a host taking the
+ * vCPU looks from inside), so that the thread before it runs its stages for
+ * it (rescue, engine.rescue_us) while the planners publish.
  * Checks the accounting identity with in flight 0 after a clean stop; the
  * demo runs record themselves (the recorder's ring and publication hook under
  * the sanitizer), and their records must replay with every decision identical
@@ -18,8 +21,10 @@
 
 #include <reflex/config.h>
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +103,11 @@ static int finish(struct job *j, bool invalidate)
     }
     rfx_engine_wait(e);
     rfx_builtin_report(j->b, e, NULL);
+    uint64_t rescued = 0, rescues = 0;
+    for (int i = 0; i < e->n_threads; i++) {
+        rescued += e->threads[i].rescued;
+        rescues += e->threads[i].rescues;
+    }
     int rc = rfx_engine_write_bundle(e, msg, sizeof msg);
     struct rfx_engine_counts c;
     rfx_engine_counts(e, &c);
@@ -136,6 +146,12 @@ static int finish(struct job *j, bool invalidate)
            (unsigned long long)dropped, (unsigned long long)c.dropped[RFX_DROP_EVICTED],
            (unsigned long long)c.in_flight, (unsigned long long)cs.publications,
            ok ? "ok" : "FAILED");
+    if (strstr(what, "rescue")) {
+        bool some = rescued > 0;
+        printf("pipeline_short: %s: %llu frames rescued in %llu bursts: %s\n", what,
+               (unsigned long long)rescued, (unsigned long long)rescues, some ? "ok" : "FAILED");
+        ok = ok && some;
+    }
     if (j->record && cs.publications == 0) {
         printf("pipeline_short: %s: no snapshot published: FAILED\n", what);
         ok = false;
@@ -149,6 +165,41 @@ static int finish(struct job *j, bool invalidate)
     if (system(cmd) != 0)
         fprintf(stderr, "pipeline_short: could not remove %s\n", j->cfg.out_dir);
     return ok ? 0 : 1;
+}
+
+static struct rfx_engine *held_engine;
+
+/* On rfx-rt1: stay off the pipeline for 5 ms, unless it is running its
+ * stages (a hold in a stage call is no rescue's to cure). */
+static void hold_rt1(int sig)
+{
+    (void)sig;
+    if (atomic_load(&held_engine->threads[1].owner) == RFX_OWNER_SELF)
+        return;
+    int64_t end = rfx_now_ns() + 5000000;
+    while (rfx_now_ns() < end)
+        ;
+}
+
+static int run_held(const char *what, double seconds, const char *const *sets, int n_sets)
+{
+    struct job j;
+    if (start(&j, what, "held", seconds, sets, n_sets))
+        return 1;
+    held_engine = j.e;
+    struct sigaction sa = {.sa_handler = hold_rt1};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    int tid;
+    while ((tid = atomic_load(&j.e->threads[1].ktid)) == 0)
+        usleep(1000);
+    while (rfx_engine_running(j.e)) {
+        usleep(20000);
+        syscall(SYS_tgkill, getpid(), tid, SIGUSR1);
+    }
+    int rc = finish(&j, false);
+    signal(SIGUSR1, SIG_DFL);
+    return rc;
 }
 
 static int run(const char *what, double seconds, const char *const *sets, int n_sets,
@@ -214,6 +265,13 @@ int main(int argc, char **argv)
                  false);
     fails += run("the same, warm", s, faults, nf, false);
     fails += run_two(s, demo, 4);
+    static const char *const two[] = {"engine.frame_hz=200",
+                                      "strategic.hz=20",
+                                      "strategic.max_hz=50",
+                                      "strategic.workers=2",
+                                      "thread.rt0.stages=capture,pattern",
+                                      "thread.rt1.stages=decide,execute,telemetry"};
+    fails += run_held("demo at 200 Hz, decide's thread held (rescue)", s, two, 6);
     unlink(persist + strlen("cache.persist_path="));
     return fails ? 1 : 0;
 }

@@ -43,7 +43,12 @@
  *             the CPU for over 1 ms (spin_floor_gaps_1ms_per_min); the same at
  *             the same time on another core (other_core_*). The latency
  *             layout's own thread counts the same during its run
- *             (spin1t_spin_gaps_1ms, spin1t_spin_gap_max_us).
+ *             (spin1t_spin_gaps_1ms, spin1t_spin_gap_max_us). The default
+ *             layout's frames run by the other critical thread because
+ *             theirs was late (rescued_source: captures by rt1;
+ *             rescued_next: rt1's stages run by rt0; docs/architecture.md,
+ *             "Rescue"), and the default layout run again with rescue off
+ *             (norescue_*).
  *
  * metrics     latency at 60 Hz with the Prometheus endpoint off and on
  *             (scraped once a second over loopback by a thread of this
@@ -174,7 +179,7 @@ static int busy_plan(void *c, const struct rfx_cache_miss *m, size_t n, struct r
     return 0;
 }
 
-static const struct rfx_stage_ops ops[4] = {{.process = cap},
+static const struct rfx_stage_ops ops[4] = {{.process = cap, .rescuable = 1},
                                             {.process = pat, .rescuable = 1},
                                             {.process = dec, .rescuable = 1},
                                             {.process = exe, .rescuable = 1}};
@@ -188,6 +193,7 @@ struct outcome {
     double cpu_s[2]; /* CPU time of the first two threads (rt0, rt1); host steal is not in it */
     uint64_t spin_gaps;      /* the source thread's CPU taken for over 1 ms while it spun */
     int64_t spin_gap_max_ns; /* the longest such */
+    uint64_t rescued[2];     /* frames of rt0's, rt1's stages run by the other (rescue) */
 };
 
 static int run(const char *const *sets, int n_sets, double seconds, struct ctx *x,
@@ -223,6 +229,8 @@ static int run(const char *const *sets, int n_sets, double seconds, struct ctx *
         o->cpu_s[i] = i < x->e->n_threads ? x->e->threads[i].cpu_s : 0;
     o->spin_gaps = x->e->threads[0].spin_gaps;
     o->spin_gap_max_ns = x->e->threads[0].spin_gap_max_ns;
+    for (int i = 0; i < 2; i++)
+        o->rescued[i] = i < x->e->n_threads ? x->e->threads[i].rescued : 0;
     rfx_engine_destroy(x->e);
     x->e = NULL;
     char cmd[300];
@@ -786,6 +794,16 @@ static int latency(double hz, double seconds)
     struct outcome o1;
     if (run_overhead(sets1, n1, seconds, &h1, &o1))
         return 1;
+    /* The default layout again without rescue (engine.rescue_us = 0), the
+     * way it ran before rescue: what rescue is worth on this machine now. */
+    const char *sets0[5 + 1 + 16];
+    memcpy(sets0, sets, 5 * sizeof *sets0);
+    sets0[5] = "engine.rescue_us=0";
+    int n0 = 6 + extra_sets(sets0 + 6, 16);
+    struct rfx_hdr *h0;
+    struct outcome o0;
+    if (run_overhead(sets0, n0, seconds, &h0, &o0))
+        return 1;
     double t99, t999;
     struct spin_floor sf, sf_other;
     char q0[16], q1[16];
@@ -800,7 +818,9 @@ static int latency(double hz, double seconds)
            " layout=default spin1t_overhead_p50_us=%.1f spin1t_overhead_p99_us=%.1f"
            " spin1t_overhead_p999_us=%.1f spin1t_overhead_max_us=%.1f spin1t_drops=%" PRIu64
            " spin1t_frames=%" PRIu64 " spin1t_spin_gaps_1ms=%" PRIu64 " spin1t_spin_gap_max_us=%.1f"
-           " cpu_latency_us=%s spin1t_cpu_latency_us=%s\n",
+           " cpu_latency_us=%s spin1t_cpu_latency_us=%s rescued_source=%" PRIu64
+           " rescued_next=%" PRIu64 " norescue_overhead_p99_us=%.1f norescue_overhead_p999_us=%.1f"
+           " norescue_overhead_max_us=%.1f norescue_drops=%" PRIu64 "\n",
            hz, rfx_hdr_value_at_percentile(h, 50) / 1e3, rfx_hdr_value_at_percentile(h, 99) / 1e3,
            rfx_hdr_value_at_percentile(h, 99.9) / 1e3, rfx_hdr_max(h) / 1e3, dropped(&o.counts),
            o.counts.executed, t99, t999, sf.p99_us, sf.p999_us, sf.lost_pct, sf.core,
@@ -809,7 +829,10 @@ static int latency(double hz, double seconds)
            rfx_hdr_value_at_percentile(h1, 99) / 1e3, rfx_hdr_value_at_percentile(h1, 99.9) / 1e3,
            rfx_hdr_max(h1) / 1e3, dropped(&o1.counts), o1.counts.executed, o1.spin_gaps,
            (double)o1.spin_gap_max_ns / 1e3, qos_name(o.cpu_latency_us, q0),
-           qos_name(o1.cpu_latency_us, q1));
+           qos_name(o1.cpu_latency_us, q1), o.rescued[0], o.rescued[1],
+           rfx_hdr_value_at_percentile(h0, 99) / 1e3, rfx_hdr_value_at_percentile(h0, 99.9) / 1e3,
+           rfx_hdr_max(h0) / 1e3, dropped(&o0.counts));
+    rfx_hdr_destroy(h0);
     rfx_hdr_destroy(h);
     rfx_hdr_destroy(h1);
     return 0;

@@ -28,8 +28,11 @@
  * next thread takes the same word around each of its own bursts, so the
  * stages never run twice at once and each call sees the last one's writes;
  * if the word is taken, its owner is running and the watcher goes back to
- * its own work. Only threads whose stages are all `rescuable` (stage.h)
- * are rescued, one hop back.
+ * its own work. The other way round, the thread after the source's, idle
+ * and awake for the next frame, captures that frame itself if the source's
+ * thread has not rescue_us after it was due (the source's tick and spare
+ * frames, struct rfx_source, move with the source thread's word). Only
+ * threads whose stages are all `rescuable` (stage.h) are rescued, one hop.
  *
  * Drain: the source stops capturing on stop, duration or frame count; each
  * later thread exits once its upstream thread has exited and its inputs are
@@ -1209,10 +1212,23 @@ static bool upstream_done(struct rfx_xthread *t)
     return atomic_load_explicit(&e->threads[t->idx - 1].done, memory_order_acquire);
 }
 
+/* Thread t captures for the source's thread, which is over rescue_us late
+ * for its next frame (and not paused or stopping). */
+static bool source_late(const struct rfx_xthread *t)
+{
+    const struct rfx_engine *e = t->e;
+    if (!t->rescues_source)
+        return false;
+    int64_t due = atomic_load_explicit(&e->next_sched_ns, memory_order_relaxed);
+    return due > 0 && rfx_now_ns() - due > (int64_t)e->cfg.rescue_us * 1000 &&
+           !atomic_load_explicit(&e->paused, memory_order_relaxed) &&
+           !atomic_load_explicit(&e->stop, memory_order_relaxed);
+}
+
 static bool wake_cond(void *arg)
 {
     struct rfx_xthread *t = arg;
-    return inputs_ready(t) || upstream_done(t);
+    return inputs_ready(t) || upstream_done(t) || source_late(t);
 }
 
 /* Wake the consumer of a ring this thread just pushed into. */
@@ -1557,29 +1573,163 @@ static void watch_next(struct rfx_xthread *t)
     }
 }
 
+static int64_t source_period(const struct rfx_engine *e)
+{
+    return e->cfg.frame_hz > 0 ? (int64_t)llround(1e9 / e->cfg.frame_hz) : 0;
+}
+
+static int64_t source_end(const struct rfx_engine *e)
+{
+    return e->cfg.duration_s > 0 ? e->sched0_ns + (int64_t)llround(e->cfg.duration_s * 1e9)
+                                 : INT64_MAX;
+}
+
+/* Take `want` frames from the source's spares and the pool, due at `sched`
+ * (paced; full speed: now), capture them through thread t's stages on
+ * thread hb (t, or the next thread capturing for it) and send them on.
+ * Returns the frames taken from the pool (0: none free). */
+static size_t capture_burst(struct rfx_xthread *t, struct rfx_xthread *hb, size_t want,
+                            int64_t sched, int64_t period)
+{
+    struct rfx_engine *e = t->e;
+    struct rfx_source *src = &e->src;
+    struct rfx_frame *frames[RFX_BURST_MAX];
+    size_t n = 0;
+    while (n < want && src->n_spare > 0)
+        frames[n++] = src->spare[--src->n_spare];
+    size_t from_spare = n; /* their headers are here already (prefetched, or ours) */
+    if (n < want)
+        n += rfx_ring_pop_burst(e->pool, frames + n, want - n);
+    if (n < want && period) {
+        /* Due and no free frame: the frame is lost, and counted. */
+        rfx_count(&e->captured, want - n);
+        rfx_count(&e->dropped[RFX_DROP_POOL_EXHAUSTED], want - n);
+        src->seq += want - n;
+    }
+    if (n == 0)
+        return 0;
+    prefetch_headers(frames + from_spare, n - from_spare);
+    /* Full speed: the reading that began this burst is its capture
+     * time (a clock reading costs ~40 ns here, a burst's share of it
+     * not nothing); paced: now, after the wait for the due time. */
+    int64_t now = period ? rfx_now_ns() : sched;
+    int level = atomic_load_explicit(&e->level, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++) {
+        struct rfx_frame *f = frames[i];
+        f->seq = src->seq + i;
+        f->scheduled_ns = period ? sched : now;
+        f->capture_ns = now;
+        f->context_key = f->pattern_key = f->cache_generation = 0;
+        f->context_class = RFX_CLASS_ROUTINE;
+        f->level = (uint8_t)level;
+        f->reached = 0;
+        f->action = 0;
+        f->flags = 0;
+        f->drop_reason = RFX_DROP_NONE;
+        f->cache_result = RFX_CACHE_NONE;
+        f->woke_mask = 0;
+        RFX_PROBE2(frame_capture, f->seq, f->scheduled_ns);
+    }
+    /* The capture stage's time includes the header writes above. */
+    run_stages(t, hb, frames, n, now);
+    /* Capture may find no input for some slots: recycle them unseen. */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (frames[i]->flags & RFX_FRAME_EMPTY)
+            src->spare[src->n_spare++] = frames[i];
+        else {
+            frames[i]->seq = src->seq++;
+            frames[kept++] = frames[i];
+        }
+    }
+    if (kept == 0)
+        return n;
+    if (e->first_frame_ns == 0)
+        e->first_frame_ns = rfx_now_ns();
+    rfx_count(&e->captured, kept);
+    if (t->hosts_telemetry) {
+        /* One thread hosts every stage, telemetry last: the frames are
+         * done and come straight back for the next burst, the one in
+         * this thread's caches, instead of through the pool's ring to
+         * the back of the queue (the pool is cycled through only when
+         * frames are held elsewhere). */
+        for (size_t i = kept; i-- > 0;)
+            src->spare[src->n_spare++] = frames[i];
+    } else {
+        forward(t, frames, kept);
+    }
+    return n;
+}
+
+/* Take thread t's own stages, waiting while another thread runs them. */
+static void own_wait(struct rfx_xthread *t)
+{
+    while (!own(t, RFX_OWNER_SELF)) {
+        rfx_cache_quiescent();
+        rfx_cpu_relax();
+    }
+}
+
+/*
+ * Thread t (the one after the source's) finds the source's thread over
+ * rescue_us late for its next frame: capture that frame here, if the
+ * source's thread is not at it. True if the source moved on.
+ */
+static bool rescue_source(struct rfx_xthread *t)
+{
+    struct rfx_engine *e = t->e;
+    struct rfx_xthread *s = &e->threads[0];
+    if (!own(s, RFX_OWNER_RESCUER))
+        return false;
+    struct rfx_source *src = &e->src;
+    int64_t period = source_period(e);
+    int64_t sched = e->sched0_ns + (int64_t)src->tick * period;
+    bool over = sched >= source_end(e) || (e->cfg.max_frames && src->seq >= e->cfg.max_frames);
+    bool go = !over && rfx_now_ns() - sched > (int64_t)e->cfg.rescue_us * 1000 &&
+              rfx_spsc_ring_occupancy(s->out) < rfx_spsc_ring_capacity(s->out);
+    if (over)
+        atomic_store_explicit(&e->next_sched_ns, 0, memory_order_relaxed);
+    if (go) {
+        src->tick++;
+        atomic_store_explicit(&e->next_sched_ns, sched + period, memory_order_relaxed);
+        size_t n = capture_burst(s, t, 1, sched, period);
+        s->rescues++;
+        s->rescued += n;
+    }
+    disown(s);
+    return go;
+}
+
 static void source_loop(struct rfx_xthread *t)
 {
     struct rfx_engine *e = t->e;
     const struct rfx_engine_config *c = &e->cfg;
-    struct rfx_frame *frames[RFX_BURST_MAX];
-    struct rfx_frame *spare[RFX_BURST_MAX];
-    size_t n_spare = 0;
-    int64_t period = c->frame_hz > 0 ? (int64_t)llround(1e9 / c->frame_hz) : 0;
-    int64_t t0 = e->sched0_ns;
-    int64_t end = c->duration_s > 0 ? t0 + (int64_t)llround(c->duration_s * 1e9) : INT64_MAX;
-    uint64_t tick = 0, seq = 0;
+    struct rfx_source *src = &e->src;
+    int64_t period = source_period(e);
+    int64_t end = source_end(e);
+    bool shared = t->rescuable; /* the next thread may capture for this one */
+    bool held = false;          /* this thread holds its stages (shared only) */
     for (;;) {
         if (atomic_load_explicit(&e->stop, memory_order_acquire))
             break;
-        if (c->max_frames && seq >= c->max_frames)
+        if (shared && !held) {
+            own_wait(t);
+            held = true;
+        }
+        if (c->max_frames && src->seq >= c->max_frames)
             break;
         size_t want;
         int64_t sched;
         if (period) {
-            sched = t0 + (int64_t)tick * period;
+            uint64_t tick = src->tick;
+            sched = e->sched0_ns + (int64_t)tick * period;
             if (sched >= end)
                 break;
             atomic_store_explicit(&e->next_sched_ns, sched, memory_order_relaxed);
+            if (held) {
+                disown(t);
+                held = false;
+            }
             if (!wait_until(t, sched))
                 break;
             while (atomic_load_explicit(&e->paused, memory_order_acquire) &&
@@ -1590,27 +1740,27 @@ static void source_loop(struct rfx_xthread *t)
                     rfx_cache_quiescent();
                 rfx_cpu_relax();
             }
-            tick++;
+            if (shared) {
+                own_wait(t);
+                held = true;
+                if (src->tick != tick)
+                    continue; /* the next thread captured it (rescue_source) */
+            }
+            src->tick++;
+            atomic_store_explicit(&e->next_sched_ns, sched + period, memory_order_relaxed);
             want = 1;
         } else {
             sched = rfx_now_ns();
             if (sched >= end)
                 break;
             want = c->burst;
-            if (c->max_frames && c->max_frames - seq < want)
-                want = (size_t)(c->max_frames - seq);
+            if (c->max_frames && c->max_frames - src->seq < want)
+                want = (size_t)(c->max_frames - src->seq);
         }
-        size_t n = 0;
-        while (n < want && n_spare > 0)
-            frames[n++] = spare[--n_spare];
-        size_t from_spare = n; /* their headers are here already (prefetched, or ours) */
-        if (n < want)
-            n += rfx_ring_pop_burst(e->pool, frames + n, want - n);
-        if (n < want && period) {
-            /* Due and no free frame: the frame is lost, and counted. */
-            rfx_count(&e->captured, want - n);
-            rfx_count(&e->dropped[RFX_DROP_POOL_EXHAUSTED], want - n);
-            seq += want - n;
+        size_t n = capture_burst(t, t, want, sched, period);
+        if (held) {
+            disown(t);
+            held = false;
         }
         if (n == 0) {
             if (!period) {
@@ -1621,73 +1771,27 @@ static void source_loop(struct rfx_xthread *t)
             }
             continue;
         }
-        prefetch_headers(frames + from_spare, n - from_spare);
-        /* Full speed: the reading that began this burst is its capture
-         * time (a clock reading costs ~40 ns here, a burst's share of it
-         * not nothing); paced: now, after the wait for the due time. */
-        int64_t now = period ? rfx_now_ns() : sched;
-        int level = atomic_load_explicit(&e->level, memory_order_relaxed);
-        for (size_t i = 0; i < n; i++) {
-            struct rfx_frame *f = frames[i];
-            f->seq = seq + i;
-            f->scheduled_ns = period ? sched : now;
-            f->capture_ns = now;
-            f->context_key = f->pattern_key = f->cache_generation = 0;
-            f->context_class = RFX_CLASS_ROUTINE;
-            f->level = (uint8_t)level;
-            f->reached = 0;
-            f->action = 0;
-            f->flags = 0;
-            f->drop_reason = RFX_DROP_NONE;
-            f->cache_result = RFX_CACHE_NONE;
-            f->woke_mask = 0;
-            RFX_PROBE2(frame_capture, f->seq, f->scheduled_ns);
-        }
-        /* The capture stage's time includes the header writes above. */
-        run_stages(t, t, frames, n, now);
-        /* Capture may find no input for some slots: recycle them unseen. */
-        size_t kept = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (frames[i]->flags & RFX_FRAME_EMPTY)
-                spare[n_spare++] = frames[i];
-            else {
-                frames[i]->seq = seq++;
-                frames[kept++] = frames[i];
-            }
-        }
-        if (kept == 0)
-            continue;
-        if (e->first_frame_ns == 0)
-            e->first_frame_ns = rfx_now_ns();
-        rfx_count(&e->captured, kept);
-        if (t->hosts_telemetry) {
-            /* One thread hosts every stage, telemetry last: the frames are
-             * done and come straight back for the next burst, the one in
-             * this thread's caches, instead of through the pool's ring to
-             * the back of the queue (the pool is cycled through only when
-             * frames are held elsewhere). */
-            for (size_t i = kept; i-- > 0;)
-                spare[n_spare++] = frames[i];
-        } else {
-            forward(t, frames, kept);
-            if (t->rescues_next)
-                watch_next(t);
-        }
+        if (t->rescues_next)
+            watch_next(t);
         if (t->critical)
             rfx_cache_quiescent();
-        if (!period && n_spare < want) {
+        if (!period && src->n_spare < want) {
             /* Full speed: take the next burst's frames now and prefetch
              * their headers, so that their lines (last written by the
              * telemetry thread) arrive while this burst is handed on. */
-            size_t got = rfx_ring_pop_burst(e->pool, spare + n_spare, want - n_spare);
-            prefetch_headers(spare + n_spare, got);
-            n_spare += got;
+            size_t got =
+                rfx_ring_pop_burst(e->pool, src->spare + src->n_spare, want - src->n_spare);
+            prefetch_headers(src->spare + src->n_spare, got);
+            src->n_spare += got;
         }
     }
-    /* Frames held back are returned by the last thread's pool only; the
-     * spare ones never left this thread, so nothing is in flight here. */
-    for (size_t i = 0; i < n_spare; i++)
-        (void)spare[i];
+    /* Keep the stages from here on: their fini comes next, and no frame is
+     * captured after the source has ended. Frames held back are returned
+     * by the last thread's pool only; the spare ones never left the
+     * source, so nothing is in flight here. */
+    atomic_store_explicit(&e->next_sched_ns, 0, memory_order_relaxed);
+    if (shared && !held)
+        own_wait(t);
 }
 
 static void consumer_loop(struct rfx_xthread *t)
@@ -1711,6 +1815,8 @@ static void consumer_loop(struct rfx_xthread *t)
         if (n == 0) {
             if (upstream_done(t) && !inputs_ready(t))
                 break;
+            if (source_late(t) && rescue_source(t))
+                continue;
             idle_wait(t);
             continue;
         }
@@ -1851,13 +1957,19 @@ static int map_stages(struct rfx_engine *e, char *msg, size_t msglen)
     }
     e->n_threads = c->n_threads;
     e->threads[e->n_threads - 1].hosts_telemetry = true;
-    /* Rescue: paced, between two critical threads, of stages that allow it. */
-    for (int ti = 1; c->rescue_us > 0 && c->frame_hz > 0 && ti < e->n_threads; ti++) {
+    /* Rescue: paced, between two critical threads, of stages that allow it:
+     * a thread by the one before it; the source's by the one after it. */
+    for (int ti = 0; c->rescue_us > 0 && c->frame_hz > 0 && ti < e->n_threads; ti++) {
         struct rfx_xthread *t = &e->threads[ti];
-        bool all = t->critical && e->threads[ti - 1].critical;
+        int by = ti > 0 ? ti - 1 : 1;
+        bool all = by < e->n_threads && t->critical && e->threads[by].critical;
         for (int k = 0; all && k < t->n_stages; k++)
             all = e->stages[t->first_stage + k].ops->rescuable != 0;
-        t->rescuable = e->threads[ti - 1].rescues_next = all;
+        t->rescuable = all;
+        if (ti > 0)
+            e->threads[by].rescues_next = all;
+        else if (all)
+            e->threads[1].rescues_source = true;
     }
     return 0;
 }

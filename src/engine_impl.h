@@ -68,9 +68,11 @@ struct rfx_xthread {
     uint64_t spin_gaps;
     int64_t spin_gap_max_ns, spin_gap_total_ns;
     /* rescue (engine.rescue_us; docs/architecture.md): */
-    bool rescuable;    /* the thread before it may run its stages when it is late */
-    bool rescues_next; /* it watches the next thread, which is rescuable */
-    uint64_t rescues;  /* bursts of its stages the thread before it ran; */
+    bool rescuable;      /* another thread may run its stages when it is late: the
+                            one before it, or for the source's, the one after */
+    bool rescues_next;   /* it watches the next thread, which is rescuable */
+    bool rescues_source; /* it captures for the source's thread when that is late */
+    uint64_t rescues;    /* bursts of its stages another thread ran; */
     uint64_t rescued;  /* ... their frames (written under `owner`, read after the end) */
     /* heartbeat for the watchdog, kept by the thread running the call (its
      * own stages, or a rescued thread's): when the current stage call began
@@ -79,7 +81,7 @@ struct rfx_xthread {
     _Atomic int busy_stage;
     _Atomic uint64_t busy_seq;
     /* who runs its stages now (RFX_OWNER_*): taken around each burst by the
-     * thread itself, and by the thread before it for a rescue */
+     * thread itself, and by another for a rescue */
     _Alignas(64) _Atomic int owner;
 };
 
@@ -103,6 +105,15 @@ static inline size_t rfx_frame_slot_bytes(uint32_t payload_bytes)
            (((size_t)payload_bytes + 63) & ~(size_t)63);
 }
 
+/* The source's own state: its thread's, or, while the next thread captures
+ * a frame the source's thread is late for, that thread's (under
+ * threads[0].owner; engine.c, "Rescue"). */
+struct rfx_source {
+    uint64_t tick, seq; /* the next due frame's index; the next frame's seq */
+    size_t n_spare;     /* frames taken from the pool and not used */
+    struct rfx_frame *spare[RFX_BURST_MAX];
+};
+
 struct rfx_engine {
     struct rfx_engine_config cfg;
     struct rfx_stage_slot stages[RFX_MAX_STAGES];
@@ -122,7 +133,9 @@ struct rfx_engine {
     _Atomic int level;
     _Atomic int ready;             /* threads that finished init */
     _Atomic int go;                /* 1: run; -1: abort start */
-    _Atomic int64_t next_sched_ns; /* source's next due time (rate mode) */
+    _Atomic int64_t next_sched_ns; /* the source's next frame's due time, not yet
+                                      captured (rate mode; 0: none) */
+    struct rfx_source src;
     _Atomic int paused;            /* pause-based planning: source holds while set */
     /* accounting: captured by the source, the rest by the telemetry thread */
     _Atomic uint64_t captured;

@@ -391,7 +391,7 @@ static int syn_plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct 
 }
 
 static const struct rfx_stage_ops demo_ops[4] = {
-    {.process = demo_capture},
+    {.process = demo_capture, .rescuable = 1},
     /* 2: the L2 key holds the fall phase (a87b8c9); 0 before, when one
      * entry answered all four frames of a fall */
     {.process = demo_pattern, .key_schema = 2, .rescuable = 1},
@@ -399,7 +399,7 @@ static const struct rfx_stage_ops demo_ops[4] = {
     {.process = demo_execute, .rescuable = 1},
 };
 static const struct rfx_stage_ops syn_ops[4] = {
-    {.process = syn_capture},
+    {.process = syn_capture, .rescuable = 1},
     {.process = syn_pattern, .rescuable = 1},
     {.process = syn_decide, .rescuable = 1},
     {.process = syn_execute, .rescuable = 1},

@@ -4,10 +4,11 @@
  * demo game at 200 Hz, each with strategic workers publishing snapshots, then
  * the demo with faults (stalls, a failing stage and sink, a hung planner), a
  * short TTL, generation limits and persistence; then two demo engines side
- * by side in one process; then the demo with decide's thread held off its
- * CPU for 5 ms every 20 ms (a signal handler that spins, as a host taking the
- * vCPU looks from inside), so that the thread before it runs its stages for
- * it (rescue, engine.rescue_us) while the planners publish.
+ * by side in one process; then the demo with one of its two critical
+ * threads held off its CPU for 5 ms every 20 ms (a signal handler that
+ * spins, as a host taking the vCPU looks from inside), so that the other
+ * runs its stages for it (rescue, engine.rescue_us) while the planners
+ * publish: decide's thread, then the source's.
  * Checks the accounting identity with in flight 0 after a clean stop; the
  * demo runs record themselves (the recorder's ring and publication hook under
  * the sanitizer), and their records must replay with every decision identical
@@ -168,30 +169,32 @@ static int finish(struct job *j, bool invalidate)
 }
 
 static struct rfx_engine *held_engine;
+static int held_idx;
 
-/* On rfx-rt1: stay off the pipeline for 5 ms, unless it is running its
- * stages (a hold in a stage call is no rescue's to cure). */
-static void hold_rt1(int sig)
+/* On the held thread: stay off the pipeline for 5 ms, unless it is running
+ * its stages (a hold in a stage call is no rescue's to cure). */
+static void hold_thread(int sig)
 {
     (void)sig;
-    if (atomic_load(&held_engine->threads[1].owner) == RFX_OWNER_SELF)
+    if (atomic_load(&held_engine->threads[held_idx].owner) == RFX_OWNER_SELF)
         return;
     int64_t end = rfx_now_ns() + 5000000;
     while (rfx_now_ns() < end)
         ;
 }
 
-static int run_held(const char *what, double seconds, const char *const *sets, int n_sets)
+static int run_held(const char *what, int idx, double seconds, const char *const *sets, int n_sets)
 {
     struct job j;
     if (start(&j, what, "held", seconds, sets, n_sets))
         return 1;
     held_engine = j.e;
-    struct sigaction sa = {.sa_handler = hold_rt1};
+    held_idx = idx;
+    struct sigaction sa = {.sa_handler = hold_thread};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR1, &sa, NULL);
     int tid;
-    while ((tid = atomic_load(&j.e->threads[1].ktid)) == 0)
+    while ((tid = atomic_load(&j.e->threads[idx].ktid)) == 0)
         usleep(1000);
     while (rfx_engine_running(j.e)) {
         usleep(20000);
@@ -271,7 +274,8 @@ int main(int argc, char **argv)
                                       "strategic.workers=2",
                                       "thread.rt0.stages=capture,pattern",
                                       "thread.rt1.stages=decide,execute,telemetry"};
-    fails += run_held("demo at 200 Hz, decide's thread held (rescue)", s, two, 6);
+    fails += run_held("demo at 200 Hz, decide's thread held (rescue)", 1, s, two, 6);
+    fails += run_held("demo at 200 Hz, the source's thread held (rescue)", 0, s, two, 6);
     unlink(persist + strlen("cache.persist_path="));
     return fails ? 1 : 0;
 }

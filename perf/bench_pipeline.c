@@ -796,10 +796,10 @@ static int latency(double hz, double seconds)
         return 1;
     /* The default layout again without rescue (engine.rescue_us = 0), the
      * way it ran before rescue: what rescue is worth on this machine now. */
-    const char *sets0[5 + 1 + 16];
+    const char *sets0[5 + 16 + 1];
     memcpy(sets0, sets, 5 * sizeof *sets0);
-    sets0[5] = "engine.rescue_us=0";
-    int n0 = 6 + extra_sets(sets0 + 6, 16);
+    int n0 = 5 + extra_sets(sets0 + 5, 16);
+    sets0[n0++] = "engine.rescue_us=0"; /* last: RFX_BENCH_SET may set it */
     struct rfx_hdr *h0;
     struct outcome o0;
     if (run_overhead(sets0, n0, seconds, &h0, &o0))

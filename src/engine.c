@@ -200,7 +200,7 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     c->burst = 32;
     c->lead_us = 200;
     c->lead_max_us = 0;
-    c->rescue_us = 50;
+    c->rescue_us = 20;
     c->cpu_latency_us = RFX_CPU_LATENCY_AUTO;
     snprintf(c->out_dir, sizeof c->out_dir, "reflex-out");
     c->ring_capacity = 256;

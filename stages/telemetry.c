@@ -1654,6 +1654,20 @@ int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f)
         if (c.dropped[r])
             fprintf(f, "; %s %" PRIu64, rfx_drop_reason_name(r), c.dropped[r]);
     fprintf(f, "\n");
+    /* Rescue: frames a late critical thread's partner ran for it. */
+    const char *sep = "";
+    for (int i = 0; i < e->n_threads; i++) {
+        const struct rfx_xthread *x = &e->threads[i];
+        if (!x->rescuable)
+            continue;
+        if (!*sep)
+            fprintf(f, "rescue: late over %u us, ", e->cfg.rescue_us);
+        fprintf(f, "%srfx-%s's stages ran on rfx-%s for %" PRIu64 " frames", sep, x->cfg.name,
+                e->threads[i > 0 ? i - 1 : 1].cfg.name, x->rescued);
+        sep = ", ";
+    }
+    if (*sep)
+        fprintf(f, "\n");
     if (e->throttle_known && e->throttle_end.throttled > e->throttle_start.throttled)
         fprintf(f,
                 "cpu quota: the kernel throttled this process in %" PRIu64 " of %" PRIu64

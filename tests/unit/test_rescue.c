@@ -195,7 +195,7 @@ static void expect_not_rescued(struct seen *x, uint64_t rescued)
 Test(rescue, frames_due_while_the_next_thread_is_held_are_run_by_the_thread_before_it)
 {
     static struct seen x = {.held = 1};
-    expect_rescued(&x, run("engine.rescue_us=50", &x));
+    expect_rescued(&x, run("engine.rescue_us=20", &x));
 }
 
 Test(rescue, without_rescue_the_next_threads_holds_show_in_the_wait)
@@ -207,7 +207,7 @@ Test(rescue, without_rescue_the_next_threads_holds_show_in_the_wait)
 Test(rescue, frames_due_while_the_source_is_held_are_captured_by_the_thread_after_it)
 {
     static struct seen x = {.held = 0};
-    expect_rescued(&x, run("engine.rescue_us=50", &x));
+    expect_rescued(&x, run("engine.rescue_us=20", &x));
 }
 
 Test(rescue, without_rescue_the_sources_holds_show_in_the_lateness)

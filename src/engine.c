@@ -1353,7 +1353,19 @@ static void idle_wait(struct rfx_xthread *t)
         if (rc == -ETIMEDOUT || wake_at <= now) {
             struct rfx_wait_config spin = t->cfg.wait;
             spin.spin_ns += (uint32_t)(2 * lead);
-            rfx_wait(&t->data_wp, &spin, wake_cond, t, 100000000);
+            int64_t timeout = 100000000;
+            if (t->rescues_source) {
+                /* Parked after the spin, nothing wakes this thread when the
+                 * source's frame goes unpushed (its thread stalled after
+                 * taking the tick): wake in time to capture it. */
+                int64_t late_at = atomic_load_explicit(&e->next_sched_ns, memory_order_relaxed) +
+                                  (int64_t)e->cfg.rescue_us * 1000 + 1000;
+                if (late_at - rfx_now_ns() < timeout)
+                    timeout = late_at - rfx_now_ns();
+                if (timeout < 1000)
+                    timeout = 1000;
+            }
+            rfx_wait(&t->data_wp, &spin, wake_cond, t, timeout);
         }
     } else {
         rfx_wait(&t->data_wp, &t->cfg.wait, wake_cond, t, 100000000);
@@ -1565,8 +1577,8 @@ static void watch_next(struct rfx_xthread *t)
         for (int round = 0; round < 4 && (k = consume(next, false, frames, &unused)) > 0; round++)
             got += k;
         if (got) {
-            next->rescues++;
-            next->rescued += got;
+            rfx_count(&next->rescues, 1);
+            rfx_count(&next->rescued, got);
         }
         disown(next);
         return;
@@ -1693,8 +1705,8 @@ static bool rescue_source(struct rfx_xthread *t)
         src->tick++;
         atomic_store_explicit(&e->next_sched_ns, sched + period, memory_order_relaxed);
         size_t n = capture_burst(s, t, 1, sched, period);
-        s->rescues++;
-        s->rescued += n;
+        rfx_count(&s->rescues, 1);
+        rfx_count(&s->rescued, n);
     }
     disown(s);
     return go;
@@ -2104,6 +2116,8 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         atomic_init(&t->busy_stage, -1);
         atomic_init(&t->busy_seq, 0);
         atomic_init(&t->owner, RFX_OWNER_FREE);
+        atomic_init(&t->rescues, 0);
+        atomic_init(&t->rescued, 0);
         if (i + 1 < e->n_threads) {
             if ((rc = rfx_spsc_ring_create(e->cfg.ring_capacity, sizeof(void *), e->cfg.ring_policy,
                                            &t->out)) != 0 ||

@@ -72,8 +72,9 @@ struct rfx_xthread {
                             one before it, or for the source's, the one after */
     bool rescues_next;   /* it watches the next thread, which is rescuable */
     bool rescues_source; /* it captures for the source's thread when that is late */
-    uint64_t rescues;    /* bursts of its stages another thread ran; */
-    uint64_t rescued;  /* ... their frames (written under `owner`, read after the end) */
+    /* bursts of its stages another thread ran, and their frames: written
+     * under `owner` (so by one thread at a time), read by the reporter */
+    _Atomic uint64_t rescues, rescued;
     /* heartbeat for the watchdog, kept by the thread running the call (its
      * own stages, or a rescued thread's): when the current stage call began
      * (0: none) */

@@ -114,6 +114,14 @@ char *rfx_metrics_render(struct rfx_telemetry *t, size_t *len)
         fprintf(f, "reflex_queue_depth{from=\"%s\",to=\"%s\"} %" PRIu64 "\n",
                 e->threads[i].cfg.name, e->threads[i + 1].cfg.name,
                 rfx_spsc_ring_occupancy(e->threads[i].out));
+    help(f, "reflex_rescued_frames_total", "counter",
+         "Frames of a thread's stages another critical thread ran because it was late "
+         "(engine.rescue_us).");
+    for (int i = 0; i < e->n_threads; i++)
+        if (e->threads[i].rescuable)
+            fprintf(f, "reflex_rescued_frames_total{thread=\"%s\",by=\"%s\"} %" PRIu64 "\n",
+                    e->threads[i].cfg.name, e->threads[i > 0 ? i - 1 : 1].cfg.name,
+                    (uint64_t)atomic_load_explicit(&e->threads[i].rescued, memory_order_relaxed));
     help(f, "reflex_pool_free_frames", "gauge",
          "Free frames in the pool's ring (the source holds up to a burst more).");
     fprintf(f, "reflex_pool_free_frames %" PRIu64 "\n", rfx_spsc_ring_occupancy(e->pool));

@@ -1423,7 +1423,8 @@ static void write_summary(struct rfx_telemetry *t, FILE *f, const struct bundle_
                 ", \"spin_gap_max_ms\": %.3f, \"spin_gap_total_ms\": %.3f",
                 x->spin_gaps, (double)x->spin_gap_max_ns / 1e6, (double)x->spin_gap_total_ns / 1e6);
         fprintf(f, ", \"rescuable\": %s, \"rescues\": %" PRIu64 ", \"rescued_frames\": %" PRIu64,
-                x->rescuable ? "true" : "false", x->rescues, x->rescued);
+                x->rescuable ? "true" : "false", (uint64_t)atomic_load(&x->rescues),
+                (uint64_t)atomic_load(&x->rescued));
         fprintf(f, "}%s\n", i + 1 < e->n_threads ? "," : "");
     }
     fprintf(f,
@@ -1663,7 +1664,7 @@ int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f)
         if (!*sep)
             fprintf(f, "rescue: late over %u us, ", e->cfg.rescue_us);
         fprintf(f, "%srfx-%s's stages ran on rfx-%s for %" PRIu64 " frames", sep, x->cfg.name,
-                e->threads[i > 0 ? i - 1 : 1].cfg.name, x->rescued);
+                e->threads[i > 0 ? i - 1 : 1].cfg.name, (uint64_t)atomic_load(&x->rescued));
         sep = ", ";
     }
     if (*sep)

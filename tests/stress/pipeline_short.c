@@ -172,11 +172,13 @@ static struct rfx_engine *held_engine;
 static int held_idx;
 
 /* On the held thread: stay off the pipeline for 5 ms, unless it is running
- * its stages (a hold in a stage call is no rescue's to cure). */
+ * stages, its own or the other's (a hold in a stage call is no rescue's to
+ * cure). */
 static void hold_thread(int sig)
 {
     (void)sig;
-    if (atomic_load(&held_engine->threads[held_idx].owner) == RFX_OWNER_SELF)
+    if (atomic_load(&held_engine->threads[held_idx].owner) == RFX_OWNER_SELF ||
+        atomic_load(&held_engine->threads[1 - held_idx].owner) == RFX_OWNER_RESCUER)
         return;
     int64_t end = rfx_now_ns() + 5000000;
     while (rfx_now_ns() < end)

@@ -28,7 +28,7 @@
 
 static const char *const names[] = {"capture", "pattern", "decide", "execute", "telemetry"};
 
-enum { HOLDS = 10, HOLD_MS = 20, GAP_MS = 80 };
+enum { HOLDS = 20, HOLD_MS = 20, GAP_MS = 80 };
 
 struct seen {
     int held;          /* the thread held: 0 (capture, pattern) or 1 (decide..) */
@@ -46,8 +46,10 @@ static _Atomic int g_held, g_skipped;
 static void hold(int sig)
 {
     (void)sig;
-    /* Only a thread that is not running its stages can be rescued. */
-    if (atomic_load(&g_engine->threads[g_held_idx].owner) == RFX_OWNER_SELF) {
+    /* Only a thread that is not running stages (its own, or the other's
+     * in a rescue) can be rescued. */
+    if (atomic_load(&g_engine->threads[g_held_idx].owner) == RFX_OWNER_SELF ||
+        atomic_load(&g_engine->threads[1 - g_held_idx].owner) == RFX_OWNER_RESCUER) {
         atomic_fetch_add(&g_skipped, 1);
         return;
     }
@@ -174,19 +176,23 @@ static void expect_rescued(struct seen *x, uint64_t rescued)
     cr_expect_eq(rescued, x->on_other_thread,
                  "the engine counts %llu rescued frames; the stage ran %llu off rt%d",
                  (unsigned long long)rescued, (unsigned long long)x->on_other_thread, x->held);
-    /* Each hold covers ~20 frames: without rescue the first waits about
-     * HOLD_MS (the tests with rescue off). */
-    cr_expect_eq(x->long_waits, 0,
-                 "%llu frames waited over %d ms (the longest %.2f ms; rt%d held %d ms at a time)",
-                 (unsigned long long)x->long_waits, HOLD_MS / 2, x->max_wait_ns / 1e6, x->held,
-                 HOLD_MS);
+    /* Each hold makes about HOLD_MS / 2 frames wait over HOLD_MS / 2
+     * without rescue (the tests with rescue off: about 200 in 20 holds).
+     * With it, none should (none did in 26 runs of each here), unless the
+     * host takes the rescuing thread's CPU as well during a hold: on this
+     * VM a core loses it for over 1 ms about once a second. So: at most a
+     * quarter of what the holds make wait without rescue. */
+    cr_expect_leq(x->long_waits, (uint64_t)HOLDS * HOLD_MS / 2 / 4,
+                  "%llu frames waited over %d ms (the longest %.2f ms; rt%d held %d ms at a time)",
+                  (unsigned long long)x->long_waits, HOLD_MS / 2, x->max_wait_ns / 1e6, x->held,
+                  HOLD_MS);
 }
 
 static void expect_not_rescued(struct seen *x, uint64_t rescued)
 {
     cr_expect_eq(rescued, 0);
     cr_expect_eq(x->on_other_thread, 0, "a stage ran off its thread with rescue off");
-    cr_expect_geq(x->long_waits, HOLDS / 2,
+    cr_expect_geq(x->long_waits, (uint64_t)HOLDS * HOLD_MS / 2 / 2,
                   "%llu frames waited over %d ms (the longest %.2f ms): the holds did not hold "
                   "rt%d",
                   (unsigned long long)x->long_waits, HOLD_MS / 2, x->max_wait_ns / 1e6, x->held);

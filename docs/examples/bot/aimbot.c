@@ -124,8 +124,12 @@ static int plan(void *ctx, const struct rfx_cache_miss *m, size_t n, struct rfx_
     return 0;
 }
 
-static const struct rfx_stage_ops ops[4] = {
-    {.process = sense}, {.process = classify}, {.process = choose}, {.process = act}};
+/* No stage keeps state tied to its thread, so each lets the other critical
+ * thread run it when its own is late (rescue, docs/architecture.md). */
+static const struct rfx_stage_ops ops[4] = {{.process = sense, .rescuable = 1},
+                                            {.process = classify, .rescuable = 1},
+                                            {.process = choose, .rescuable = 1},
+                                            {.process = act, .rescuable = 1}};
 static const char *const names[4] = {"sense", "classify", "choose", "act"};
 
 static void difference(void *arg, const struct rfx_replay_difference *d)

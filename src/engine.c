@@ -1080,6 +1080,9 @@ static void run_stages(struct rfx_xthread *t, struct rfx_xthread *hb, struct rfx
 {
     struct rfx_engine *e = t->e;
     struct rfx_frame *live[RFX_BURST_MAX * 2];
+    if (hb != t)
+        for (size_t i = 0; i < n; i++)
+            frames[i]->flags |= RFX_FRAME_RESCUED;
     struct rfx_stage_env env = {
         .engine = e,
         .cache = e->cache,

@@ -94,6 +94,7 @@ static void keep(struct rfx_flight *fl, const struct rfx_trace_ring *ring, uint6
         o->cache_result = x->cache_result;
         o->over_stage = x->over_stage;
         o->over_e2e = x->over_e2e;
+        o->flags = x->flags;
     }
     w->n = cnt;
     w->trigger = trigger;
@@ -212,21 +213,26 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
             snprintf(name, sizeof name, "frame %" PRIu64 " dropped (%s)", x->seq,
                      rfx_drop_reason_name((enum rfx_drop_reason)x->drop_reason));
         else
-            snprintf(name, sizeof name, "frame %" PRIu64 "%s", x->seq,
-                     x->over_e2e ? " OVER e2e p99 budget" : "");
+            snprintf(name, sizeof name, "frame %" PRIu64 "%s%s", x->seq,
+                     x->over_e2e ? " OVER e2e p99 budget" : "",
+                     x->flags & RFX_FRAME_RESCUED ? " (rescued)" : "");
         event_sep(f);
         fprintf(f,
                 "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"b\", \"id\": \"w%d-%" PRIu64
                 "\", \"ts\": ",
                 name, w, x->seq);
         put_q(f, tq(e, x->scheduled_ns));
-        fprintf(f,
-                ", \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64
-                ", \"e2e_us\": %.3f%s}},\n"
-                "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"e\", \"id\": \"w%d-%" PRIu64
-                "\", \"ts\": ",
-                x->seq, (end - x->scheduled_ns) / 1e3, flagged ? ", \"violating_frame\": true" : "",
-                name, w, x->seq);
+        fprintf(
+            f,
+            ", \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64 ", \"e2e_us\": %.3f%s%s}},\n"
+            "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"e\", \"id\": \"w%d-%" PRIu64
+            "\", \"ts\": ",
+            x->seq, (end - x->scheduled_ns) / 1e3, flagged ? ", \"violating_frame\": true" : "",
+            x->flags & RFX_FRAME_RESCUED
+                ? ", \"rescued\": \"a stage ran on the other critical thread (its own was late); "
+                  "its span is drawn on its own thread's track\""
+                : "",
+            name, w, x->seq);
         put_q(f, tq(e, end));
         fputs(", \"pid\": 1, \"tid\": 0}", f);
         if (flagged) {

@@ -45,6 +45,7 @@ struct rfx_trace_frame {
     uint8_t drop_reason, cache_result;
     int8_t over_stage; /* the first stage over its p99 budget, -1: none */
     uint8_t over_e2e;  /* end to end over its p99 budget */
+    uint8_t flags;     /* the frame's RFX_FRAME_* */
 };
 
 /* What a ring keeps per frame; its times are in the ring's times[]. */
@@ -56,6 +57,7 @@ struct rfx_trace_slot {
     int8_t over_stage;
     uint8_t over_e2e;
     uint8_t reached; /* stages with times (telemetry's count) */
+    uint8_t flags;   /* the frame's RFX_FRAME_* */
 };
 
 /* scheduled_ns .. exit_at[] of a frame, as laid out there. */
@@ -131,6 +133,7 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
     x->over_stage = (int8_t)over_stage;
     x->over_e2e = over_e2e;
     x->reached = (uint8_t)reached;
+    x->flags = f->flags;
     fl->n++;
     if ((over_stage >= 0 || over_e2e) && fl->freeze_at == 0) {
         if (atomic_load_explicit(&fl->ready, memory_order_acquire)) { /* F2 */
@@ -179,7 +182,8 @@ static inline void rfx_flight_record_run(struct rfx_flight *fl, struct rfx_frame
                                                    .cache_result = f->cache_result,
                                                    .over_stage = -1,
                                                    .over_e2e = 0,
-                                                   .reached = (uint8_t)reached};
+                                                   .reached = (uint8_t)reached,
+                                                   .flags = f->flags};
     }
     fl->n = n;
 }

@@ -91,6 +91,9 @@ enum rfx_cache_result {
 /* decide served the safe fallback without a lookup (RFX_DEGRADE_FALLBACK_ONLY);
  * a replay gives decide the same action */
 #define RFX_FRAME_FALLBACK_ONLY 0x4u
+/* the engine: some stage of it ran on the other critical thread, because its
+ * own was late (rescue, engine.rescue_us) */
+#define RFX_FRAME_RESCUED 0x8u
 
 /*
  * Stage times. A frame keeps when each stage took it and let it go as the

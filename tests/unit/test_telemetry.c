@@ -447,6 +447,9 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
         f->seq = i;
         f->level = (uint8_t)(i % 3);
         f->cache_result = (uint8_t)(i % 4);
+        f->flags = (uint8_t)(i % 5 == 0   ? RFX_FRAME_RESCUED
+                             : i % 5 == 1 ? RFX_FRAME_SINK_FAILED
+                                          : 0);
         bool same = i > 0 && !memcmp(&f->scheduled_ns, &fr[i - 1].scheduled_ns,
                                      sizeof(struct rfx_trace_times));
         bool over = i % (3 * K) == 7 || first_of_ring;
@@ -479,6 +482,8 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
             }
             cr_assert_eq(x->level, f->level);
             cr_assert_eq(x->cache_result, f->cache_result);
+            cr_assert_eq(x->flags, f->flags, "frame %llu: flags (a rescued frame is marked)",
+                         (unsigned long long)x->seq);
             cr_assert_eq(x->over_stage,
                          x->seq % (3 * K) == 7 || x->seq % (3 * K) == 8 + K / 2 ? 2 : -1);
             checked++;
@@ -535,6 +540,7 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
         f->cache_result = (uint8_t)(rand() % 4);
         f->drop_reason = rand() % 10 == 0 ? RFX_DROP_STAGE : RFX_DROP_NONE;
         f->reached = (uint8_t)(rand() % (S + 1)); /* read only when dropped */
+        f->flags = rand() % 7 == 0 ? RFX_FRAME_RESCUED : 0;
     }
     int64_t p99_pattern = t->st[1].budget->p99_ns, p99_e2e = t->e2e_budget->p99_ns;
     struct rfx_stage_env env = {.engine = e, .stage_index = S};
@@ -576,7 +582,8 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
                                         *b = &ref.ring[ref.cur].slot[j];
             cr_assert(a->seq == b->seq && a->times == b->times && a->level == b->level &&
                           a->drop_reason == b->drop_reason && a->cache_result == b->cache_result &&
-                          a->over_stage == b->over_stage && a->over_e2e == b->over_e2e,
+                          a->over_stage == b->over_stage && a->over_e2e == b->over_e2e &&
+                          a->flags == b->flags,
                       "after frame %d: slot %d differs", i, j);
         }
         cr_assert(

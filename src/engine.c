@@ -479,6 +479,58 @@ bool rfx_spin_quota_hazard(const struct rfx_engine_config *c, const struct rfx_c
     return true;
 }
 
+static bool config_critical(const struct rfx_thread_config *t)
+{
+    for (int k = 0; k < t->n_stages; k++)
+        if (strcmp(t->stages[k], RFX_TELEMETRY_STAGE) != 0)
+            return true;
+    return false;
+}
+
+/* The thread that would rescue thread ti (engine.rescue_us), stages
+ * allowing: the one before it, or for the source's, the one after it;
+ * both critical, paced. -1: none. */
+static int config_rescuer(const struct rfx_engine_config *c, int ti)
+{
+    int by = ti > 0 ? ti - 1 : 1;
+    if (c->rescue_us == 0 || c->frame_hz <= 0 || by >= c->n_threads)
+        return -1;
+    if (!config_critical(&c->threads[ti]) || !config_critical(&c->threads[by]))
+        return -1;
+    return by;
+}
+
+static void print_rescue(const struct rfx_engine_config *c, FILE *f)
+{
+    if (c->rescue_us == 0) {
+        fprintf(f, "rescue: off (rescue_us=0)\n");
+        return;
+    }
+    if (c->frame_hz <= 0) {
+        fprintf(f, "rescue: off (frame_hz=0: the source is not paced)\n");
+        return;
+    }
+    int n = 0;
+    for (int ti = 0; ti < c->n_threads; ti++) {
+        int by = config_rescuer(c, ti);
+        if (by < 0)
+            continue;
+        if (n++ == 0)
+            fprintf(f, "rescue (rescue_us=%u):\n", c->rescue_us);
+        fprintf(f, "  rfx-%s's stages run on rfx-%s when ", c->threads[ti].name,
+                c->threads[by].name);
+        if (ti == 0)
+            fprintf(f, "a frame is still not captured %u us after it is due\n", c->rescue_us);
+        else
+            fprintf(f, "its frames wait in its ring over %u us\n", c->rescue_us);
+    }
+    if (n == 0)
+        fprintf(f, "rescue: none (fewer than two critical threads)\n");
+    else
+        fprintf(f, "  if all of that thread's stages are rescuable (stage.h; every built-in stage "
+                   "is)\n");
+}
+
 void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
 {
     fprintf(f, "engine: frame_hz=%g payload_bytes=%u pool_frames=%u burst=%u lead_us=%u",
@@ -514,6 +566,7 @@ void rfx_engine_config_print(const struct rfx_engine_config *c, FILE *f)
             fprintf(f, " %s", t->stages[s]);
         fprintf(f, "\n");
     }
+    print_rescue(c, f);
     long rt_runtime, rt_period;
     rfx_rt_throttle(&rt_runtime, &rt_period);
     for (int i = 0; i < c->n_threads; i++) {
@@ -1974,10 +2027,12 @@ static int map_stages(struct rfx_engine *e, char *msg, size_t msglen)
     e->threads[e->n_threads - 1].hosts_telemetry = true;
     /* Rescue: paced, between two critical threads, of stages that allow it:
      * a thread by the one before it; the source's by the one after it. */
-    for (int ti = 0; c->rescue_us > 0 && c->frame_hz > 0 && ti < e->n_threads; ti++) {
+    for (int ti = 0; ti < e->n_threads; ti++) {
         struct rfx_xthread *t = &e->threads[ti];
-        int by = ti > 0 ? ti - 1 : 1;
-        bool all = by < e->n_threads && t->critical && e->threads[by].critical;
+        int by = config_rescuer(c, ti);
+        if (by < 0)
+            continue;
+        bool all = true;
         for (int k = 0; all && k < t->n_stages; k++)
             all = e->stages[t->first_stage + k].ops->rescuable != 0;
         t->rescuable = all;

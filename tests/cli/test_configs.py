@@ -27,8 +27,13 @@ for name in files:
 
 good = os.path.join(confdir, "good.ini")
 p = subprocess.run([reflex, "check", good], capture_output=True, text=True)
+# ... and who rescues whom: rt0 and rt1 each other, never the telemetry thread.
 layout_ok = (p.returncode == 0 and "rfx-rt0" in p.stdout and "core 0" in p.stdout
-             and "stages: capture pattern" in p.stdout and "rfx-telemetry" in p.stdout)
+             and "stages: capture pattern" in p.stdout and "rfx-telemetry" in p.stdout
+             and "rfx-rt0's stages run on rfx-rt1 when a frame is still not captured 20 us"
+             in p.stdout
+             and "rfx-rt1's stages run on rfx-rt0 when its frames wait in its ring over 20 us"
+             in p.stdout and "rfx-telemetry's stages" not in p.stdout)
 if not layout_ok:
     failures += 1
     print(f"FAIL good.ini: exit {p.returncode}\n{p.stdout}{p.stderr}")
@@ -55,5 +60,16 @@ if p.returncode != 0 or warned != throttled:
           f"\n{p.stdout}{p.stderr}")
 else:
     print(f"ok   spin at fifo: exit 0, warned {warned} (RT throttling {throttled})")
+# One critical thread has no partner to rescue it; rescue_us = 0 turns it off.
+none = "rescue: none (fewer than two critical threads)" in p.stdout
+p = subprocess.run([reflex, "check", good, "--set", "engine.rescue_us=0"], capture_output=True,
+                   text=True)
+off = p.returncode == 0 and "rescue: off (rescue_us=0)" in p.stdout and "stages run on" not in p.stdout
+if not (none and off):
+    failures += 1
+    print(f"FAIL rescue plan: one critical thread 'none' {none}, rescue_us=0 'off' {off}\n"
+          f"{p.stdout}{p.stderr}")
+else:
+    print("ok   rescue plan: none with one critical thread, off with rescue_us=0")
 print(f"{len(files)} bad configs and 1 good: {failures} failed")
 sys.exit(1 if failures else 0)

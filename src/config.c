@@ -67,6 +67,8 @@ static bool parse_double(const char *v, double lo, double hi, double *out)
         end++;
     if (end == v || *end || errno || !isfinite(d) || d < lo || d > hi)
         return false;
+    if (strpbrk(v, "xX"))
+        return false; /* decimal only: strtod also reads hex (0x3c, 0x1p4) */
     *out = d;
     return true;
 }

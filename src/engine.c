@@ -1078,6 +1078,7 @@ static void sink_outcomes(struct rfx_engine *e, struct rfx_frame **f, size_t m, 
     rfx_breaker_ok_n(&e->breaker, oks, now);
 }
 
+_Static_assert(RFX_MAX_STAGES <= 8, "woke_mask and rescued_mask hold a bit per stage");
 _Static_assert(sizeof(struct rfx_frame) <= 2 * 64,
                "a frame header crosses cores every lap: keep it in two cache lines");
 
@@ -1133,9 +1134,13 @@ static void run_stages(struct rfx_xthread *t, struct rfx_xthread *hb, struct rfx
 {
     struct rfx_engine *e = t->e;
     struct rfx_frame *live[RFX_BURST_MAX * 2];
-    if (hb != t)
-        for (size_t i = 0; i < n; i++)
+    if (hb != t) {
+        uint8_t mask = (uint8_t)(((1u << t->n_stages) - 1) << t->first_stage);
+        for (size_t i = 0; i < n; i++) {
             frames[i]->flags |= RFX_FRAME_RESCUED;
+            frames[i]->rescued_mask |= mask;
+        }
+    }
     struct rfx_stage_env env = {
         .engine = e,
         .cache = e->cache,
@@ -1600,7 +1605,7 @@ static size_t consume(struct rfx_xthread *t, bool self, struct rfx_frame **frame
     prefetch_headers(frames, n);
     if (self && t->parks != *parks_seen) {
         *parks_seen = t->parks;
-        frames[0]->woke_mask |= (uint16_t)(1u << t->first_stage);
+        frames[0]->woke_mask |= (uint8_t)(1u << t->first_stage);
     }
     run_stages(t, self ? t : &e->threads[t->idx - 1], frames, n, rfx_now_ns());
     forward(t, frames, n);
@@ -1696,6 +1701,7 @@ static size_t capture_burst(struct rfx_xthread *t, struct rfx_xthread *hb, size_
         f->drop_reason = RFX_DROP_NONE;
         f->cache_result = RFX_CACHE_NONE;
         f->woke_mask = 0;
+        f->rescued_mask = 0;
         RFX_PROBE2(frame_capture, f->seq, f->scheduled_ns);
     }
     /* The capture stage's time includes the header writes above. */
@@ -2036,6 +2042,7 @@ static int map_stages(struct rfx_engine *e, char *msg, size_t msglen)
         for (int k = 0; all && k < t->n_stages; k++)
             all = e->stages[t->first_stage + k].ops->rescuable != 0;
         t->rescuable = all;
+        t->rescuer = by;
         if (ti > 0)
             e->threads[by].rescues_next = all;
         else if (all)

@@ -72,6 +72,7 @@ struct rfx_xthread {
                             one before it, or for the source's, the one after */
     bool rescues_next;   /* it watches the next thread, which is rescuable */
     bool rescues_source; /* it captures for the source's thread when that is late */
+    int rescuer;         /* rescuable: the thread that runs its stages when it is late */
     /* bursts of its stages another thread ran, and their frames: written
      * under `owner` (so by one thread at a time), read by the reporter */
     _Atomic uint64_t rescues, rescued;

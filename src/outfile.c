@@ -9,7 +9,7 @@ static int set_paths(struct rfx_outfile *o, const char *dir, const char *name)
 {
     int n = snprintf(o->path, sizeof o->path, "%s/%s", dir, name);
     o->f = NULL;
-    o->reserved = false;
+    o->reserved = o->anonymous = false;
     if (n < 0 || (size_t)n >= sizeof o->path)
         return -ENAMETOOLONG;
     snprintf(o->tmp, sizeof o->tmp, "%s.tmp", o->path);
@@ -25,43 +25,78 @@ int rfx_outfile_open(struct rfx_outfile *o, const char *dir, const char *name)
     return o->f ? 0 : -errno;
 }
 
-int rfx_outfile_reserve(const char *dir, const char *name, off_t bytes)
+int rfx_outfile_reserve(struct rfx_reserve *r, const char *dir, const char *name, off_t bytes)
 {
+    r->fd = -1;
+    r->named = false;
     struct rfx_outfile o;
     int rc = set_paths(&o, dir, name);
     if (rc)
         return rc;
-    int fd = open(o.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    unlink(o.tmp); /* an earlier run's, killed before its commit */
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        fd = open(o.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        r->named = true;
+    }
     if (fd < 0)
         return -errno;
     rc = -posix_fallocate(fd, 0, bytes); /* returns the error, sets no errno */
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    if (rc)
-        unlink(o.tmp);
-    return rc;
+    if (rc) {
+        close(fd);
+        if (r->named)
+            unlink(o.tmp);
+        return rc;
+    }
+    r->fd = fd;
+    return 0;
 }
 
-int rfx_outfile_open_reserved(struct rfx_outfile *o, const char *dir, const char *name)
+int rfx_outfile_open_reserved(struct rfx_outfile *o, struct rfx_reserve *r, const char *dir,
+                              const char *name)
 {
     int rc = set_paths(o, dir, name);
-    if (rc)
-        return rc;
-    int fd = open(o->tmp, O_WRONLY | O_CLOEXEC); /* no O_TRUNC: keep the blocks */
-    if (fd >= 0 && (o->f = fdopen(fd, "w")) != NULL) {
-        o->reserved = true;
-        return 0;
-    }
-    if (fd >= 0)
+    if (rc || r->fd < 0)
+        return rc ? rc : rfx_outfile_open(o, dir, name);
+    int fd = r->fd;
+    r->fd = -1;
+    if ((o->f = fdopen(fd, "w")) == NULL) {
+        rc = -errno;
         close(fd);
-    return rfx_outfile_open(o, dir, name);
+        if (r->named)
+            unlink(o->tmp);
+        return rc;
+    }
+    o->reserved = true;
+    o->anonymous = !r->named;
+    return 0;
 }
 
-void rfx_outfile_unreserve(const char *dir, const char *name)
+void rfx_outfile_unreserve(struct rfx_reserve *r, const char *dir, const char *name)
 {
+    if (r->fd < 0)
+        return;
+    close(r->fd);
+    r->fd = -1;
     struct rfx_outfile o;
-    if (set_paths(&o, dir, name) == 0)
+    if (r->named && set_paths(&o, dir, name) == 0)
         unlink(o.tmp);
+}
+
+/* Give the anonymous file behind f the name o->tmp: through /proc (any
+ * user), else by its descriptor (AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH). */
+static int link_anonymous(struct rfx_outfile *o)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fileno(o->f));
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    if (errno == EEXIST) /* another writer's temporary file: ours wins */
+        unlink(o->tmp);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0 ||
+        linkat(fileno(o->f), "", AT_FDCWD, o->tmp, AT_EMPTY_PATH) == 0)
+        return 0;
+    return -errno;
 }
 
 int rfx_outfile_commit(struct rfx_outfile *o, int rc)
@@ -81,6 +116,8 @@ int rfx_outfile_commit(struct rfx_outfile *o, int rc)
     off_t len = o->reserved ? ftello(o->f) : 0;
     if (o->reserved && rc == 0 && (len < 0 || ftruncate(fileno(o->f), len) != 0))
         rc = -errno;
+    if (o->anonymous && rc == 0)
+        rc = link_anonymous(o);
     if (fclose(o->f) != 0 && rc == 0)
         rc = -errno;
     o->f = NULL;

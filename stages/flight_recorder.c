@@ -95,6 +95,7 @@ static void keep(struct rfx_flight *fl, const struct rfx_trace_ring *ring, uint6
         o->over_stage = x->over_stage;
         o->over_e2e = x->over_e2e;
         o->flags = x->flags;
+        o->rescued = x->rescued;
     }
     w->n = cnt;
     w->trigger = trigger;
@@ -192,6 +193,11 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
                 has_trigger |= win->has_trigger && y->seq == win->trigger;
             }
             int64_t t0 = tq(e, x->enter_ns[s]);
+            /* On the track of the thread that ran it: a rescued stage's
+             * slice is its rescuer's. */
+            const struct rfx_xthread *home = &e->threads[e->stages[s].thread];
+            bool rescued = (x->rescued >> s & 1) && home->rescuable;
+            int tid = (rescued ? home->rescuer : home->idx) + 1;
             event_sep(f);
             fprintf(f, "{\"name\": \"%s%s\", \"cat\": \"stage\", \"ph\": \"X\", \"ts\": ",
                     e->stages[s].name, over ? " OVER p99 budget" : "");
@@ -201,10 +207,12 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
             fprintf(f,
                     ", \"pid\": 1, \"tid\": %d, \"args\": {\"frame\": %" PRIu64
                     ", \"frames\": %" PRIu64 ", \"stage\": \"%s\", \"level\": \"%s\", "
-                    "\"window\": %d%s}}",
-                    e->stages[s].thread + 1, x->seq, k, e->stages[s].name,
-                    rfx_level_name((enum rfx_level)x->level), w,
+                    "\"window\": %d%s",
+                    tid, x->seq, k, e->stages[s].name, rfx_level_name((enum rfx_level)x->level), w,
                     has_trigger ? ", \"violating_frame\": true" : "");
+            if (rescued)
+                fprintf(f, ", \"rescued_from\": \"rfx-%s\"", home->cfg.name);
+            fputs("}}", f);
         }
         if (end == 0)
             end = x->capture_ns > 0 ? x->capture_ns : x->scheduled_ns;
@@ -222,17 +230,18 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
                 "\", \"ts\": ",
                 name, w, x->seq);
         put_q(f, tq(e, x->scheduled_ns));
-        fprintf(
-            f,
-            ", \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64 ", \"e2e_us\": %.3f%s%s}},\n"
-            "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"e\", \"id\": \"w%d-%" PRIu64
-            "\", \"ts\": ",
-            x->seq, (end - x->scheduled_ns) / 1e3, flagged ? ", \"violating_frame\": true" : "",
-            x->flags & RFX_FRAME_RESCUED
-                ? ", \"rescued\": \"a stage ran on the other critical thread (its own was late); "
-                  "its span is drawn on its own thread's track\""
-                : "",
-            name, w, x->seq);
+        fprintf(f,
+                ", \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64
+                ", \"e2e_us\": %.3f%s%s}},\n"
+                "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"e\", \"id\": \"w%d-%" PRIu64
+                "\", \"ts\": ",
+                x->seq, (end - x->scheduled_ns) / 1e3, flagged ? ", \"violating_frame\": true" : "",
+                x->flags & RFX_FRAME_RESCUED
+                    ? ", \"rescued\": \"some of its stages ran on another critical thread (their "
+                      "own was late); their slices are on the track of the thread that ran them, "
+                      "with a rescued_from argument\""
+                    : "",
+                name, w, x->seq);
         put_q(f, tq(e, end));
         fputs(", \"pid\": 1, \"tid\": 0}", f);
         if (flagged) {

@@ -46,6 +46,7 @@ struct rfx_trace_frame {
     int8_t over_stage; /* the first stage over its p99 budget, -1: none */
     uint8_t over_e2e;  /* end to end over its p99 budget */
     uint8_t flags;     /* the frame's RFX_FRAME_* */
+    uint8_t rescued;   /* the frame's rescued_mask */
 };
 
 /* What a ring keeps per frame; its times are in the ring's times[]. */
@@ -58,7 +59,9 @@ struct rfx_trace_slot {
     uint8_t over_e2e;
     uint8_t reached; /* stages with times (telemetry's count) */
     uint8_t flags;   /* the frame's RFX_FRAME_* */
+    uint8_t rescued; /* the frame's rescued_mask */
 };
+_Static_assert(sizeof(struct rfx_trace_slot) == 24, "a slot is 24 bytes");
 
 /* scheduled_ns .. exit_at[] of a frame, as laid out there. */
 struct rfx_trace_times {
@@ -134,6 +137,7 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
     x->over_e2e = over_e2e;
     x->reached = (uint8_t)reached;
     x->flags = f->flags;
+    x->rescued = f->rescued_mask;
     fl->n++;
     if ((over_stage >= 0 || over_e2e) && fl->freeze_at == 0) {
         if (atomic_load_explicit(&fl->ready, memory_order_acquire)) { /* F2 */
@@ -183,7 +187,8 @@ static inline void rfx_flight_record_run(struct rfx_flight *fl, struct rfx_frame
                                                    .over_stage = -1,
                                                    .over_e2e = 0,
                                                    .reached = (uint8_t)reached,
-                                                   .flags = f->flags};
+                                                   .flags = f->flags,
+                                                   .rescued = f->rescued_mask};
     }
     fl->n = n;
 }

@@ -120,7 +120,7 @@ char *rfx_metrics_render(struct rfx_telemetry *t, size_t *len)
     for (int i = 0; i < e->n_threads; i++)
         if (e->threads[i].rescuable)
             fprintf(f, "reflex_rescued_frames_total{thread=\"%s\",by=\"%s\"} %" PRIu64 "\n",
-                    e->threads[i].cfg.name, e->threads[i > 0 ? i - 1 : 1].cfg.name,
+                    e->threads[i].cfg.name, e->threads[e->threads[i].rescuer].cfg.name,
                     (uint64_t)atomic_load_explicit(&e->threads[i].rescued, memory_order_relaxed));
     help(f, "reflex_pool_free_frames", "gauge",
          "Free frames in the pool's ring (the source holds up to a burst more).");

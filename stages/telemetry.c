@@ -116,8 +116,7 @@ void rfx_telemetry_destroy(struct rfx_telemetry *t)
             rfx_hdr_destroy(t->win[j][k]);
     for (int k = 0; k < RFX_MAX_STAGES + 4; k++)
         rfx_hdr_destroy(t->merged[k]);
-    if (t->summary_reserved) /* no bundle was written */
-        rfx_outfile_unreserve(t->e->cfg.out_dir, "summary.json");
+    rfx_outfile_unreserve(&t->summary_reserve, t->e->cfg.out_dir, "summary.json"); /* unused */
     rfx_flight_fini(&t->flight);
     rfx_hlog_writer_destroy(t->hlog);
     if (t->hlog_f)
@@ -184,6 +183,7 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
     if (posix_memalign((void **)&t, 64, sizeof *t) != 0)
         return -ENOMEM;
     memset(t, 0, sizeof *t);
+    t->summary_reserve.fd = -1;
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
     pthread_mutex_init(&t->status_lock, NULL);
@@ -263,8 +263,7 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
         rfx_telemetry_destroy(t);
         return rc;
     }
-    rc = rfx_outfile_reserve(e->cfg.out_dir, "summary.json", SUMMARY_RESERVE);
-    t->summary_reserved = rc == 0;
+    rc = rfx_outfile_reserve(&t->summary_reserve, e->cfg.out_dir, "summary.json", SUMMARY_RESERVE);
     if (rc == -ENOSPC || rc == -EDQUOT)
         fprintf(stderr,
                 "reflex: %s: less than %d MiB free: summary.json is written at the end only if "
@@ -758,9 +757,9 @@ static inline void run_add_n(struct rfx_hdr *h, struct run *r, int64_t v, int64_
  * Frames whose timings are all equal: the frames of one burst, when the
  * source captured them together (it does at full speed) and every stage
  * took them as one burst. Compares scheduled_ns..exit_at[] whole (a fixed
- * 72 bytes) and the word of woke_mask, reached and drop_reason: frames alike
- * in all three reached the same stages, and a run is all executed or all
- * dropped for one reason.
+ * 72 bytes) and the word of woke_mask, rescued_mask, reached and drop_reason:
+ * frames alike in all four reached the same stages on the same threads, and
+ * a run is all executed or all dropped for one reason.
  */
 #define TIMES_BYTES                                                                                \
     (offsetof(struct rfx_frame, exit_at) + sizeof(((struct rfx_frame *)0)->exit_at) -              \
@@ -772,7 +771,7 @@ enum { N_TIME_WORDS = TIMES_BYTES / sizeof(uint64_t) };
 _Static_assert(offsetof(struct rfx_frame, reached) == offsetof(struct rfx_frame, woke_mask) + 2 &&
                    offsetof(struct rfx_frame, drop_reason) ==
                        offsetof(struct rfx_frame, woke_mask) + 3,
-               "woke_mask, reached and drop_reason share a word");
+               "woke_mask, rescued_mask, reached and drop_reason share a word");
 
 static inline uint32_t run_tag(const struct rfx_frame *f)
 {
@@ -1571,11 +1570,9 @@ int rfx_telemetry_write_bundle(struct rfx_telemetry *t, const char *dir, char *m
     if (t->flight.k) /* off: rfx_flight_write removes a previous trace.json */
         add_file(&now, "trace.json", "");
     struct rfx_outfile o;
-    bool reserved = t->summary_reserved && !strcmp(dir, e->cfg.out_dir);
-    rc = reserved ? rfx_outfile_open_reserved(&o, dir, "summary.json")
-                  : rfx_outfile_open(&o, dir, "summary.json");
-    if (reserved)
-        t->summary_reserved = false;
+    rc = !strcmp(dir, e->cfg.out_dir)
+             ? rfx_outfile_open_reserved(&o, &t->summary_reserve, dir, "summary.json")
+             : rfx_outfile_open(&o, dir, "summary.json");
     if (rc == 0) {
         write_summary(t, o.f, &now);
         rc = rfx_outfile_commit(&o, 0);
@@ -1664,7 +1661,7 @@ int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f)
         if (!*sep)
             fprintf(f, "rescue: late over %u us, ", e->cfg.rescue_us);
         fprintf(f, "%srfx-%s's stages ran on rfx-%s for %" PRIu64 " frames", sep, x->cfg.name,
-                e->threads[i > 0 ? i - 1 : 1].cfg.name, (uint64_t)atomic_load(&x->rescued));
+                e->threads[x->rescuer].cfg.name, (uint64_t)atomic_load(&x->rescued));
         sep = ", ";
     }
     if (*sep)

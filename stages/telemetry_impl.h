@@ -9,6 +9,7 @@
 #include "engine_impl.h"
 #include "flight_recorder.h"
 #include "iv_series.h"
+#include "outfile.h"
 
 #include <stdio.h>
 
@@ -88,7 +89,7 @@ struct rfx_telemetry {
     struct rfx_iv_point iv_storage[MAX_INTERVALS];
     _Atomic uint64_t last_hit_milli; /* for other threads; UINT64_MAX: none */
     int hlog_errors;
-    bool summary_reserved; /* disk space kept for summary.json (outfile.h) */
+    struct rfx_reserve summary_reserve; /* disk space kept for summary.json (outfile.h) */
 };
 
 /* Disk space kept from the start for summary.json, the file that says

@@ -98,8 +98,7 @@ static int cmd_hist(int argc, char **argv)
             }
             break;
         case 'u':
-            ratio = strtod(optarg, &end);
-            if (*end || !(ratio > 0)) {
+            if (!cli_number(optarg, &ratio) || !(ratio > 0)) {
                 fprintf(stderr, "reflex hist: --unit-ratio must be a positive number, got '%s'\n",
                         optarg);
                 return EXIT_USAGE;

@@ -91,8 +91,8 @@ enum rfx_cache_result {
 /* decide served the safe fallback without a lookup (RFX_DEGRADE_FALLBACK_ONLY);
  * a replay gives decide the same action */
 #define RFX_FRAME_FALLBACK_ONLY 0x4u
-/* the engine: some stage of it ran on the other critical thread, because its
- * own was late (rescue, engine.rescue_us) */
+/* the engine: some stage of it ran on another critical thread, because its
+ * own was late (rescue, engine.rescue_us); rescued_mask says which */
 #define RFX_FRAME_RESCUED 0x8u
 
 /*
@@ -121,7 +121,9 @@ struct rfx_frame {
     uint64_t cache_generation;         /* snapshot generation decide looked up in */
     uint32_t action;                   /* decide's choice */
     uint32_t payload_size;
-    uint16_t woke_mask;     /* bit i: stage i's thread had parked before this frame */
+    uint8_t woke_mask;      /* bit i: stage i's thread had parked before this frame */
+    uint8_t rescued_mask;   /* bit i: stage i ran on another critical thread, which was
+                               rescuing stage i's own (the engine sets it; rescue_us) */
     uint8_t reached;        /* dropped: the stages it went through (the engine sets it) */
     uint8_t drop_reason;    /* enum rfx_drop_reason */
     uint8_t flags;          /* RFX_FRAME_* */

@@ -43,6 +43,8 @@ grep -q '"identity_holds": true' "$work/d0/summary.json" && grep -Eq '"duration_
     pass "demo --duration 0: ran until the signal, bundle written" || { fail "demo --duration 0"; head -5 "$work/d0/summary.json"; }
 expect_rc 2 "demo --duration -1" "$reflex" demo --duration -1
 grep -q "'-1' is not a number of seconds in \[0, 604800\]" "$work/err" && pass "--duration's range named" || { fail "--duration message"; cat "$work/err"; }
+expect_rc 2 "demo --duration 0x10 (decimal only, as in a config)" "$reflex" demo --duration 0x10
+grep -q "'0x10' is not a number of seconds" "$work/err" && pass "--duration in hex named" || { fail "--duration hex message"; cat "$work/err"; }
 expect_rc 0 "replay --help" "$reflex" replay --help
 grep -q "usage: reflex replay FILE" "$work/out" && pass "replay --help prints its usage" || fail "replay --help text"
 expect_rc 2 "replay with no file" "$reflex" replay
@@ -73,6 +75,7 @@ grep -q "no intervals with tag 'nosuchtag'; its tags: .*sf3" "$work/err" &&
     pass "hist: a tag with no intervals is answered with the log's tags" || { fail "hist tag list"; cat "$work/err"; }
 expect_rc 2 "hist bad --ticks" "$reflex" hist "$work/reflex.hlog" --ticks 0
 expect_rc 2 "hist bad --unit-ratio" "$reflex" hist "$work/reflex.hlog" --unit-ratio -1
+expect_rc 2 "hist --unit-ratio inf" "$reflex" hist "$work/reflex.hlog" --unit-ratio inf
 expect_rc 2 "hist two files" "$reflex" hist a b
 
 head -4 "$work/reflex.hlog" > "$work/bad.hlog"

@@ -627,6 +627,23 @@ if mount_tmpfs("64k", "full disk"):
             check("#[Max" in text, f"full disk: {n} is whole", text[-200:])
     subprocess.run(["umount", full])
 
+def reservation(pid, d):
+    """Bytes allocated to the space process pid keeps in d for summary.json:
+    a file it holds open with no name (O_TMPFILE), which /proc shows as
+    'D/#INODE (deleted)'; 0 when there is none."""
+    fds = f"/proc/{pid}/fd"
+    for _ in range(100):  # it is made before the first frame
+        for n in os.listdir(fds) if os.path.isdir(fds) else []:
+            try:
+                target = os.readlink(os.path.join(fds, n))
+                if target.startswith(d + "/#") and target.endswith(" (deleted)"):
+                    return os.stat(os.path.join(fds, n)).st_blocks * 512
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return 0
+
+
 # 3c5b. A disk that fills during the run (another program takes every free
 #       byte): summary.json still fits, in the space kept for it at the
 #       start.
@@ -634,12 +651,7 @@ if mount_tmpfs("4m", "disk filling up"):
     d = os.path.join(full, "out")
     proc = subprocess.Popen([reflex, "demo", "--duration", "60", "--quiet", "--out", d],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    tmp = os.path.join(d, "summary.json.tmp")
-    for _ in range(100):  # the reservation is made before the first frame
-        if os.path.exists(tmp):
-            break
-        time.sleep(0.05)
-    reserved = os.path.exists(tmp) and os.stat(tmp).st_blocks * 512 >= 2 << 20
+    reserved = reservation(proc.pid, d) >= 2 << 20
     time.sleep(1)
     with open(os.path.join(full, "filler"), "wb", buffering=0) as f:  # every free byte
         try:
@@ -662,6 +674,20 @@ if mount_tmpfs("4m", "disk filling up"):
     check(not [n for n in names if n.endswith(".tmp")],
           f"disk filling up: no temporary file left: {names}")
     subprocess.run(["umount", full])
+
+# 3c5c. SIGKILL mid-run: the space kept for summary.json has no name, so it
+#       goes with the process (a named DIR/summary.json.tmp would stay, 2 MiB).
+d = os.path.join(work, "killed")
+proc = subprocess.Popen([reflex, "demo", "--duration", "60", "--quiet", "--out", d],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+held = reservation(proc.pid, d)
+time.sleep(0.5)
+proc.kill()
+proc.communicate(timeout=30)
+names = sorted(os.listdir(d))
+check(held >= 2 << 20 and proc.returncode == -signal.SIGKILL and names == ["latency.hlog"],
+      f"SIGKILL: {held >> 20} MiB kept while running; after the kill the directory holds "
+      f"{names}, no temporary file")
 
 # 3c6. The flight recorder off (telemetry.trace_frames = 0): no trace.json,
 #      not even one a previous run left in the directory.

@@ -13,8 +13,11 @@ violation windows and degradation transitions; the engine must show:
 - the trace's bounds as the first slice's start and the last one's end;
 - no warnings.
 
-A full-speed run adds a trace whose bursts share each stage call: one
-slice per call, and every frame in one slice of each stage.
+A demo where one critical thread often runs the other's stages (rescue)
+adds a trace whose rescued slices must be on the track of the thread that
+ran them, and every other slice on its stage's own. A full-speed run adds a
+trace whose bursts share each stage call: one slice per call, and every
+frame in one slice of each stage.
 
 It installs the engine with `npm ci` into CACHE_DIR once (the npm registry);
 without node or npm it is skipped (exit 77): tools/run.sh installs both.
@@ -108,6 +111,37 @@ ev = examine("stall", d)
 windows = sum(1 for e in ev if e["ph"] == "i" and e["cat"] == "window")
 check(windows >= 2 and any(e["ph"] == "i" and e["cat"] == "degradation" for e in ev),
       f"stall: the trace has {windows} windows and the ladder's transitions")
+
+# Rescue at 1 kHz with rescue_us = 1 and decide's thread parking between
+# frames (a futex wake-up takes far over 1 us): rt0 runs rt1's stages for
+# about a third of the frames. A rescued stage's slice is on the track of
+# the thread that ran it (rescued_from names the stage's own), where DevTools
+# must still find every slice disjoint from that thread's own.
+d = os.path.join(work, "rescue")
+p = subprocess.run([reflex, "demo", "--duration", "3", "--quiet", "--out", d,
+                    "--set", "engine.frame_hz=1000", "--set", "engine.rescue_us=1",
+                    "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=3",
+                    "--set", "fault.stall_every=500",
+                    "--set", "thread.rt0.stages=capture,pattern",
+                    "--set", "thread.rt1.stages=decide,execute,telemetry",
+                    "--set", "thread.rt1.wait=park"], capture_output=True, text=True, timeout=120)
+check(p.returncode == 0, "rescue: demo at 1 kHz with rescue_us=1 exits 0", p.stderr[-1000:])
+ev = examine("rescue", d)
+track = {e["tid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+home = {st: tid for tid, name in track.items() for st in name.split(": ", 1)[-1].split()}
+slices = [e for e in ev if e["ph"] == "X"]
+moved = [e for e in slices if "rescued_from" in e["args"]]
+misplaced = [e for e in slices
+             if ("rescued_from" in e["args"]) != (e["tid"] != home[e["args"]["stage"]])
+             or ("rescued_from" in e["args"]
+                 and not track[home[e["args"]["stage"]]].startswith(e["args"]["rescued_from"] + ":"))]
+rescued_frames = {e["args"]["frame"] for e in ev if e["ph"] == "b" and "(rescued)" in e["name"]}
+check(moved and rescued_frames and not misplaced,
+      f"rescue: {len(rescued_frames)} frames marked rescued; {len(moved)} of {len(slices)} "
+      f"slices on the rescuer's track, each naming its own thread, and every other slice on "
+      f"its own", str(misplaced[:3]))
+check(all(e["args"]["frame"] in rescued_frames for e in moved),
+      "rescue: every moved slice's first frame is marked rescued")
 
 # At full speed on one thread: bursts of 64 frames share each stage call,
 # so a slice holds many frames, the violating one among them; every frame of

@@ -35,6 +35,7 @@ struct seen {
     int tid[2];        /* the two threads' kernel thread ids */
     uint64_t next_seq; /* the seq execute expects next */
     uint64_t executed, out_of_order, on_other_thread;
+    uint64_t mask_wrong; /* frames whose rescued_mask does not say where the stages ran */
     int64_t max_wait_ns; /* held 1: pattern's end to decide's start; 0: due to capture */
     uint64_t long_waits; /* waits over half a hold */
 };
@@ -75,6 +76,7 @@ static void capture(void *c, struct rfx_frame **f, size_t n, const struct rfx_st
     for (size_t i = 0; i < n; i++) {
         note_wait(x, env->now_ns - f[i]->scheduled_ns);
         x->on_other_thread += other;
+        x->mask_wrong += (f[i]->rescued_mask & 0x3) != (other ? 0x3 : 0); /* capture, pattern */
     }
 }
 
@@ -94,6 +96,8 @@ static void execute(void *c, struct rfx_frame **f, size_t n, const struct rfx_st
         if (x->held == 1) {
             note_wait(x, (uint32_t)(f[i]->enter_at[2] - f[i]->exit_at[1]));
             x->on_other_thread += other;
+            /* decide, execute, telemetry */
+            x->mask_wrong += (f[i]->rescued_mask & 0x1c) != (other ? 0x1c : 0);
         }
         x->executed++;
     }
@@ -173,6 +177,8 @@ static uint64_t run(const char *rescue, struct seen *x)
 static void expect_rescued(struct seen *x, uint64_t rescued)
 {
     cr_expect_gt(rescued, 0, "no frame was rescued");
+    cr_expect_eq(x->mask_wrong, 0, "%llu frames' rescued_mask is wrong",
+                 (unsigned long long)x->mask_wrong);
     cr_expect_eq(rescued, x->on_other_thread,
                  "the engine counts %llu rescued frames; the stage ran %llu off rt%d",
                  (unsigned long long)rescued, (unsigned long long)x->on_other_thread, x->held);
@@ -192,6 +198,7 @@ static void expect_not_rescued(struct seen *x, uint64_t rescued)
 {
     cr_expect_eq(rescued, 0);
     cr_expect_eq(x->on_other_thread, 0, "a stage ran off its thread with rescue off");
+    cr_expect_eq(x->mask_wrong, 0, "a frame marked rescued with rescue off");
     cr_expect_geq(x->long_waits, (uint64_t)HOLDS * HOLD_MS / 2 / 2,
                   "%llu frames waited over %d ms (the longest %.2f ms): the holds did not hold "
                   "rt%d",

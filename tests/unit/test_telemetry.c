@@ -15,10 +15,13 @@
 #include <reflex/config.h>
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *const names[] = {"capture", "pattern", "decide", "execute", "telemetry"};
@@ -450,6 +453,7 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
         f->flags = (uint8_t)(i % 5 == 0   ? RFX_FRAME_RESCUED
                              : i % 5 == 1 ? RFX_FRAME_SINK_FAILED
                                           : 0);
+        f->rescued_mask = i % 5 == 0 ? (uint8_t)(1u << i % RFX_MAX_STAGES) : 0;
         bool same = i > 0 && !memcmp(&f->scheduled_ns, &fr[i - 1].scheduled_ns,
                                      sizeof(struct rfx_trace_times));
         bool over = i % (3 * K) == 7 || first_of_ring;
@@ -483,6 +487,8 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
             cr_assert_eq(x->level, f->level);
             cr_assert_eq(x->cache_result, f->cache_result);
             cr_assert_eq(x->flags, f->flags, "frame %llu: flags (a rescued frame is marked)",
+                         (unsigned long long)x->seq);
+            cr_assert_eq(x->rescued, f->rescued_mask, "frame %llu: the stages rescued",
                          (unsigned long long)x->seq);
             cr_assert_eq(x->over_stage,
                          x->seq % (3 * K) == 7 || x->seq % (3 * K) == 8 + K / 2 ? 2 : -1);
@@ -519,7 +525,9 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
         if (i > 0 && rand() % 32 != 0) { /* long runs of burst-mates */
             memcpy(&f->scheduled_ns, &fr[i - 1].scheduled_ns, sizeof(struct rfx_trace_times));
             f->woke_mask = fr[i - 1].woke_mask;
+            f->rescued_mask = fr[i - 1].rescued_mask;
         } else {
+            f->rescued_mask = rand() % 7 == 0 ? (uint8_t)(1 + rand() % 127) : 0;
             now += 1000 + rand() % 5000;
             f->scheduled_ns = now;
             f->capture_ns = now + 1;
@@ -555,8 +563,9 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
             bool same = j > i &&
                         !memcmp(&f->scheduled_ns, &fr[j - 1].scheduled_ns,
                                 sizeof(struct rfx_trace_times)) &&
-                        f->woke_mask == fr[j - 1].woke_mask && f->reached == fr[j - 1].reached &&
-                        f->drop_reason == fr[j - 1].drop_reason;
+                        f->woke_mask == fr[j - 1].woke_mask &&
+                        f->rescued_mask == fr[j - 1].rescued_mask &&
+                        f->reached == fr[j - 1].reached && f->drop_reason == fr[j - 1].drop_reason;
             int over_stage = -1;
             for (int s = 0; s < S && over_stage < 0; s++)
                 if (s == 1 && exit_of(f, s) - enter_of(f, s) > p99_pattern)
@@ -583,7 +592,7 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
             cr_assert(a->seq == b->seq && a->times == b->times && a->level == b->level &&
                           a->drop_reason == b->drop_reason && a->cache_result == b->cache_result &&
                           a->over_stage == b->over_stage && a->over_e2e == b->over_e2e &&
-                          a->flags == b->flags,
+                          a->flags == b->flags && a->rescued == b->rescued,
                       "after frame %d: slot %d differs", i, j);
         }
         cr_assert(
@@ -710,43 +719,76 @@ Test(outfile, written_whole_or_not_at_all_with_the_writes_errno)
     cr_expect_eq(rmdir(dir), 0, "only a.txt was left");
 }
 
-/* Space kept for a file: allocated at once, written over, and cut to what
- * was written at the commit; one not used is removed. */
+/* Entries in dir other than . and .. */
+static int entries_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *x; d && (x = readdir(d)) != NULL;)
+        n += strcmp(x->d_name, ".") != 0 && strcmp(x->d_name, "..") != 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Space kept for a file: allocated at once with no name, written over,
+ * named and cut to what was written at the commit; one not used, or held
+ * by a process that is killed, leaves nothing. */
 Test(outfile, a_reservation_is_allocated_then_cut_to_what_was_written)
 {
     char dir[] = "/tmp/rfx-outfile-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    cr_assert_eq(rfx_outfile_reserve(dir, "s.json", 1 << 20), 0);
     char tmp[128], path[128];
     snprintf(tmp, sizeof tmp, "%s/s.json.tmp", dir);
     snprintf(path, sizeof path, "%s/s.json", dir);
+    FILE *stale = fopen(tmp, "w"); /* an earlier run's, killed */
+    cr_assert_not_null(stale);
+    fclose(stale);
+    struct rfx_reserve r;
+    cr_assert_eq(rfx_outfile_reserve(&r, dir, "s.json", 1 << 20), 0);
+    cr_assert_geq(r.fd, 0);
+    cr_expect(!r.named, "O_TMPFILE on ext4 and tmpfs");
+    cr_expect_eq(entries_in(dir), 0, "the reservation has no name; the stale one is gone");
     struct stat st;
-    cr_assert_eq(stat(tmp, &st), 0);
+    cr_assert_eq(fstat(r.fd, &st), 0);
     cr_expect(st.st_size == 1 << 20 && st.st_blocks * 512 >= 1 << 20,
               "1 MiB allocated: size %lld, %lld blocks", (long long)st.st_size,
               (long long)st.st_blocks);
     struct rfx_outfile o;
-    cr_assert_eq(rfx_outfile_open_reserved(&o, dir, "s.json"), 0);
+    cr_assert_eq(rfx_outfile_open_reserved(&o, &r, dir, "s.json"), 0);
     cr_expect(o.reserved);
+    cr_expect_eq(r.fd, -1, "taken");
     fprintf(o.f, "{\"a\": 1}\n");
     cr_assert_eq(rfx_outfile_commit(&o, 0), 0);
     cr_assert_eq(stat(path, &st), 0);
     cr_expect_eq(st.st_size, 9, "cut to what was written: %lld bytes", (long long)st.st_size);
     cr_expect(st.st_blocks * 512 < 1 << 20, "the rest of the space is freed");
     cr_expect_eq(access(tmp, F_OK), -1);
-    /* Without a reservation (gone, or never made): an ordinary new file. */
-    cr_assert_eq(rfx_outfile_open_reserved(&o, dir, "t.json"), 0);
+    cr_expect_eq(entries_in(dir), 1, "s.json only");
+    /* Without a reservation (used, or never made): an ordinary new file. */
+    cr_assert_eq(rfx_outfile_open_reserved(&o, &r, dir, "t.json"), 0);
     cr_expect(!o.reserved);
     cr_assert_eq(rfx_outfile_commit(&o, 0), 0);
     /* More than the disk has: refused, no file left. */
-    int rc = rfx_outfile_reserve(dir, "u.json", (off_t)1 << 50);
+    int rc = rfx_outfile_reserve(&r, dir, "u.json", (off_t)1 << 50);
     cr_expect(rc == -EFBIG || rc == -ENOSPC, "1 PiB: %s", strerror(-rc));
-    snprintf(tmp, sizeof tmp, "%s/u.json.tmp", dir);
-    cr_expect_eq(access(tmp, F_OK), -1);
-    cr_assert_eq(rfx_outfile_reserve(dir, "v.json", 4096), 0);
-    rfx_outfile_unreserve(dir, "v.json");
-    snprintf(tmp, sizeof tmp, "%s/v.json.tmp", dir);
-    cr_expect_eq(access(tmp, F_OK), -1, "an unused reservation is removed");
+    cr_expect_eq(r.fd, -1);
+    cr_assert_eq(rfx_outfile_reserve(&r, dir, "v.json", 4096), 0);
+    rfx_outfile_unreserve(&r, dir, "v.json");
+    cr_expect_eq(r.fd, -1);
+    /* A process killed while it holds one leaves nothing. */
+    pid_t child = fork();
+    if (child == 0) {
+        struct rfx_reserve k;
+        if (rfx_outfile_reserve(&k, dir, "w.json", 1 << 20) == 0)
+            raise(SIGKILL);
+        _exit(1);
+    }
+    int status;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+              "the child reserved, then was killed");
+    cr_expect_eq(entries_in(dir), 2, "s.json and t.json only");
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -r %s", dir);
     cr_expect_eq(system(cmd), 0);

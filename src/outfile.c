@@ -25,6 +25,36 @@ int rfx_outfile_open(struct rfx_outfile *o, const char *dir, const char *name)
     return o->f ? 0 : -errno;
 }
 
+int rfx_tmpfile_open(const char *dir, const char *fallback, bool *named)
+{
+    *named = false;
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        fd = open(fallback, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        *named = true;
+    }
+    return fd >= 0 ? fd : -errno;
+}
+
+int rfx_tmpfile_link(int fd, const char *name)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    int err = errno;
+    if (err == EEXIST) { /* a temporary file of a writer killed between link and rename */
+        unlink(name);
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0)
+            return 0;
+        err = errno;
+    }
+    /* No /proc: by the descriptor itself (needs CAP_DAC_READ_SEARCH). */
+    if (err == ENOENT && linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH) == 0)
+        return 0;
+    return -err;
+}
+
 int rfx_outfile_reserve(struct rfx_reserve *r, const char *dir, const char *name, off_t bytes)
 {
     r->fd = -1;
@@ -34,13 +64,9 @@ int rfx_outfile_reserve(struct rfx_reserve *r, const char *dir, const char *name
     if (rc)
         return rc;
     unlink(o.tmp); /* an earlier run's, killed before its commit */
-    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        fd = open(o.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        r->named = true;
-    }
+    int fd = rfx_tmpfile_open(dir, o.tmp, &r->named);
     if (fd < 0)
-        return -errno;
+        return fd;
     rc = -posix_fallocate(fd, 0, bytes); /* returns the error, sets no errno */
     if (rc) {
         close(fd);
@@ -83,22 +109,6 @@ void rfx_outfile_unreserve(struct rfx_reserve *r, const char *dir, const char *n
         unlink(o.tmp);
 }
 
-/* Give the anonymous file behind f the name o->tmp: through /proc (any
- * user), else by its descriptor (AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH). */
-static int link_anonymous(struct rfx_outfile *o)
-{
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fileno(o->f));
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0)
-        return 0;
-    if (errno == EEXIST) /* another writer's temporary file: ours wins */
-        unlink(o->tmp);
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0 ||
-        linkat(fileno(o->f), "", AT_FDCWD, o->tmp, AT_EMPTY_PATH) == 0)
-        return 0;
-    return -errno;
-}
-
 int rfx_outfile_commit(struct rfx_outfile *o, int rc)
 {
     if (!o->f)
@@ -117,7 +127,7 @@ int rfx_outfile_commit(struct rfx_outfile *o, int rc)
     if (o->reserved && rc == 0 && (len < 0 || ftruncate(fileno(o->f), len) != 0))
         rc = -errno;
     if (o->anonymous && rc == 0)
-        rc = link_anonymous(o);
+        rc = rfx_tmpfile_link(fileno(o->f), o->tmp);
     if (fclose(o->f) != 0 && rc == 0)
         rc = -errno;
     o->f = NULL;

@@ -56,6 +56,18 @@ int rfx_outfile_open_reserved(struct rfx_outfile *o, struct rfx_reserve *r, cons
 /* Give back a reservation that will not be used (none: nothing). */
 void rfx_outfile_unreserve(struct rfx_reserve *r, const char *dir, const char *name);
 
+/*
+ * The pieces underneath, for files written through a descriptor
+ * (src/persist.c). rfx_tmpfile_open: a file open for writing in `dir` with
+ * no name (O_TMPFILE), or on a file system without O_TMPFILE the new,
+ * truncated file `fallback` (*named true); the descriptor or -errno.
+ * rfx_tmpfile_link: give the unnamed file `fd` the name `name`, replacing
+ * a file of that name (through /proc/self/fd, else AT_EMPTY_PATH); 0 or
+ * -errno. A process killed before the link leaves nothing.
+ */
+int rfx_tmpfile_open(const char *dir, const char *fallback, bool *named);
+int rfx_tmpfile_link(int fd, const char *name);
+
 /* Close, and rename over the real name when `rc` (the caller's own
  * result) is 0 and every write succeeded; otherwise remove the temporary
  * file. Returns `rc` if nonzero, else 0 or -errno of the first failure. */

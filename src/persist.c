@@ -1,5 +1,6 @@
 /* Cache snapshots on disk; see persist.h. */
 #include "persist.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,33 +90,39 @@ int rfx_persist_write(const char *path, uint32_t key_schema, const struct rfx_ca
     }
     struct header h = {RFX_PERSIST_MAGIC, RFX_PERSIST_VERSION, len, rfx_crc32c(0, buf, len),
                        key_schema};
-    char tmp[4200];
+    /* Written with no name (a kill leaves nothing), named .tmp.PID once
+     * whole and synced, then renamed over the path. */
+    char tmp[4200], dir[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    snprintf(dir, sizeof dir, "%s", path);
+    const char *in = dirname(dir); /* dir, cut; or "." */
+    bool named;
     int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = rfx_tmpfile_open(in, tmp, &named);
     if (fd < 0) {
-        rc = -errno;
-        snprintf(msg, msglen, "%s: %s", tmp, strerror(errno));
+        snprintf(msg, msglen, "%s: %s", named ? tmp : in, strerror(-fd));
         free(buf);
-        return rc;
+        return fd;
     }
     if ((rc = write_all(fd, &h, sizeof h)) == 0 && (rc = write_all(fd, buf, len)) == 0 &&
         fsync(fd) != 0)
         rc = -errno;
     free(buf);
+    bool linked = named;
+    if (rc == 0 && !named)
+        linked = (rc = rfx_tmpfile_link(fd, tmp)) == 0;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
     if (rc) {
         snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
-        unlink(tmp);
+        if (linked)
+            unlink(tmp);
         return rc;
     }
     /* The rename is durable once the directory is. */
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = open(in, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         if (fsync(dfd) != 0)
             rc = -errno;

@@ -2,11 +2,12 @@
  * Cache snapshots on disk (src/persist.c): a 24-byte header (magic "RFXC",
  * version, payload length, CRC-32C of the payload, the key schema of the
  * pipeline that wrote it: rfx_stage_ops.key_schema) and the entries. Written
- * atomically: a temp file in the same directory, fsync, rename over the
- * target, fsync the directory; a crash at any point leaves either the old
- * file or the new one. Read back only if magic, version, length and CRC all
- * check, and only by a pipeline with the file's key schema; anything else is
- * reported and ignored (cold start).
+ * atomically: a file with no name in the same directory (O_TMPFILE), fsync,
+ * named PATH.tmp.PID, renamed over the target, fsync the directory; a crash
+ * at any point leaves either the old file or the new one, and a temporary
+ * file only if it comes between the naming and the rename. Read back only if magic, version, length
+ * and CRC all check, and only by a pipeline with the file's key schema; anything else is reported
+ * and ignored (cold start).
  */
 #ifndef REFLEX_PERSIST_H
 #define REFLEX_PERSIST_H

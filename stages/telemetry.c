@@ -1421,9 +1421,13 @@ static void write_summary(struct rfx_telemetry *t, FILE *f, const struct bundle_
                 ", \"spin_gaps_over_1ms\": %" PRIu64
                 ", \"spin_gap_max_ms\": %.3f, \"spin_gap_total_ms\": %.3f",
                 x->spin_gaps, (double)x->spin_gap_max_ns / 1e6, (double)x->spin_gap_total_ns / 1e6);
-        fprintf(f, ", \"rescuable\": %s, \"rescues\": %" PRIu64 ", \"rescued_frames\": %" PRIu64,
-                x->rescuable ? "true" : "false", (uint64_t)atomic_load(&x->rescues),
-                (uint64_t)atomic_load(&x->rescued));
+        fprintf(f, ", \"rescuable\": %s, \"rescued_by\": ", x->rescuable ? "true" : "false");
+        if (x->rescuable)
+            fprintf(f, "\"rfx-%s\"", e->threads[x->rescuer].cfg.name);
+        else
+            fprintf(f, "null");
+        fprintf(f, ", \"rescues\": %" PRIu64 ", \"rescued_frames\": %" PRIu64,
+                (uint64_t)atomic_load(&x->rescues), (uint64_t)atomic_load(&x->rescued));
         fprintf(f, "}%s\n", i + 1 < e->n_threads ? "," : "");
     }
     fprintf(f,

@@ -153,6 +153,18 @@ if qos is None:
 else:
     check(qos == 0 and cl.get("setting") == "auto" and cl.get("held_us") == 0,
           f"demo: CPU latency limit {qos} us during the run, summary.json says {cl}")
+# Rescue: on two CPUs rt0 and rt1 cover for each other; summary.json names
+# who and counts what the report's rescue line says.
+m = re.search(r"^rescue: late over 20 us, rfx-rt0's stages ran on rfx-rt1 for (\d+) frames, "
+              r"rfx-rt1's stages ran on rfx-rt0 for (\d+) frames$", out, re.M)  # the first run's
+by = {t["name"]: (t["rescuable"], t["rescued_by"], t["rescued_frames"]) for t in s["threads"]}
+two_cpus = len(os.sched_getaffinity(0)) == 2  # the auto layout: rt0 and rt1
+if two_cpus:
+    check(m and by.get("rfx-rt0") == (True, "rfx-rt1", int(m[1]))
+          and by.get("rfx-rt1") == (True, "rfx-rt0", int(m[2])),
+          f"demo: the report's rescue line and summary.json agree: {by}", out[-800:])
+else:
+    print(f"skip demo: rescue pairs (a {len(os.sched_getaffinity(0))}-CPU layout)")
 rt0 = next(t for t in s["threads"] if t["name"] == "rfx-rt0")
 check(rt0["lead_max_used_us"] == 200.0 and rt0["wake_late_peak_us"] > 0,
       f"demo: the source thread led frames by lead_us (200 us; its wake-ups came up to"

@@ -47,7 +47,10 @@
  *             layout's frames run by the other critical thread because
  *             theirs was late (rescued_source: captures by rt1;
  *             rescued_next: rt1's stages run by rt0; docs/architecture.md,
- *             "Rescue"), and the default layout run again with rescue off
+ *             "Rescue"), the times a rescue was due but the late thread
+ *             held its stages (rescue_blocked_source, rescue_blocked_next:
+ *             a call under way, or it had just come back to them), and
+ *             the default layout run again with rescue off
  *             (norescue_*).
  *
  * metrics     latency at 60 Hz with the Prometheus endpoint off and on
@@ -194,6 +197,7 @@ struct outcome {
     uint64_t spin_gaps;      /* the source thread's CPU taken for over 1 ms while it spun */
     int64_t spin_gap_max_ns; /* the longest such */
     uint64_t rescued[2];     /* frames of rt0's, rt1's stages run by the other (rescue) */
+    uint64_t blocked[2];     /* rescues due while rt0, rt1 held their stages */
 };
 
 static int run(const char *const *sets, int n_sets, double seconds, struct ctx *x,
@@ -229,8 +233,10 @@ static int run(const char *const *sets, int n_sets, double seconds, struct ctx *
         o->cpu_s[i] = i < x->e->n_threads ? x->e->threads[i].cpu_s : 0;
     o->spin_gaps = x->e->threads[0].spin_gaps;
     o->spin_gap_max_ns = x->e->threads[0].spin_gap_max_ns;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         o->rescued[i] = i < x->e->n_threads ? x->e->threads[i].rescued : 0;
+        o->blocked[i] = i < x->e->n_threads ? x->e->threads[i].rescues_blocked : 0;
+    }
     rfx_engine_destroy(x->e);
     x->e = NULL;
     char cmd[300];
@@ -819,7 +825,9 @@ static int latency(double hz, double seconds)
            " spin1t_overhead_p999_us=%.1f spin1t_overhead_max_us=%.1f spin1t_drops=%" PRIu64
            " spin1t_frames=%" PRIu64 " spin1t_spin_gaps_1ms=%" PRIu64 " spin1t_spin_gap_max_us=%.1f"
            " cpu_latency_us=%s spin1t_cpu_latency_us=%s rescued_source=%" PRIu64
-           " rescued_next=%" PRIu64 " norescue_overhead_p99_us=%.1f norescue_overhead_p999_us=%.1f"
+           " rescued_next=%" PRIu64 " rescue_blocked_source=%" PRIu64
+           " rescue_blocked_next=%" PRIu64
+           " norescue_overhead_p99_us=%.1f norescue_overhead_p999_us=%.1f"
            " norescue_overhead_max_us=%.1f norescue_drops=%" PRIu64 "\n",
            hz, rfx_hdr_value_at_percentile(h, 50) / 1e3, rfx_hdr_value_at_percentile(h, 99) / 1e3,
            rfx_hdr_value_at_percentile(h, 99.9) / 1e3, rfx_hdr_max(h) / 1e3, dropped(&o.counts),
@@ -829,7 +837,7 @@ static int latency(double hz, double seconds)
            rfx_hdr_value_at_percentile(h1, 99) / 1e3, rfx_hdr_value_at_percentile(h1, 99.9) / 1e3,
            rfx_hdr_max(h1) / 1e3, dropped(&o1.counts), o1.counts.executed, o1.spin_gaps,
            (double)o1.spin_gap_max_ns / 1e3, qos_name(o.cpu_latency_us, q0),
-           qos_name(o1.cpu_latency_us, q1), o.rescued[0], o.rescued[1],
+           qos_name(o1.cpu_latency_us, q1), o.rescued[0], o.rescued[1], o.blocked[0], o.blocked[1],
            rfx_hdr_value_at_percentile(h0, 99) / 1e3, rfx_hdr_value_at_percentile(h0, 99.9) / 1e3,
            rfx_hdr_max(h0) / 1e3, dropped(&o0.counts));
     rfx_hdr_destroy(h0);

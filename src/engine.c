@@ -1612,6 +1612,17 @@ static size_t consume(struct rfx_xthread *t, bool self, struct rfx_frame **frame
     return n;
 }
 
+/* t's rescuer found a rescue due and t holding its word: count the call
+ * t is in (or the gap between two) once, however often it tries. */
+static void count_blocked(struct rfx_xthread *t)
+{
+    int64_t call = atomic_load_explicit(&t->busy_since, memory_order_relaxed);
+    if (call != t->blocked_call) {
+        t->blocked_call = call;
+        rfx_count(&t->rescues_blocked, 1);
+    }
+}
+
 /*
  * Thread t has just handed frames to the next thread, which is rescuable:
  * wait for it to take them, and if it has not within rescue_us (its CPU
@@ -1629,8 +1640,10 @@ static void watch_next(struct rfx_xthread *t)
             rfx_cpu_relax();
             continue;
         }
-        if (!own(next, RFX_OWNER_RESCUER))
+        if (!own(next, RFX_OWNER_RESCUER)) {
+            count_blocked(next);
             return;
+        }
         struct rfx_frame *frames[RFX_BURST_MAX * 2];
         uint64_t unused = 0;
         size_t k, got = 0;
@@ -1753,8 +1766,10 @@ static bool rescue_source(struct rfx_xthread *t)
 {
     struct rfx_engine *e = t->e;
     struct rfx_xthread *s = &e->threads[0];
-    if (!own(s, RFX_OWNER_RESCUER))
+    if (!own(s, RFX_OWNER_RESCUER)) {
+        count_blocked(s);
         return false;
+    }
     struct rfx_source *src = &e->src;
     int64_t period = source_period(e);
     int64_t sched = e->sched0_ns + (int64_t)src->tick * period;
@@ -2183,6 +2198,8 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         atomic_init(&t->owner, RFX_OWNER_FREE);
         atomic_init(&t->rescues, 0);
         atomic_init(&t->rescued, 0);
+        atomic_init(&t->rescues_blocked, 0);
+        t->blocked_call = -1;
         if (i + 1 < e->n_threads) {
             if ((rc = rfx_spsc_ring_create(e->cfg.ring_capacity, sizeof(void *), e->cfg.ring_policy,
                                            &t->out)) != 0 ||

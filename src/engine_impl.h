@@ -76,6 +76,13 @@ struct rfx_xthread {
     /* bursts of its stages another thread ran, and their frames: written
      * under `owner` (so by one thread at a time), read by the reporter */
     _Atomic uint64_t rescues, rescued;
+    /* stage calls (or bursts) of this thread during which a rescue was due
+     * (frames over rescue_us late) and could not start, as this thread held
+     * its word: a call under way, or it had just come back to its stages.
+     * Written by its rescuer only; blocked_call (the rescuer's alone) is the
+     * busy_since of the call last counted, so that a call is counted once. */
+    _Atomic uint64_t rescues_blocked;
+    int64_t blocked_call;
     /* heartbeat for the watchdog, kept by the thread running the call (its
      * own stages, or a rescued thread's): when the current stage call began
      * (0: none) */

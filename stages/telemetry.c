@@ -1426,8 +1426,11 @@ static void write_summary(struct rfx_telemetry *t, FILE *f, const struct bundle_
             fprintf(f, "\"rfx-%s\"", e->threads[x->rescuer].cfg.name);
         else
             fprintf(f, "null");
-        fprintf(f, ", \"rescues\": %" PRIu64 ", \"rescued_frames\": %" PRIu64,
-                (uint64_t)atomic_load(&x->rescues), (uint64_t)atomic_load(&x->rescued));
+        fprintf(f,
+                ", \"rescues\": %" PRIu64 ", \"rescued_frames\": %" PRIu64
+                ", \"rescues_blocked\": %" PRIu64,
+                (uint64_t)atomic_load(&x->rescues), (uint64_t)atomic_load(&x->rescued),
+                (uint64_t)atomic_load(&x->rescues_blocked));
         fprintf(f, "}%s\n", i + 1 < e->n_threads ? "," : "");
     }
     fprintf(f,

@@ -58,7 +58,7 @@ static void fail(struct loader *L, const char *section, const char *key, const c
 
 /* ---- value parsers: true on success ---- */
 
-static bool parse_double(const char *v, double lo, double hi, double *out)
+bool rfx_parse_decimal(const char *v, double lo, double hi, double *out)
 {
     char *end;
     errno = 0;
@@ -133,7 +133,7 @@ static int split_list(const char *v, char items[][RFX_NAME_MAX], int max)
 #define NUM(sec, name, lo, hi, field)                                                              \
     if (!strcmp(key, name)) {                                                                      \
         double d;                                                                                  \
-        if (!parse_double(val, lo, hi, &d))                                                        \
+        if (!rfx_parse_decimal(val, lo, hi, &d))                                                   \
             fail(L, sec, key, "'%s' is not a number in [%g, %g]", val, (double)(lo),               \
                  (double)(hi));                                                                    \
         else                                                                                       \
@@ -295,7 +295,7 @@ static void budget_key(struct loader *L, const char *key, const char *val)
     for (int k = 0; k < 3; k++)
         if (!strcmp(key, cls[k])) {
             double d;
-            if (!parse_double(val, 0, 6e8, &d))
+            if (!rfx_parse_decimal(val, 0, 6e8, &d))
                 fail(L, "budget", key, "'%s' is not a number of microseconds in [0, 6e8]", val);
             else
                 c->class_p95_ns[k] = (int64_t)llround(d * 1000);
@@ -314,7 +314,7 @@ static void budget_key(struct loader *L, const char *key, const char *val)
         return;
     }
     for (int i = 0; i < 3; i++)
-        if (!parse_double(items[i], 0.001, 6e7, &v[i])) {
+        if (!rfx_parse_decimal(items[i], 0.001, 6e7, &v[i])) {
             fail(L, "budget", key, "'%s' is not a number of microseconds in [0.001, 6e7]",
                  items[i]);
             return;

@@ -222,6 +222,11 @@ static inline void rfx_count(_Atomic uint64_t *c, uint64_t n)
                           memory_order_relaxed);
 }
 
+/* A whole value (trailing blanks allowed) as a finite decimal number in
+ * [lo, hi]: no hex (strtod reads 0x3c), inf or nan. Config values and the
+ * CLI's numeric options alike (src/config.c). */
+bool rfx_parse_decimal(const char *v, double lo, double hi, double *out);
+
 /* Config validation shared by rfx_engine_config_check and the file loader:
  * line_of(key) names the config line of "section.key" (0 when unknown). */
 typedef int (*rfx_line_of)(void *arg, const char *section, const char *key);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "engine_impl.h"
 
 #define MAX_SETS 64
 
@@ -141,17 +142,6 @@ static int check_out_dir(const char *dir, char *msg, size_t len)
 
 /* One more --set for run, demo or check; false (with the message) past
  * MAX_SETS. */
-bool cli_number(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(d) || strpbrk(s, "xX"))
-        return false;
-    *out = d;
-    return true;
-}
-
 static bool add_set(const char **sets, int *n, const char *arg, const char *who)
 {
     if (*n >= MAX_SETS) {
@@ -293,7 +283,7 @@ int cmd_run(int argc, char **argv, bool demo)
         char *end;
         switch (c) {
         case 'd':
-            if (!cli_number(optarg, &duration) || !(duration >= 0 && duration <= 604800)) {
+            if (!rfx_parse_decimal(optarg, 0, 604800, &duration)) {
                 fprintf(stderr,
                         "reflex: --duration: '%s' is not a number of seconds in [0, 604800] "
                         "(0: until SIGINT/SIGTERM)\n",

@@ -12,8 +12,4 @@ int cmd_replay(int argc, char **argv);
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
-/* A whole option value as a finite decimal number (no hex, inf or nan), as
- * the config's numbers are. */
-bool cli_number(const char *s, double *out);
-
 #endif

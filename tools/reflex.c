@@ -5,9 +5,11 @@
 #include <reflex/reflex.h>
 
 #include "cmd_run.h"
+#include "engine_impl.h"
 #include "progress.h"
 
 #include <errno.h>
+#include <float.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +100,7 @@ static int cmd_hist(int argc, char **argv)
             }
             break;
         case 'u':
-            if (!cli_number(optarg, &ratio) || !(ratio > 0)) {
+            if (!rfx_parse_decimal(optarg, 0, DBL_MAX, &ratio) || !(ratio > 0)) {
                 fprintf(stderr, "reflex hist: --unit-ratio must be a positive number, got '%s'\n",
                         optarg);
                 return EXIT_USAGE;

@@ -198,11 +198,20 @@ int rfx_thread_name_self(const char *name)
 
 int rfx_thread_idle_self(void)
 {
+    /* A new thread runs with its creator's policy, and the scheduler may
+     * have picked it ahead of a critical thread that woke on the same
+     * core. Changing the policy does not make it pick again: the critical
+     * thread waited until the next scheduling point, behind the reporter's
+     * start-up work (1.5-1.9 ms on 2 CPUs; frame 0 was that late in 34
+     * of 256 starts, docs/benchmarks.md). The yield hands the core over. */
     struct sched_param idle = {.sched_priority = 0};
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) == 0)
-        return 0;
-    setpriority(PRIO_PROCESS, 0, 19);
-    return 1;
+    int rc = 0;
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0) {
+        setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+        rc = 1;
+    }
+    sched_yield();
+    return rc;
 }
 
 int rfx_priority_parse(const char *s, struct rfx_priority *out)

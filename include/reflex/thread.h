@@ -105,7 +105,9 @@ RFX_API int rfx_thread_name_self(const char *name);
 
 /* Make the calling thread an off-path one: SCHED_IDLE, so that any critical
  * thread that wakes preempts it at once; nice 19 where SCHED_IDLE is refused.
- * Returns 0, or 1 when it fell back to nice 19. */
+ * Then it yields, so that a thread runnable on its CPU that the new one
+ * started ahead of runs now. Call it first thing in the thread. Returns 0,
+ * or 1 when it fell back to nice 19. */
 RFX_API int rfx_thread_idle_self(void);
 
 /*

@@ -101,6 +101,26 @@ Test(thread, nice_applies_to_this_thread)
     cr_expect_eq(rfx_thread_priority_self(&bad, NULL, 0), -EINVAL);
 }
 
+static void *go_idle(void *arg)
+{
+    int *out = arg;
+    out[0] = rfx_thread_idle_self();
+    out[1] = sched_getscheduler(0);
+    return NULL;
+}
+
+Test(thread, idle_applies_to_the_calling_thread_only)
+{
+    int got[2] = {-1, -1};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, go_idle, got), 0);
+    pthread_join(t, NULL);
+    /* Lowering a thread's own policy needs no privilege. */
+    cr_expect_eq(got[0], 0, "SCHED_IDLE refused");
+    cr_expect_eq(got[1], SCHED_IDLE);
+    cr_expect_eq(sched_getscheduler(0), SCHED_OTHER, "the creating thread changed too");
+}
+
 Test(thread, fifo_applies_or_falls_back_consistently)
 {
     struct rfx_priority p = {RFX_PRIO_FIFO, 10};

@@ -142,6 +142,10 @@ static void dec(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_
     (void)env;
 }
 
+/* RFX_BENCH_TRACE=1: print each frame whose overhead is over
+ * RFX_BENCH_TRACE_NS (200 us unless set); read once, in main. */
+static int64_t trace_over_ns = -1;
+
 static void exe(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_env *env)
 {
     struct ctx *x = c;
@@ -152,8 +156,7 @@ static void exe(void *c, struct rfx_frame **f, size_t n, const struct rfx_stage_
             for (int s = 0; s < si; s++)
                 work += (uint32_t)(f[i]->exit_at[s] - f[i]->enter_at[s]);
             int64_t o = rfx_frame_since(f[i], f[i]->enter_at[si]) - work;
-            if (getenv("RFX_BENCH_TRACE") &&
-                o > (getenv("RFX_BENCH_TRACE_NS") ? atoll(getenv("RFX_BENCH_TRACE_NS")) : 200000))
+            if (trace_over_ns >= 0 && o > trace_over_ns)
                 fprintf(stderr, "frame %llu overhead %lld us: late %lld wait1 %lld wait2 %lld\n",
                         (unsigned long long)f[i]->seq, (long long)o / 1000,
                         (long long)(f[i]->capture_ns - f[i]->scheduled_ns) / 1000,
@@ -1070,6 +1073,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_pipeline throughput|latency|metrics|start [--rate HZ] "
                         "[--seconds S] [--reps N] [--only LAYOUT|floor]\n");
         return 2;
+    }
+    if (getenv("RFX_BENCH_TRACE")) {
+        const char *ns = getenv("RFX_BENCH_TRACE_NS");
+        trace_over_ns = ns ? atoll(ns) : 200000;
     }
     double hz = 60, seconds = -1;
     int reps = 0; /* 0: the mode's default */

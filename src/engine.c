@@ -2139,7 +2139,7 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
     snprintf(ts->name, sizeof ts->name, RFX_TELEMETRY_STAGE);
     ts->ops = &rfx_telemetry_ops;
     ts->ctx = e->tel;
-    const char *names[RFX_MAX_STAGES];
+    const char *names[RFX_MAX_STAGES] = {0};
     for (int i = 0; i < e->n_stages; i++)
         names[i] = e->stages[i].name;
     note_cpus(e);

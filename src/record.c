@@ -394,7 +394,7 @@ int rfx_record_parse(const void *data, size_t len, struct rfx_record_header *h, 
     FILE *f = fmemopen((void *)data, len, "rb");
     if (!f)
         return fail(msg, msglen, -errno, "%s", strerror(errno));
-    struct rfx_record_reader *r;
+    struct rfx_record_reader *r = NULL;
     int rc = open_stream(f, true, &r, h, msg, msglen);
     if (rc) {
         fclose(f);

@@ -119,7 +119,7 @@ void rfx_symbolize_line(const char *line, const void *pc, const void *at, char *
     const char *open = strstr(line, "(+");
     const char *close = open ? strchr(open, ')') : NULL;
     char name[128];
-    uintptr_t off;
+    uintptr_t off = 0;
     if (!close || rfx_symbolize(at, name, sizeof name, &off) != 0) {
         snprintf(out, len, "%s", line);
         return;

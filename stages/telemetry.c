@@ -1667,8 +1667,9 @@ int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f)
             continue;
         if (!*sep)
             fprintf(f, "rescue: late over %u us, ", e->cfg.rescue_us);
-        fprintf(f, "%srfx-%s's stages ran on rfx-%s for %" PRIu64 " frames", sep, x->cfg.name,
-                e->threads[x->rescuer].cfg.name, (uint64_t)atomic_load(&x->rescued));
+        uint64_t n = atomic_load(&x->rescued);
+        fprintf(f, "%srfx-%s's stages ran on rfx-%s for %" PRIu64 " frame%s", sep, x->cfg.name,
+                e->threads[x->rescuer].cfg.name, n, n == 1 ? "" : "s");
         sep = ", ";
     }
     if (*sep)
@@ -1687,9 +1688,9 @@ int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f)
         rfx_action_cache_stats(e->cache, &cs);
         fprintf(f,
                 "cache: hit rate %.1f%% (L1 %" PRIu64 ", L2 %" PRIu64 ", misses %" PRIu64
-                "), %" PRIu64 " snapshots published, generation %" PRIu64 "\n",
+                "), %" PRIu64 " snapshot%s published, generation %" PRIu64 "\n",
                 100.0 * (double)(t->l1 + t->l2) / (double)lookups, t->l1, t->l2, t->miss,
-                cs.publications, cs.generation);
+                cs.publications, cs.publications == 1 ? "" : "s", cs.generation);
     }
     return viol;
 }

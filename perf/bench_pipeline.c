@@ -205,6 +205,7 @@ struct outcome {
     int64_t spin_gap_max_ns; /* the longest such */
     uint64_t rescued[2];     /* frames of rt0's, rt1's stages run by the other (rescue) */
     uint64_t blocked[2];     /* rescues due while rt0, rt1 held their stages */
+    double rescuer_wait_max_us[2]; /* the longest rt0, rt1 waited for its rescuer */
 };
 
 static int run(const char *const *sets, int n_sets, double seconds, struct ctx *x,
@@ -243,6 +244,8 @@ static int run(const char *const *sets, int n_sets, double seconds, struct ctx *
     for (int i = 0; i < 2; i++) {
         o->rescued[i] = i < x->e->n_threads ? x->e->threads[i].rescued : 0;
         o->blocked[i] = i < x->e->n_threads ? x->e->threads[i].rescues_blocked : 0;
+        o->rescuer_wait_max_us[i] =
+            i < x->e->n_threads ? x->e->threads[i].rescuer_wait_max_ns / 1e3 : 0;
     }
     rfx_engine_destroy(x->e);
     x->e = NULL;
@@ -834,6 +837,7 @@ static int latency(double hz, double seconds)
            " cpu_latency_us=%s spin1t_cpu_latency_us=%s rescued_source=%" PRIu64
            " rescued_next=%" PRIu64 " rescue_blocked_source=%" PRIu64
            " rescue_blocked_next=%" PRIu64
+           " rescuer_wait_max_us_source=%.1f rescuer_wait_max_us_next=%.1f"
            " norescue_overhead_p99_us=%.1f norescue_overhead_p999_us=%.1f"
            " norescue_overhead_max_us=%.1f norescue_drops=%" PRIu64 "\n",
            hz, rfx_hdr_value_at_percentile(h, 50) / 1e3, rfx_hdr_value_at_percentile(h, 99) / 1e3,
@@ -845,6 +849,7 @@ static int latency(double hz, double seconds)
            rfx_hdr_max(h1) / 1e3, dropped(&o1.counts), o1.counts.executed, o1.spin_gaps,
            (double)o1.spin_gap_max_ns / 1e3, qos_name(o.cpu_latency_us, q0),
            qos_name(o1.cpu_latency_us, q1), o.rescued[0], o.rescued[1], o.blocked[0], o.blocked[1],
+           o.rescuer_wait_max_us[0], o.rescuer_wait_max_us[1],
            rfx_hdr_value_at_percentile(h0, 99) / 1e3, rfx_hdr_value_at_percentile(h0, 99.9) / 1e3,
            rfx_hdr_max(h0) / 1e3, dropped(&o0.counts));
     rfx_hdr_destroy(h0);

@@ -1748,13 +1748,28 @@ static size_t capture_burst(struct rfx_xthread *t, struct rfx_xthread *hb, size_
     return n;
 }
 
+/* Thread t waited ns for its own stages while its rescuer ran them. */
+static void note_rescuer_wait(struct rfx_xthread *t, int64_t ns)
+{
+    rfx_count(&t->rescuer_waits, 1);
+    atomic_store_explicit(&t->rescuer_wait_ns,
+                          atomic_load_explicit(&t->rescuer_wait_ns, memory_order_relaxed) + ns,
+                          memory_order_relaxed);
+    if (ns > atomic_load_explicit(&t->rescuer_wait_max_ns, memory_order_relaxed))
+        atomic_store_explicit(&t->rescuer_wait_max_ns, ns, memory_order_relaxed);
+}
+
 /* Take thread t's own stages, waiting while another thread runs them. */
 static void own_wait(struct rfx_xthread *t)
 {
-    while (!own(t, RFX_OWNER_SELF)) {
+    if (own(t, RFX_OWNER_SELF))
+        return;
+    int64_t since = rfx_now_ns();
+    do {
         rfx_cache_quiescent();
         rfx_cpu_relax();
-    }
+    } while (!own(t, RFX_OWNER_SELF));
+    note_rescuer_wait(t, rfx_now_ns() - since);
 }
 
 /*
@@ -1887,14 +1902,21 @@ static void consumer_loop(struct rfx_xthread *t)
 {
     struct rfx_frame *frames[RFX_BURST_MAX * 2];
     uint64_t parks_seen = 0;
+    int64_t waiting_since = 0; /* for its rescuer to give the stages back */
     for (;;) {
         size_t n;
         if (t->rescuable) {
             if (!own(t, RFX_OWNER_SELF)) {
                 /* The thread before is running this burst for us. */
+                if (!waiting_since)
+                    waiting_since = rfx_now_ns();
                 rfx_cache_quiescent();
                 rfx_cpu_relax();
                 continue;
+            }
+            if (waiting_since) {
+                note_rescuer_wait(t, rfx_now_ns() - waiting_since);
+                waiting_since = 0;
             }
             n = consume(t, true, frames, &parks_seen);
             disown(t);
@@ -2199,6 +2221,9 @@ int rfx_engine_start(struct rfx_engine *e, char *msg, size_t msglen)
         atomic_init(&t->rescues, 0);
         atomic_init(&t->rescued, 0);
         atomic_init(&t->rescues_blocked, 0);
+        atomic_init(&t->rescuer_waits, 0);
+        atomic_init(&t->rescuer_wait_ns, 0);
+        atomic_init(&t->rescuer_wait_max_ns, 0);
         t->blocked_call = -1;
         if (i + 1 < e->n_threads) {
             if ((rc = rfx_spsc_ring_create(e->cfg.ring_capacity, sizeof(void *), e->cfg.ring_policy,

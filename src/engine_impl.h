@@ -83,6 +83,12 @@ struct rfx_xthread {
      * busy_since of the call last counted, so that a call is counted once. */
     _Atomic uint64_t rescues_blocked;
     int64_t blocked_call;
+    /* what a rescue cost this thread: the times it came back to its stages
+     * while its rescuer was running them and waited, and how long in all
+     * and at most (the rescuer's CPU taken mid-rescue, or a stage slow on
+     * it). Written by the thread itself, read by the reporter. */
+    _Atomic uint64_t rescuer_waits;
+    _Atomic int64_t rescuer_wait_ns, rescuer_wait_max_ns;
     /* heartbeat for the watchdog, kept by the thread running the call (its
      * own stages, or a rescued thread's): when the current stage call began
      * (0: none) */

@@ -1428,9 +1428,13 @@ static void write_summary(struct rfx_telemetry *t, FILE *f, const struct bundle_
             fprintf(f, "null");
         fprintf(f,
                 ", \"rescues\": %" PRIu64 ", \"rescued_frames\": %" PRIu64
-                ", \"rescues_blocked\": %" PRIu64,
+                ", \"rescues_blocked\": %" PRIu64 ", \"rescuer_waits\": %" PRIu64
+                ", \"rescuer_wait_total_ms\": %.3f, \"rescuer_wait_max_us\": %.1f",
                 (uint64_t)atomic_load(&x->rescues), (uint64_t)atomic_load(&x->rescued),
-                (uint64_t)atomic_load(&x->rescues_blocked));
+                (uint64_t)atomic_load(&x->rescues_blocked),
+                (uint64_t)atomic_load(&x->rescuer_waits),
+                (double)atomic_load(&x->rescuer_wait_ns) / 1e6,
+                (double)atomic_load(&x->rescuer_wait_max_ns) / 1e3);
         fprintf(f, "}%s\n", i + 1 < e->n_threads ? "," : "");
     }
     fprintf(f,
@@ -1674,6 +1678,21 @@ int64_t rfx_telemetry_print_report(struct rfx_telemetry *t, FILE *f)
     }
     if (*sep)
         fprintf(f, "\n");
+    /* What rescue cost: a thread that came back to its stages while its
+     * rescuer ran them waited; shown when a wait was longer than the
+     * lateness that starts a rescue. */
+    for (int i = 0; i < e->n_threads; i++) {
+        const struct rfx_xthread *x = &e->threads[i];
+        int64_t max = atomic_load(&x->rescuer_wait_max_ns);
+        if (!x->rescuable || max <= (int64_t)e->cfg.rescue_us * 1000)
+            continue;
+        uint64_t n = atomic_load(&x->rescuer_waits);
+        fprintf(f,
+                "rescue: rfx-%s waited for its stages while rfx-%s ran them %" PRIu64
+                " time%s, %.3f ms in all, the longest %.1f us\n",
+                x->cfg.name, e->threads[x->rescuer].cfg.name, n, n == 1 ? "" : "s",
+                (double)atomic_load(&x->rescuer_wait_ns) / 1e6, (double)max / 1e3);
+    }
     if (e->throttle_known && e->throttle_end.throttled > e->throttle_start.throttled)
         fprintf(f,
                 "cpu quota: the kernel throttled this process in %" PRIu64 " of %" PRIu64

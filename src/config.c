@@ -573,6 +573,7 @@ static void telemetry_key(struct loader *L, const char *key, const char *val)
     NUM("telemetry", "interval_s", 0.01, 3600, c->interval_s)
     INT("telemetry", "drain_us", 100, 1000000, false, c->drain_us)
     INT("telemetry", "trace_frames", 0, 65536, false, c->trace_frames)
+    INT("telemetry", "trace_slow_us", 0, 10000000, false, c->trace_slow_us)
     if (!strcmp(key, "record")) {
         if (!parse_bool(val, &c->telemetry_record))
             fail(L, "telemetry", key, "'%s' is not true or false", val);

@@ -269,6 +269,7 @@ void rfx_engine_config_default(struct rfx_engine_config *c)
     memcpy(c->rules, seed_rules, sizeof seed_rules);
     c->interval_s = 1.0;
     c->trace_frames = 128;
+    c->trace_slow_us = 100;
     c->telemetry_record = true;
     c->drain_us = 2000;
     snprintf(c->source_kind, sizeof c->source_kind, "demo");

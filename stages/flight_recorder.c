@@ -5,9 +5,9 @@
  * chrome://tracing open. One track per thread of the pipeline (named
  * rfx-NAME with its stages), one complete ("X") slice per stage call (the
  * frames of a burst share it), an async span per frame from its scheduled
- * capture time to its end, the violating frame flagged (its slices named
- * "... OVER", a global instant event at its end), and the ladder's
- * transitions as global instant events. Timestamps are microseconds since
+ * capture time to its end, the frame that froze a window flagged (a
+ * violating one's slices named "... OVER"; a global instant event at its
+ * end), and the ladder's transitions as global instant events. Timestamps are microseconds since
  * the run's start, in binary fractions (tq below).
  */
 #include "flight_recorder.h"
@@ -66,7 +66,7 @@ void rfx_flight_fini(struct rfx_flight *fl)
 /* Keep the `n` frames written into `ring` (the last k of them, oldest
  * first) as the next window; count it when every window is taken. */
 static void keep(struct rfx_flight *fl, const struct rfx_trace_ring *ring, uint64_t n,
-                 uint64_t trigger, bool has_trigger)
+                 uint64_t trigger, enum rfx_trace_cause cause)
 {
     if (fl->windows >= RFX_TRACE_WINDOWS) {
         fl->windows_dropped++;
@@ -99,7 +99,8 @@ static void keep(struct rfx_flight *fl, const struct rfx_trace_ring *ring, uint6
     }
     w->n = cnt;
     w->trigger = trigger;
-    w->has_trigger = has_trigger;
+    w->has_trigger = cause != RFX_TRACE_STOP;
+    w->cause = (uint8_t)cause;
     fl->windows++;
 }
 
@@ -107,7 +108,8 @@ void rfx_flight_collect(struct rfx_flight *fl)
 {
     if (!fl->k || !atomic_load_explicit(&fl->ready, memory_order_acquire)) /* F1 */
         return;
-    keep(fl, &fl->ring[fl->frozen], fl->frozen_n, fl->frozen_seq, true);
+    keep(fl, &fl->ring[fl->frozen], fl->frozen_n, fl->frozen_seq,
+         (enum rfx_trace_cause)fl->frozen_cause);
     atomic_store_explicit(&fl->ready, 0, memory_order_release); /* F2 */
 }
 
@@ -167,6 +169,9 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
     const struct rfx_trace_window *win = &fl->window[wi];
     const struct rfx_trace_frame *frames = fl->kept + (size_t)wi * fl->k;
     int w = wi + 1;
+    /* the argument that marks the frame that froze the window */
+    const char *mark =
+        win->cause == RFX_TRACE_SLOW ? ", \"slow_frame\": true" : ", \"violating_frame\": true";
     int64_t last_enter[RFX_MAX_STAGES] = {0}, last_exit[RFX_MAX_STAGES] = {0}; /* slices written */
     for (uint64_t i = 0; i < win->n; i++) {
         const struct rfx_trace_frame *x = &frames[i];
@@ -209,7 +214,7 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
                     ", \"frames\": %" PRIu64 ", \"stage\": \"%s\", \"level\": \"%s\", "
                     "\"window\": %d%s",
                     tid, x->seq, k, e->stages[s].name, rfx_level_name((enum rfx_level)x->level), w,
-                    has_trigger ? ", \"violating_frame\": true" : "");
+                    has_trigger ? mark : "");
             if (rescued)
                 fprintf(f, ", \"rescued_from\": \"rfx-%s\"", home->cfg.name);
             fputs("}}", f);
@@ -235,7 +240,7 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
                 ", \"e2e_us\": %.3f%s%s}},\n"
                 "{\"name\": \"%s\", \"cat\": \"frame\", \"ph\": \"e\", \"id\": \"w%d-%" PRIu64
                 "\", \"ts\": ",
-                x->seq, (end - x->scheduled_ns) / 1e3, flagged ? ", \"violating_frame\": true" : "",
+                x->seq, (end - x->scheduled_ns) / 1e3, flagged ? mark : "",
                 x->flags & RFX_FRAME_RESCUED
                     ? ", \"rescued\": \"some of its stages ran on another critical thread (their "
                       "own was late); their slices are on the track of the thread that ran them, "
@@ -244,7 +249,17 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
                 name, w, x->seq);
         put_q(f, tq(e, end));
         fputs(", \"pid\": 1, \"tid\": 0}", f);
-        if (flagged) {
+        if (flagged && win->cause == RFX_TRACE_SLOW) {
+            event_sep(f);
+            fprintf(f,
+                    "{\"name\": \"slow frame: frame %" PRIu64 " (%.1f us end to end, within "
+                    "its budgets)\", \"cat\": \"slow\", \"ph\": \"i\", \"s\": \"g\", \"ts\": ",
+                    x->seq, (end - x->scheduled_ns) / 1e3);
+            put_q(f, tq(e, end));
+            fprintf(f,
+                    ", \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64 ", \"window\": %d}}",
+                    x->seq, w);
+        } else if (flagged) {
             event_sep(f);
             fprintf(f,
                     "{\"name\": \"budget violation: frame %" PRIu64 " (%s)\", \"cat\": "
@@ -264,7 +279,9 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
             "{\"name\": \"window %d: %s\", \"cat\": \"window\", \"ph\": \"i\", \"s\": \"g\", "
             "\"ts\": ",
             w,
-            win->has_trigger ? "frames around a budget violation" : "the last frames at the stop");
+            win->cause == RFX_TRACE_VIOLATION ? "frames around a budget violation"
+            : win->cause == RFX_TRACE_SLOW    ? "frames around a slow frame"
+                                              : "the last frames at the stop");
     put_q(f, win->n ? tq(e, frames[0].scheduled_ns) : 0);
     fprintf(f, ", \"pid\": 1, \"tid\": 0, \"args\": {\"frames\": %" PRIu64 "}}", win->n);
 }
@@ -278,7 +295,7 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
         return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
     }
     rfx_flight_collect(fl);
-    keep(fl, &fl->ring[fl->cur], fl->n, 0, false);
+    keep(fl, &fl->ring[fl->cur], fl->n, 0, RFX_TRACE_STOP);
     fl->n = 0; /* a second write keeps only what came after */
     struct rfx_outfile o;
     int rc = rfx_outfile_open(&o, dir, "trace.json");

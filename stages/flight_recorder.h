@@ -5,10 +5,11 @@
  * the stop.
  *
  * Two rings of K frames. The telemetry stage writes the current one; on a
- * frame over a p99 budget (when the other ring is free) it notes the frame
- * and, K/2 frames later, hands the current ring to the reporter (a release
- * store of `ready`) and goes on in the other one: O(1) on the critical
- * path, nothing allocated.
+ * frame over a p99 budget, or a slow one (end to end over `trace_slow_us`
+ * and twice as slow as the last slow frame traced), when the other ring is
+ * free, it notes the frame and, K/2 frames later, hands the current ring to
+ * the reporter (a release store of `ready`) and goes on in the other one:
+ * O(1) on the critical path, nothing allocated.
  *
  * A ring holds each frame's own fields in a 24-byte slot, and its times
  * (scheduled, capture, every stage's enter and exit: 128 bytes) in a times
@@ -36,6 +37,13 @@
 #include <reflex/stage.h>
 
 #define RFX_TRACE_WINDOWS 16 /* windows kept in trace.json (the rest are counted) */
+
+/* What made a window. */
+enum rfx_trace_cause {
+    RFX_TRACE_STOP = 0,      /* the last frames at the stop */
+    RFX_TRACE_VIOLATION = 1, /* a frame over a p99 budget */
+    RFX_TRACE_SLOW = 2,      /* a slow frame within its budgets */
+};
 
 struct rfx_trace_frame {
     uint64_t seq;
@@ -93,11 +101,13 @@ struct rfx_flight {
     uint64_t n;         /* frames written into ring[cur] */
     uint64_t freeze_at; /* hand ring[cur] over when n reaches this (0: none pending) */
     uint64_t pending_seq;
-    uint64_t missed; /* violations while the other ring was busy */
+    uint8_t pending_cause; /* enum rfx_trace_cause */
+    uint64_t missed;       /* violations (or slow frames) while the other ring was busy */
     /* handed over */
     _Atomic int ready; /* 1: ring[frozen] is the reporter's */
     int frozen;
     uint64_t frozen_n, frozen_seq;
+    uint8_t frozen_cause;
     /* the reporter's: up to RFX_TRACE_WINDOWS windows, each a copy of a
      * frozen ring in order (k frames each, allocated at init), rendered
      * only when trace.json is written */
@@ -106,6 +116,7 @@ struct rfx_flight {
         uint64_t n;       /* frames in it */
         uint64_t trigger; /* the frame that froze it */
         bool has_trigger; /* false: the last frames at the stop */
+        uint8_t cause;    /* enum rfx_trace_cause */
     } window[RFX_TRACE_WINDOWS];
     int windows;
     uint64_t windows_dropped;
@@ -116,9 +127,12 @@ void rfx_flight_fini(struct rfx_flight *fl);
 
 /* Telemetry stage, per frame. same_times: its scheduled_ns .. exit_at[]
  * equal those of the frame recorded just before it (false is always safe);
- * reached: how many stages' times are its own (the rest are left out). */
+ * reached: how many stages' times are its own (the rest are left out);
+ * slow: trace a window around it, as for a violation, though it is within
+ * its budgets. */
 static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_frame *f,
-                                     bool same_times, int over_stage, bool over_e2e, int reached)
+                                     bool same_times, int over_stage, bool over_e2e, int reached,
+                                     bool slow)
 {
     if (!fl->k)
         return;
@@ -139,18 +153,21 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
     x->flags = f->flags;
     x->rescued = f->rescued_mask;
     fl->n++;
-    if ((over_stage >= 0 || over_e2e) && fl->freeze_at == 0) {
+    bool violation = over_stage >= 0 || over_e2e;
+    if ((violation || slow) && fl->freeze_at == 0) {
         if (atomic_load_explicit(&fl->ready, memory_order_acquire)) { /* F2 */
             fl->missed++;
         } else {
             fl->freeze_at = fl->n + fl->k / 2;
             fl->pending_seq = f->seq;
+            fl->pending_cause = violation ? RFX_TRACE_VIOLATION : RFX_TRACE_SLOW;
         }
     }
     if (fl->freeze_at && fl->n >= fl->freeze_at) {
         fl->frozen = fl->cur;
         fl->frozen_n = fl->n;
         fl->frozen_seq = fl->pending_seq;
+        fl->frozen_cause = fl->pending_cause;
         atomic_store_explicit(&fl->ready, 1, memory_order_release); /* F1 */
         fl->cur ^= 1;
         fl->n = 0;

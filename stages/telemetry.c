@@ -232,6 +232,7 @@ int rfx_telemetry_create(struct rfx_engine *e, struct rfx_telemetry **out, char 
     atomic_init(&t->last_hit_milli, UINT64_MAX);
     populate_sets(t);
     t->e2e_budget = find_budget(&e->cfg, "e2e");
+    t->slow_next_ns = (int64_t)e->cfg.trace_slow_us * 1000;
     t->iv_len_ns = (int64_t)llround(e->cfg.interval_s * 1e9);
     if ((rc = mkdir_p(e->cfg.out_dir)) != 0) {
         snprintf(msg, msglen, "out dir %s: %s", e->cfg.out_dir, strerror(-rc));
@@ -949,13 +950,20 @@ static inline void record_run(struct rfx_telemetry *t, struct tset *set, struct 
     unsigned reason = frames[0]->drop_reason; /* the run's (run_tag) */
     bool ok = reason == RFX_DROP_NONE;
     bool over = t->e2e_budget && e2e > t->e2e_budget->p99_ns;
+    /* A slow frame within its budgets is traced too, each one twice as
+     * slow as the last, so that trace.json holds the run's worst frames
+     * (a handful of windows from trace_slow_us up) and not only its last. */
+    bool slow = ok && t->slow_next_ns && e2e > t->slow_next_ns;
+    if (slow)
+        t->slow_next_ns = 2 * e2e;
     /* The flight recorder: a run of frames within budget (the common case)
      * at once, else frame by frame, as a violation may trigger a hand-over. */
-    if (over_stage < 0 && !over && rfx_flight_plain(&t->flight))
+    if (over_stage < 0 && !over && !slow && rfx_flight_plain(&t->flight))
         rfx_flight_record_run(&t->flight, frames, k, reached);
     else
         for (size_t i = 0; i < k; i++) /* a run shares times */
-            rfx_flight_record(&t->flight, frames[i], i > 0, over_stage, ok && over, reached);
+            rfx_flight_record(&t->flight, frames[i], i > 0, over_stage, ok && over, reached,
+                              slow && i == 0);
     if (!ok) {
         for (size_t i = 0; i < k; i++)
             RFX_PROBE2(frame_drop, frames[i]->seq, reason);

@@ -65,6 +65,7 @@ struct rfx_telemetry {
     struct rfx_hdr *merged[RFX_MAX_STAGES + 4];
     struct rfx_ladder ladder;
     struct rfx_flight flight;    /* trace.json */
+    int64_t slow_next_ns;        /* trace a frame slower than this end to end (0: off) */
     pthread_mutex_t status_lock; /* status: the reporter writes, anyone reads */
     struct rfx_engine_status status;
     uint64_t stalls_seen, planner_stalls_seen;

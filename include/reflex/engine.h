@@ -137,6 +137,8 @@ struct rfx_engine_config {
     uint32_t drain_us;       /* telemetry thread wakes at least this often */
     char metrics_listen[64]; /* Prometheus endpoint "HOST:PORT" ("" = off) */
     uint32_t trace_frames;   /* flight recorder: frames kept per window (0 = off) */
+    uint32_t trace_slow_us;  /* ... and a window around each frame slower than this end to
+                                end and twice as slow as the last such (0 = off) */
     bool telemetry_record;   /* false: the telemetry stage only counts frames (no
                                 latency recorded: for measuring what recording costs) */
     /* [budget] end to end per context class at p95 (routine, emergency,

@@ -100,9 +100,12 @@ def examine(label, d):
 
 
 # At 60 FPS, with violation windows and transitions: decide stalls 40 ms
-# every 120th frame from 3 s to 7 s.
+# every 120th frame from 3 s to 7 s. With trace_slow_us = 1 slow frames
+# within their budgets are traced too: frame 0, then each frame twice as
+# slow as the last one traced.
 d = os.path.join(work, "stall")
 p = subprocess.run([reflex, "demo", "--duration", "10", "--quiet", "--out", d,
+                    "--set", "telemetry.trace_slow_us=1",
                     "--set", "fault.stall_stage=decide", "--set", "fault.stall_ms=40",
                     "--set", "fault.stall_every=120", "--set", "fault.from_s=3",
                     "--set", "fault.to_s=7"], capture_output=True, text=True, timeout=120)
@@ -111,6 +114,14 @@ ev = examine("stall", d)
 windows = sum(1 for e in ev if e["ph"] == "i" and e["cat"] == "window")
 check(windows >= 2 and any(e["ph"] == "i" and e["cat"] == "degradation" for e in ev),
       f"stall: the trace has {windows} windows and the ladder's transitions")
+slow = [(e["args"]["frame"], e["args"]["e2e_us"]) for e in ev
+        if e["ph"] == "b" and e["args"].get("slow_frame")]
+slow_windows = [e for e in ev if e["ph"] == "i" and e["cat"] == "window"
+                and e["name"].endswith("frames around a slow frame")]
+check(slow and slow[0][0] == 0 and len(slow) == len(slow_windows)
+      and all(b[1] > 2 * a[1] for a, b in zip(slow, slow[1:])),
+      f"stall: {len(slow_windows)} windows around slow frames, each twice as slow as the "
+      f"one before: {slow}")
 
 # Rescue at 1 kHz with rescue_us = 1 and decide's thread parking between
 # frames (a futex wake-up takes far over 1 us): rt0 runs rt1's stages for
@@ -142,7 +153,6 @@ check(moved and rescued_frames and not misplaced,
       f"its own", str(misplaced[:3]))
 check(all(e["args"]["frame"] in rescued_frames for e in moved),
       "rescue: every moved slice's first frame is marked rescued")
-
 # At full speed on one thread: bursts of 64 frames share each stage call,
 # so a slice holds many frames, the violating one among them; every frame of
 # a window is in exactly one slice of each stage.

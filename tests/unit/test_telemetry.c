@@ -400,7 +400,7 @@ Test(telemetry, flight_windows_are_kept_without_allocating)
         f.seq = i;
         f.scheduled_ns = f.capture_ns = (int64_t)i * 1000;
         bool over = i % 256 == 10; /* a violation every two rings */
-        rfx_flight_record(&fl, &f, false, over ? 1 : -1, false, 0);
+        rfx_flight_record(&fl, &f, false, over ? 1 : -1, false, 0, false);
         rfx_flight_collect(&fl);
     }
     cr_assert(rfx_thread_allocated(&after));
@@ -413,6 +413,38 @@ Test(telemetry, flight_windows_are_kept_without_allocating)
     cr_expect_eq(fl.window[0].n, 10 + 1 + 64);
     cr_expect_eq(fl.kept[0].seq, 0);
     cr_expect_eq(fl.kept[fl.window[0].n - 1].seq, 10 + 64);
+    rfx_flight_fini(&fl);
+}
+
+/* A slow frame within its budgets freezes a window as a violation does,
+ * marked as the slow kind, with no slot flagged over a budget; one while
+ * the other ring is still being copied is counted as missed. */
+Test(telemetry, flight_slow_frames_freeze_windows_of_their_own)
+{
+    struct rfx_flight fl;
+    cr_assert_eq(rfx_flight_init(&fl, 64), 0);
+    struct rfx_frame f = {0};
+    for (uint64_t i = 0; i < 400; i++) {
+        f.seq = i;
+        f.scheduled_ns = f.capture_ns = (int64_t)i * 1000;
+        /* 5: slow; 100: a violation; 150 and 200: slow, the second after
+         * the first one's ring was handed over (at 150 + 32) and while it
+         * waits for the reporter, which looks again only from 251 */
+        bool slow = i == 5 || i == 150 || i == 200, over = i == 100;
+        rfx_flight_record(&fl, &f, false, -1, over, 0, slow);
+        if (i < 150 || i > 250)
+            rfx_flight_collect(&fl);
+    }
+    cr_assert_eq(fl.windows, 3, "windows kept: %d", fl.windows);
+    cr_expect(fl.window[0].cause == RFX_TRACE_SLOW && fl.window[0].has_trigger &&
+              fl.window[0].trigger == 5);
+    cr_expect_eq(fl.window[0].n, 5 + 1 + 32);
+    cr_expect(fl.window[1].cause == RFX_TRACE_VIOLATION && fl.window[1].trigger == 100);
+    cr_expect(fl.window[2].cause == RFX_TRACE_SLOW && fl.window[2].trigger == 150);
+    cr_expect_eq(fl.missed, 1, "the slow frame 200 came while 150's ring was held");
+    for (uint64_t i = 0; i < fl.window[0].n; i++)
+        cr_expect(fl.kept[i].over_stage == -1 && !fl.kept[i].over_e2e,
+                  "frame %llu of a slow window flagged over a budget", (unsigned long long)i);
     rfx_flight_fini(&fl);
 }
 
@@ -457,7 +489,7 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
         bool same = i > 0 && !memcmp(&f->scheduled_ns, &fr[i - 1].scheduled_ns,
                                      sizeof(struct rfx_trace_times));
         bool over = i % (3 * K) == 7 || first_of_ring;
-        rfx_flight_record(&fl, f, same, over ? 2 : -1, false, reached[i]);
+        rfx_flight_record(&fl, f, same, over ? 2 : -1, false, reached[i], false);
         rfx_flight_collect(&fl);
     }
     cr_assert_geq(fl.windows, 10, "windows kept: %d", fl.windows);
@@ -508,9 +540,10 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
  * windows collected between bursts. */
 Test(telemetry, flight_recorder_as_frame_by_frame)
 {
-    const char *sets[] = {"budget.pattern=1,2,3", "budget.e2e=4,5,6", "telemetry.trace_frames=64"};
+    const char *sets[] = {"budget.pattern=1,2,3", "budget.e2e=4,5,6", "telemetry.trace_frames=64",
+                          "telemetry.trace_slow_us=1"};
     struct rfx_engine *e;
-    struct rfx_telemetry *t = make_telemetry(sets, 3, &e);
+    struct rfx_telemetry *t = make_telemetry(sets, 4, &e);
     cr_assert_eq(t->flight.k, 64);
     struct rfx_flight ref;
     cr_assert_eq(rfx_flight_init(&ref, 64), 0);
@@ -551,8 +584,9 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
         f->flags = rand() % 7 == 0 ? RFX_FRAME_RESCUED : 0;
     }
     int64_t p99_pattern = t->st[1].budget->p99_ns, p99_e2e = t->e2e_budget->p99_ns;
+    int64_t slow_next = 1000; /* trace_slow_us, then twice each slow frame's */
     struct rfx_stage_env env = {.engine = e, .stage_index = S};
-    int windows_checked = 0;
+    int windows_checked = 0, slow_windows = 0;
     for (int i = 0; i < N;) {
         int n = 1 + rand() % 128;
         if (n > N - i)
@@ -570,9 +604,12 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
             for (int s = 0; s < S && over_stage < 0; s++)
                 if (s == 1 && exit_of(f, s) - enter_of(f, s) > p99_pattern)
                     over_stage = s;
-            bool over_e2e =
-                f->drop_reason == RFX_DROP_NONE && exit_of(f, S - 1) - f->scheduled_ns > p99_e2e;
-            rfx_flight_record(&ref, f, same, over_stage, over_e2e, rfx_frame_reached(f, S));
+            bool ok = f->drop_reason == RFX_DROP_NONE;
+            int64_t e2e = exit_of(f, S - 1) - f->scheduled_ns;
+            bool over_e2e = ok && e2e > p99_e2e, slow = ok && e2e > slow_next;
+            if (slow)
+                slow_next = 2 * e2e;
+            rfx_flight_record(&ref, f, same, over_stage, over_e2e, rfx_frame_reached(f, S), slow);
         }
         i += n;
         rfx_flight_collect(&t->flight);
@@ -602,12 +639,15 @@ Test(telemetry, flight_recorder_as_frame_by_frame)
             int w = windows_checked;
             cr_assert_eq(g->window[w].n, ref.window[w].n);
             cr_assert_eq(g->window[w].trigger, ref.window[w].trigger);
+            cr_assert_eq(g->window[w].cause, ref.window[w].cause);
+            slow_windows += g->window[w].cause == RFX_TRACE_SLOW;
             cr_assert(!memcmp(&g->kept[(size_t)w * 64], &ref.kept[(size_t)w * 64],
                               g->window[w].n * sizeof *g->kept),
                       "window %d differs", w);
         }
     }
     cr_expect_geq(windows_checked, 5, "windows: %d", windows_checked);
+    cr_expect_geq(slow_windows, 1, "windows around a slow frame: %d", slow_windows);
     cr_expect_gt(ref.missed, 0, "violations while a hand-over was pending");
     free(fr);
     rfx_flight_fini(&ref);

@@ -27,6 +27,7 @@
 int rfx_flight_init(struct rfx_flight *fl, uint32_t k)
 {
     memset(fl, 0, sizeof *fl);
+    fl->onset = -1;
     atomic_init(&fl->ready, 0);
     if (k == 0)
         return 0;
@@ -46,7 +47,7 @@ int rfx_flight_init(struct rfx_flight *fl, uint32_t k)
     /* Only the reporter writes the windows, so they are not mapped ahead:
      * a first write to a fresh page maps it without a TLB flush of the
      * critical cores (it is a page read first that would cost one). */
-    fl->kept = calloc((size_t)RFX_TRACE_WINDOWS * k, sizeof *fl->kept);
+    fl->kept = calloc((size_t)(RFX_TRACE_WINDOWS + 1) * k, sizeof *fl->kept);
     if (!fl->kept)
         return -ENOMEM;
     fl->k = k;
@@ -63,17 +64,62 @@ void rfx_flight_fini(struct rfx_flight *fl)
     memset(fl, 0, sizeof *fl);
 }
 
+/* The slowest end to end of the `n` frames written into `ring` (from a
+ * frame's scheduled capture time to its last stage's exit, as rendered). */
+static int64_t ring_worst(const struct rfx_flight *fl, const struct rfx_trace_ring *ring,
+                          uint64_t n)
+{
+    uint64_t cnt = n < fl->k ? n : fl->k;
+    int64_t worst = 0;
+    for (uint64_t i = 0; i < cnt; i++) {
+        const struct rfx_trace_slot *x = &ring->slot[i];
+        const struct rfx_trace_times *t = &ring->times[x->times];
+        int64_t e2e = x->reached ? rfx_stamp_since(t->scheduled_ns, t->exit_at[x->reached - 1])
+                      : t->capture_ns > 0 ? t->capture_ns - t->scheduled_ns
+                                          : 0;
+        if (e2e > worst)
+            worst = e2e;
+    }
+    return worst;
+}
+
+/* Whether a window of `cause` whose slowest frame took `worst` ns ranks
+ * above w. */
+static bool outranks(enum rfx_trace_cause cause, int64_t worst, const struct rfx_trace_window *w)
+{
+    bool v = cause == RFX_TRACE_VIOLATION, wv = w->cause == RFX_TRACE_VIOLATION;
+    return v != wv ? v : worst > w->worst_ns;
+}
+
 /* Keep the `n` frames written into `ring` (the last k of them, oldest
- * first) as the next window; count it when every window is taken. */
+ * first) as a window: the stop's in its own place; any other in a free
+ * one, or else in place of the least window below it but the first
+ * violation's; counted when it is not kept or replaces one. */
 static void keep(struct rfx_flight *fl, const struct rfx_trace_ring *ring, uint64_t n,
                  uint64_t trigger, enum rfx_trace_cause cause)
 {
-    if (fl->windows >= RFX_TRACE_WINDOWS) {
-        fl->windows_dropped++;
-        return;
+    int dst = RFX_TRACE_WINDOWS;
+    int64_t worst = 0;
+    if (cause != RFX_TRACE_STOP) {
+        worst = ring_worst(fl, ring, n);
+        if (fl->windows < RFX_TRACE_WINDOWS) {
+            dst = fl->windows++;
+        } else {
+            fl->windows_dropped++;
+            dst = -1;
+            for (int i = 0; i < RFX_TRACE_WINDOWS; i++)
+                if (i != fl->onset &&
+                    (dst < 0 || outranks((enum rfx_trace_cause)fl->window[dst].cause,
+                                         fl->window[dst].worst_ns, &fl->window[i])))
+                    dst = i;
+            if (!outranks(cause, worst, &fl->window[dst]))
+                return;
+        }
+        if (cause == RFX_TRACE_VIOLATION && fl->onset < 0)
+            fl->onset = dst;
     }
-    struct rfx_trace_window *w = &fl->window[fl->windows];
-    struct rfx_trace_frame *out = fl->kept + (size_t)fl->windows * fl->k;
+    struct rfx_trace_window *w = &fl->window[dst];
+    struct rfx_trace_frame *out = fl->kept + (size_t)dst * fl->k;
     uint64_t cnt = n < fl->k ? n : fl->k, first = n < fl->k ? 0 : n & (fl->k - 1);
     for (uint64_t i = 0; i < cnt; i++) {
         const struct rfx_trace_slot *x = &ring->slot[(first + i) & (fl->k - 1)];
@@ -99,9 +145,9 @@ static void keep(struct rfx_flight *fl, const struct rfx_trace_ring *ring, uint6
     }
     w->n = cnt;
     w->trigger = trigger;
+    w->worst_ns = worst;
     w->has_trigger = cause != RFX_TRACE_STOP;
     w->cause = (uint8_t)cause;
-    fl->windows++;
 }
 
 void rfx_flight_collect(struct rfx_flight *fl)
@@ -156,23 +202,24 @@ static void event_sep(FILE *f)
 }
 
 /*
- * Window `wi` (numbered from 1 in the file) as trace events. The frames of a
+ * Window `wi`, the file's window `w` (from 1), as trace events. The frames of a
  * burst go through a stage in one call and share its times: such a call is
  * one slice, its first frame in "frame" and how many in "frames" (frames
  * dropped before the stage are not in it), named OVER if any of them was
  * over the stage's budget there and flagged if it holds the violating
  * frame; its level is its first frame's. Equal slices would stack.
  */
-static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
-                   int n_stages, int wi)
+static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e, int n_stages, int wi,
+                   int w)
 {
     const struct rfx_trace_window *win = &fl->window[wi];
     const struct rfx_trace_frame *frames = fl->kept + (size_t)wi * fl->k;
-    int w = wi + 1;
     /* the argument that marks the frame that froze the window */
     const char *mark =
         win->cause == RFX_TRACE_SLOW ? ", \"slow_frame\": true" : ", \"violating_frame\": true";
     int64_t last_enter[RFX_MAX_STAGES] = {0}, last_exit[RFX_MAX_STAGES] = {0}; /* slices written */
+    int64_t slowest_ns = -1;
+    uint64_t slowest = 0;
     for (uint64_t i = 0; i < win->n; i++) {
         const struct rfx_trace_frame *x = &frames[i];
         bool flagged = win->has_trigger && x->seq == win->trigger;
@@ -221,6 +268,10 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
         }
         if (end == 0)
             end = x->capture_ns > 0 ? x->capture_ns : x->scheduled_ns;
+        if (end - x->scheduled_ns > slowest_ns) {
+            slowest_ns = end - x->scheduled_ns;
+            slowest = x->seq;
+        }
         char name[96];
         if (x->drop_reason)
             snprintf(name, sizeof name, "frame %" PRIu64 " dropped (%s)", x->seq,
@@ -283,7 +334,11 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e,
             : win->cause == RFX_TRACE_SLOW    ? "frames around a slow frame"
                                               : "the last frames at the stop");
     put_q(f, win->n ? tq(e, frames[0].scheduled_ns) : 0);
-    fprintf(f, ", \"pid\": 1, \"tid\": 0, \"args\": {\"frames\": %" PRIu64 "}}", win->n);
+    fprintf(f, ", \"pid\": 1, \"tid\": 0, \"args\": {\"frames\": %" PRIu64, win->n);
+    if (win->n)
+        fprintf(f, ", \"slowest_frame\": %" PRIu64 ", \"slowest_e2e_us\": %.3f", slowest,
+                slowest_ns / 1e3);
+    fputs("}}", f);
 }
 
 int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
@@ -295,8 +350,16 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
         return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
     }
     rfx_flight_collect(fl);
-    keep(fl, &fl->ring[fl->cur], fl->n, 0, RFX_TRACE_STOP);
-    fl->n = 0; /* a second write keeps only what came after */
+    keep(fl, &fl->ring[fl->cur], fl->n, 0, RFX_TRACE_STOP); /* a second write: the same */
+    /* in the file in the order they came, the stop's last */
+    int order[RFX_TRACE_WINDOWS + 1], n_win = 0;
+    for (int i = 0; i < fl->windows; i++) {
+        int j = n_win++;
+        for (; j > 0 && fl->window[order[j - 1]].trigger > fl->window[i].trigger; j--)
+            order[j] = order[j - 1];
+        order[j] = i;
+    }
+    order[n_win++] = RFX_TRACE_WINDOWS;
     struct rfx_outfile o;
     int rc = rfx_outfile_open(&o, dir, "trace.json");
     if (rc)
@@ -306,7 +369,7 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
             "{\"displayTimeUnit\": \"ms\", \"otherData\": {\"windows\": %d, "
             "\"windows_not_written\": %" PRIu64 ", \"violations_not_traced\": %" PRIu64
             ", \"frames_per_window\": %u},\n\"traceEvents\": [\n",
-            fl->windows, fl->windows_dropped, fl->missed, fl->k);
+            n_win, fl->windows_dropped, fl->missed, fl->k);
     fprintf(f, "{\"name\": \"process_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": 0, \"args\": "
                "{\"name\": \"reflex\"}},\n"
                "{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": 0, \"args\": "
@@ -320,8 +383,8 @@ int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,
             fprintf(f, " %s", e->stages[e->threads[t].first_stage + s].name);
         fprintf(f, "\"}}");
     }
-    for (int w = 0; w < fl->windows; w++)
-        render(f, fl, e, n_stages, w);
+    for (int w = 0; w < n_win; w++)
+        render(f, fl, e, n_stages, order[w], w + 1);
     for (int i = 0; i < ladder->n_transitions; i++) {
         const struct rfx_transition *x = &ladder->transitions[i];
         event_sep(f);

@@ -19,11 +19,13 @@
  * outlives it: at most one entry is written per frame, so the K-1 frames
  * written after the oldest slot cannot have overwritten its entry.
  *
- * The reporter (acquire) copies the frozen ring into one of
- * RFX_TRACE_WINDOWS windows allocated at init and frees it (release); the
- * windows become JSON only when trace.json is written, so the reporter
- * neither formats nor allocates during the run. A violation while the other
- * ring is still being copied is counted, not traced.
+ * The reporter (acquire), which looks every RFX_TRACE_POLL_NS, copies the
+ * frozen ring into one of RFX_TRACE_WINDOWS windows allocated at init
+ * (once they are all taken, in place of the least of them) and frees it
+ * (release); the windows become JSON only when trace.json is written, so
+ * the reporter neither formats nor allocates during the run. A violation
+ * while the other ring is still waiting for the reporter is counted, not
+ * traced.
  */
 #ifndef REFLEX_FLIGHT_RECORDER_H
 #define REFLEX_FLIGHT_RECORDER_H
@@ -36,7 +38,14 @@
 
 #include <reflex/stage.h>
 
-#define RFX_TRACE_WINDOWS 16 /* windows kept in trace.json (the rest are counted) */
+#define RFX_TRACE_WINDOWS                                                                          \
+    16 /* windows kept around violations and slow frames (the rest                                 \
+          are counted), besides the one at the stop */
+
+/* How often the reporter looks for a frozen ring: a ring it holds cannot
+ * freeze the next window, so this bounds how long a run of violations goes
+ * untraced (at 1 kHz, 10 frames). */
+#define RFX_TRACE_POLL_NS 10000000
 
 /* What made a window. */
 enum rfx_trace_cause {
@@ -109,17 +118,23 @@ struct rfx_flight {
     uint64_t frozen_n, frozen_seq;
     uint8_t frozen_cause;
     /* the reporter's: up to RFX_TRACE_WINDOWS windows, each a copy of a
-     * frozen ring in order (k frames each, allocated at init), rendered
-     * only when trace.json is written */
+     * frozen ring in order (k frames each, allocated at init), and in
+     * window[RFX_TRACE_WINDOWS] the last frames at the stop, rendered only
+     * when trace.json is written. Once every window is taken, a new one
+     * takes the place of the least of them (the first violation's is
+     * kept): a violation ranks above a slow frame, then the slower its
+     * slowest frame, the higher. */
     struct rfx_trace_frame *kept;
     struct rfx_trace_window {
         uint64_t n;       /* frames in it */
         uint64_t trigger; /* the frame that froze it */
+        int64_t worst_ns; /* its slowest frame's end to end */
         bool has_trigger; /* false: the last frames at the stop */
         uint8_t cause;    /* enum rfx_trace_cause */
-    } window[RFX_TRACE_WINDOWS];
-    int windows;
-    uint64_t windows_dropped;
+    } window[RFX_TRACE_WINDOWS + 1];
+    int windows;              /* taken, not counting the stop's */
+    int onset;                /* the first violation's window, -1: none yet */
+    uint64_t windows_dropped; /* frozen but not in the file: refused or replaced */
 };
 
 int rfx_flight_init(struct rfx_flight *fl, uint32_t k);

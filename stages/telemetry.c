@@ -639,14 +639,22 @@ static void *reporter_main(void *arg)
     int64_t next = t->iv_start_ns + t->iv_len_ns;
     pthread_mutex_lock(&t->lock);
     while (!t->stopping) {
-        int64_t until = next + (int64_t)(t->wall_offset_s * 1e9); /* the cond waits on REALTIME */
+        /* the interval's end, or sooner to hand the flight recorder its ring back */
+        int64_t wake = next, soon = rfx_now_ns() + RFX_TRACE_POLL_NS;
+        if (t->flight.k && soon < wake)
+            wake = soon;
+        int64_t until = wake + (int64_t)(t->wall_offset_s * 1e9); /* the cond waits on REALTIME */
         struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
         pthread_cond_timedwait(&t->cond, &t->lock, &ts);
         if (t->stopping)
             break;
         int64_t now = rfx_now_ns();
-        if (now < next)
+        if (now < next) {
+            pthread_mutex_unlock(&t->lock);
+            rfx_flight_collect(&t->flight);
+            pthread_mutex_lock(&t->lock);
             continue;
+        }
         pthread_mutex_unlock(&t->lock);
         close_interval(t, swap_sets(t), next);
         rfx_telemetry_publish_metrics(t);

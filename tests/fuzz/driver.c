@@ -103,7 +103,8 @@ static int run_path(const char *path)
         snprintf(names[n++], l, "%s/%s", path, de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names); /* the same order on every run */
+    if (n) /* qsort wants a non-null base even for no elements */
+        qsort(names, n, sizeof *names, cmp_names); /* the same order on every run */
     for (size_t i = 0; i < n; i++) {
         if (!rc && stat(names[i], &st) == 0 && S_ISREG(st.st_mode))
             rc = run_file(names[i]);

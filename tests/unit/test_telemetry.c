@@ -448,6 +448,102 @@ Test(telemetry, flight_slow_frames_freeze_windows_of_their_own)
     rfx_flight_fini(&fl);
 }
 
+/* Past the 16th window, a new one takes the place of the least: a
+ * violation's ranks above a slow frame's, then the slower its slowest
+ * frame, the higher; the first violation's stays. trace.json holds them in the order
+ * they came, then the last frames at the stop, the same at a second write. */
+Test(telemetry, flight_windows_past_the_last_keep_the_worst)
+{
+    enum { K = 64, V = 40 };
+    struct rfx_engine *e;
+    struct rfx_telemetry *t = make_telemetry(NULL, 0, &e);
+    struct rfx_flight fl;
+    cr_assert_eq(rfx_flight_init(&fl, K), 0);
+    struct rfx_frame f = {0};
+    int64_t e2e[V]; /* violation j's: distinct, in no order */
+    uint64_t n = (V + 2) * 2 * K;
+    for (uint64_t i = 0; i < n; i++) {
+        /* a slow frame at 2, then violation j at 2K(j + 1) + 10 */
+        uint64_t j = i / (2 * K) - 1;
+        bool slow = i == 2, over = i >= 2 * K && i % (2 * K) == 10 && j < V;
+        int64_t took = over ? (int64_t)(j * 17 % V + 1) * 1000 : slow ? 500 : 10;
+        if (over)
+            e2e[j] = took;
+        f.seq = i;
+        f.scheduled_ns = (int64_t)i * 100000;
+        f.capture_ns = f.scheduled_ns + took; /* reached 0: end to end is capture's */
+        rfx_flight_record(&fl, &f, false, over ? 1 : -1, false, 0, slow);
+        rfx_flight_collect(&fl);
+    }
+    cr_assert_eq(fl.windows, RFX_TRACE_WINDOWS);
+    cr_expect_eq(fl.windows_dropped, 1 + V - RFX_TRACE_WINDOWS);
+    /* want: violation 0 and the 15 slowest of the others */
+    bool want[V] = {true};
+    for (int k = 0; k < RFX_TRACE_WINDOWS - 1; k++) {
+        int best = -1;
+        for (int j = 1; j < V; j++)
+            if (!want[j] && (best < 0 || e2e[j] > e2e[best]))
+                best = j;
+        want[best] = true;
+    }
+    bool got[V] = {false};
+    for (int w = 0; w < fl.windows; w++) {
+        cr_assert_eq(fl.window[w].cause, RFX_TRACE_VIOLATION, "window %d: the slow one stayed", w);
+        uint64_t j = fl.window[w].trigger / (2 * K) - 1;
+        cr_assert_eq(fl.window[w].trigger, 2 * K * (j + 1) + 10);
+        cr_expect_eq(fl.window[w].worst_ns, e2e[j], "the slowest frame of window %d", w);
+        got[j] = true;
+    }
+    for (int j = 0; j < V; j++)
+        cr_expect_eq(got[j], want[j], "violation %d (%lld ns): kept %d, want %d", j,
+                     (long long)e2e[j], got[j], want[j]);
+
+    char path[sizeof e->cfg.out_dir + 16];
+    snprintf(path, sizeof path, "%s/trace.json", e->cfg.out_dir);
+    char *text[2] = {NULL, NULL};
+    for (int pass = 0; pass < 2; pass++) {
+        cr_assert_eq(rfx_flight_write(&fl, e, t->n, &t->ladder, e->cfg.out_dir), 0);
+        FILE *in = fopen(path, "r");
+        cr_assert_not_null(in);
+        size_t cap = 1 << 24;
+        text[pass] = malloc(cap);
+        size_t len = fread(text[pass], 1, cap - 1, in);
+        fclose(in);
+        cr_assert_lt(len, cap - 1);
+        text[pass][len] = 0;
+    }
+    cr_expect_str_eq(text[0], text[1], "a second write differs");
+    char why[200], *end = strrchr(text[1], '}'); /* the members between the braces */
+    cr_assert(text[1][0] == '{' && end);
+    *end = 0;
+    cr_expect_eq(rfx_json_members_check(text[1] + 1, why, sizeof why), 0, "%s", why);
+    cr_expect_not_null(strstr(text[0], "\"windows\": 17, \"windows_not_written\": 25,"));
+    uint64_t last = 0;
+    int seen = 0;
+    for (const char *p = text[0]; (p = strstr(p, "\"budget violation: frame ")) != NULL; seen++) {
+        uint64_t seq = strtoull(p + strlen("\"budget violation: frame "), NULL, 10);
+        cr_expect_gt(seq, last, "window of frame %llu after that of %llu", (unsigned long long)seq,
+                     (unsigned long long)last);
+        last = seq;
+        p++;
+    }
+    cr_expect_eq(seen, RFX_TRACE_WINDOWS);
+    for (int j = 0; j < V; j++) { /* each window names its slowest frame */
+        char want_slowest[96];
+        snprintf(want_slowest, sizeof want_slowest,
+                 "\"slowest_frame\": %d, \"slowest_e2e_us\": %.3f}", 2 * K * (j + 1) + 10,
+                 e2e[j] / 1e3);
+        cr_expect_eq(strstr(text[0], want_slowest) != NULL, want[j], "%s", want_slowest);
+    }
+    const char *stop = strstr(text[0], "\"window 17: the last frames at the stop\"");
+    cr_expect(stop && !strstr(stop + 1, "\"window "), "the stop's window comes last");
+    free(text[0]);
+    free(text[1]);
+    rfx_flight_fini(&fl);
+    rfx_telemetry_destroy(t);
+    rfx_engine_destroy(e);
+}
+
 /* The rings keep a frame's times once per run of equal times: every frame
  * of every window must come back whole, with the times it had, including
  * the oldest frames of a ring that has wrapped many times over and the
@@ -495,9 +591,11 @@ Test(telemetry, flight_windows_hold_every_frames_own_times)
     cr_assert_geq(fl.windows, 10, "windows kept: %d", fl.windows);
     uint64_t checked = 0;
     for (int w = 0; w < fl.windows; w++) {
-        /* frame 7 froze the first ring at 7 + 1 + K/2 frames; then windows
-         * alternate: a fresh ring frozen by its first frame, and a wrapped one */
-        uint64_t want = w == 0 ? 7 + 1 + K / 2 : w % 2 ? 1 + K / 2 : K;
+        /* frame 7 froze the first ring at 7 + 1 + K/2 frames; then a fresh
+         * ring frozen by its first frame, and a wrapped one, by turns (past
+         * the 16th window, a slower one takes the place of another) */
+        uint64_t tr = fl.window[w].trigger;
+        uint64_t want = tr == 7 ? 7 + 1 + K / 2 : tr % (3 * K) == 8 + K / 2 ? 1 + K / 2 : K;
         cr_assert_eq(fl.window[w].n, want, "window %d: %llu frames", w,
                      (unsigned long long)fl.window[w].n);
         for (uint64_t j = 0; j < fl.window[w].n; j++) {

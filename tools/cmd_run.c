@@ -208,8 +208,15 @@ static void status_line(char *b, size_t n, const struct rfx_engine_status *st, d
         return;
     }
     PUT("  %.0f fps", st->frames_per_s);
-    if (st->e2e_p99_ns >= 0)
-        PUT("  e2e p99 %.2f ms", st->e2e_p99_ns / 1e6);
+    if (st->e2e_p99_ns >= 0) { /* in the unit that shows its digits */
+        double v = (double)st->e2e_p99_ns;
+        if (v < 1e6)
+            PUT("  e2e p99 %.1f us", v / 1e3);
+        else if (v < 1e9)
+            PUT("  e2e p99 %.2f ms", v / 1e6);
+        else
+            PUT("  e2e p99 %.2f s", v / 1e9);
+    }
     if (st->worst_stage[0])
         PUT("  worst %s %.*f%% of p99 budget%s", st->worst_stage, st->worst_ratio < 0.1 ? 1 : 0,
             st->worst_ratio * 100, st->worst_ratio > 1 ? " OVER" : "");

@@ -1350,6 +1350,11 @@ lines = [l for l in p.stderr.splitlines() if " fps " in l]
 check(p.returncode == 0 and len(lines) == 1 and "\r" not in p.stderr and
       all(k in lines[0] for k in ("e2e p99", "worst", "level ", "hit", "drops 0")),
       f"status, not a terminal: {len(lines)} plain line(s) in 6 s", p.stderr)
+# The e2e p99 in a unit that shows its digits (a demo's, tens of us, once
+# printed as "0.02 ms").
+m = re.search(r"e2e p99 (\d+\.\d+) (us|ms|s) ", lines[0] if lines else "")
+check(m and float(m.group(1)) >= 1.0, "status: the e2e p99 in a unit that shows it "
+      f"({m.group(0).strip() if m else 'none'})", lines[0] if lines else "")
 master, slave = pty.openpty()
 proc = subprocess.Popen([reflex, "demo", "--duration", "4", "--out", os.path.join(work, "st2")],
                         stdout=subprocess.DEVNULL, stderr=slave)

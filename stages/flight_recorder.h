@@ -19,7 +19,8 @@
  * outlives it: at most one entry is written per frame, so the K-1 frames
  * written after the oldest slot cannot have overwritten its entry.
  *
- * The reporter (acquire), which looks every RFX_TRACE_POLL_NS, copies the
+ * The reporter (acquire), which looks every half ring's time (at least
+ * RFX_TRACE_POLL_NS), copies the
  * frozen ring into one of RFX_TRACE_WINDOWS windows allocated at init
  * (once they are all taken, in place of the least of them) and frees it
  * (release); the windows become JSON only when trace.json is written, so
@@ -42,9 +43,9 @@
     16 /* windows kept around violations and slow frames (the rest                                 \
           are counted), besides the one at the stop */
 
-/* How often the reporter looks for a frozen ring: a ring it holds cannot
- * freeze the next window, so this bounds how long a run of violations goes
- * untraced (at 1 kHz, 10 frames). */
+/* How often, at least, the reporter looks for a frozen ring (the time of
+ * half a ring's frames, if longer): a ring it holds cannot freeze the next
+ * window, so this bounds how long a run of violations goes untraced. */
 #define RFX_TRACE_POLL_NS 10000000
 
 /* What made a window. */

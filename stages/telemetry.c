@@ -637,10 +637,19 @@ static void *reporter_main(void *arg)
     rfx_thread_idle_self(); /* off the critical path: a waking critical thread preempts it */
     populate_reporter(t);
     int64_t next = t->iv_start_ns + t->iv_len_ns;
+    /* A ring freezes half a ring after the violation that finds it free:
+     * looking for one every half ring's time (at 60 Hz over a second, so
+     * never between intervals), or every RFX_TRACE_POLL_NS if that is
+     * longer, keeps a held ring from leaving more than about that much of
+     * the run untraced. */
+    double fhz = t->e->cfg.frame_hz;
+    int64_t poll = fhz > 0 ? (int64_t)(t->flight.k / 2 * 1e9 / fhz) : 0;
+    if (poll < RFX_TRACE_POLL_NS)
+        poll = RFX_TRACE_POLL_NS;
     pthread_mutex_lock(&t->lock);
     while (!t->stopping) {
         /* the interval's end, or sooner to hand the flight recorder its ring back */
-        int64_t wake = next, soon = rfx_now_ns() + RFX_TRACE_POLL_NS;
+        int64_t wake = next, soon = rfx_now_ns() + poll;
         if (t->flight.k && soon < wake)
             wake = soon;
         int64_t until = wake + (int64_t)(t->wall_offset_s * 1e9); /* the cond waits on REALTIME */

@@ -24,9 +24,10 @@
  * frozen ring into one of RFX_TRACE_WINDOWS windows allocated at init
  * (once they are all taken, in place of the least of them) and frees it
  * (release); the windows become JSON only when trace.json is written, so
- * the reporter neither formats nor allocates during the run. A violation
- * while the other ring is still waiting for the reporter is counted, not
- * traced.
+ * the reporter neither formats nor allocates during the run. The first
+ * violation while the other ring is still waiting for the reporter freezes
+ * its window once that ring is back, if it is still in its own ring by
+ * then; any other is counted, not traced.
  */
 #ifndef REFLEX_FLIGHT_RECORDER_H
 #define REFLEX_FLIGHT_RECORDER_H
@@ -113,6 +114,11 @@ struct rfx_flight {
     uint64_t pending_seq;
     uint8_t pending_cause; /* enum rfx_trace_cause */
     uint64_t missed;       /* violations (or slow frames) while the other ring was busy */
+    /* the first of them, to freeze a window around once the reporter frees
+     * the other ring, if it is still in this one by then */
+    bool late;
+    uint8_t late_cause;
+    uint64_t late_seq, late_n; /* its sequence, and fl->n just after it */
     /* handed over */
     _Atomic int ready; /* 1: ring[frozen] is the reporter's */
     int frozen;
@@ -172,11 +178,35 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
     bool violation = over_stage >= 0 || over_e2e;
     if ((violation || slow) && fl->freeze_at == 0) {
         if (atomic_load_explicit(&fl->ready, memory_order_acquire)) { /* F2 */
-            fl->missed++;
+            if (fl->late) {
+                fl->missed++;
+            } else {
+                fl->late = true;
+                fl->late_seq = f->seq;
+                fl->late_n = fl->n;
+                fl->late_cause = violation ? RFX_TRACE_VIOLATION : RFX_TRACE_SLOW;
+            }
         } else {
             fl->freeze_at = fl->n + fl->k / 2;
             fl->pending_seq = f->seq;
             fl->pending_cause = violation ? RFX_TRACE_VIOLATION : RFX_TRACE_SLOW;
+        }
+    }
+    if (fl->late && !atomic_load_explicit(&fl->ready, memory_order_acquire)) { /* F2 */
+        /* the other ring is free again: freeze this one around the frame
+         * that found it held, half a ring after it (or now, if that is
+         * past), if it is still in the ring by then */
+        fl->late = false;
+        if (fl->n - fl->late_n < fl->k / 2) {
+            fl->freeze_at = fl->late_n + fl->k / 2;
+            fl->pending_seq = fl->late_seq;
+            fl->pending_cause = fl->late_cause;
+        } else if (fl->n - fl->late_n < fl->k) {
+            fl->freeze_at = fl->n;
+            fl->pending_seq = fl->late_seq;
+            fl->pending_cause = fl->late_cause;
+        } else {
+            fl->missed++;
         }
     }
     if (fl->freeze_at && fl->n >= fl->freeze_at) {
@@ -193,12 +223,13 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
 }
 
 /* Telemetry stage: frames[0..k) share their times, none is over a budget,
- * and no hand-over is pending (rfx_flight_plain): the same as
+ * and no hand-over is pending or waiting for the other ring
+ * (rfx_flight_plain): the same as
  * rfx_flight_record for each in turn, with the ring's state kept in
  * registers (stores into the slots could otherwise alias it). */
 static inline bool rfx_flight_plain(const struct rfx_flight *fl)
 {
-    return fl->k && fl->freeze_at == 0;
+    return fl->k && fl->freeze_at == 0 && !fl->late;
 }
 
 static inline void rfx_flight_record_run(struct rfx_flight *fl, struct rfx_frame *const *frames,

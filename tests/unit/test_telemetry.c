@@ -417,31 +417,50 @@ Test(telemetry, flight_windows_are_kept_without_allocating)
 }
 
 /* A slow frame within its budgets freezes a window as a violation does,
- * marked as the slow kind, with no slot flagged over a budget; one while
- * the other ring is still being copied is counted as missed. */
+ * marked as the slow kind, with no slot flagged over a budget. One that
+ * comes while the reporter still holds the other ring freezes its window
+ * once the ring is back, if it is still in its own ring by then (half a
+ * ring later if it can, else at once); otherwise it is counted as missed. */
 Test(telemetry, flight_slow_frames_freeze_windows_of_their_own)
 {
     struct rfx_flight fl;
     cr_assert_eq(rfx_flight_init(&fl, 64), 0);
     struct rfx_frame f = {0};
-    for (uint64_t i = 0; i < 400; i++) {
+    for (uint64_t i = 0; i < 560; i++) {
         f.seq = i;
         f.scheduled_ns = f.capture_ns = (int64_t)i * 1000;
         /* 5: slow; 100: a violation; 150 and 200: slow, the second after
          * the first one's ring was handed over (at 150 + 32) and while it
-         * waits for the reporter, which looks again only from 251 */
-        bool slow = i == 5 || i == 150 || i == 200, over = i == 100;
+         * waits for the reporter, which looks again only from 251: 200 is
+         * still in its ring then. 300: a violation, handed over at 332 and
+         * held until 451; 340: slow, gone from its ring by then. 460: a
+         * violation, handed over at 492 and held until 496; 494: slow, its
+         * window frozen half a ring after it. */
+        bool slow = i == 5 || i == 150 || i == 200 || i == 340 || i == 494,
+             over = i == 100 || i == 300 || i == 460;
         rfx_flight_record(&fl, &f, false, -1, over, 0, slow);
-        if (i < 150 || i > 250)
+        if (i < 150 || (i > 250 && i < 300) || (i > 450 && (i < 492 || i > 495)))
             rfx_flight_collect(&fl);
     }
-    cr_assert_eq(fl.windows, 3, "windows kept: %d", fl.windows);
+    cr_assert_eq(fl.windows, 7, "windows kept: %d", fl.windows);
     cr_expect(fl.window[0].cause == RFX_TRACE_SLOW && fl.window[0].has_trigger &&
               fl.window[0].trigger == 5);
     cr_expect_eq(fl.window[0].n, 5 + 1 + 32);
     cr_expect(fl.window[1].cause == RFX_TRACE_VIOLATION && fl.window[1].trigger == 100);
     cr_expect(fl.window[2].cause == RFX_TRACE_SLOW && fl.window[2].trigger == 150);
-    cr_expect_eq(fl.missed, 1, "the slow frame 200 came while 150's ring was held");
+    /* 200's ring began at 183; the reporter freed the other at 251, so the
+     * window was frozen at 252, its last 64 frames */
+    cr_expect(fl.window[3].cause == RFX_TRACE_SLOW && fl.window[3].trigger == 200);
+    cr_expect_eq(fl.window[3].n, 64);
+    cr_expect_eq(fl.kept[3 * 64].seq, 252 - 63);
+    cr_expect_eq(fl.kept[3 * 64 + 63].seq, 252);
+    cr_expect(fl.window[4].cause == RFX_TRACE_VIOLATION && fl.window[4].trigger == 300);
+    cr_expect(fl.window[5].cause == RFX_TRACE_VIOLATION && fl.window[5].trigger == 460);
+    cr_expect(fl.window[6].cause == RFX_TRACE_SLOW && fl.window[6].trigger == 494);
+    cr_expect_eq(fl.window[6].n, 2 + 32, "494's ring began at 493: %llu frames",
+                 (unsigned long long)fl.window[6].n);
+    cr_expect_eq(fl.kept[6 * 64].seq, 493);
+    cr_expect_eq(fl.missed, 1, "the slow frame 340 had left its ring when the other came back");
     for (uint64_t i = 0; i < fl.window[0].n; i++)
         cr_expect(fl.kept[i].over_stage == -1 && !fl.kept[i].over_e2e,
                   "frame %llu of a slow window flagged over a budget", (unsigned long long)i);

@@ -197,12 +197,9 @@ static inline void rfx_flight_record(struct rfx_flight *fl, const struct rfx_fra
          * that found it held, half a ring after it (or now, if that is
          * past), if it is still in the ring by then */
         fl->late = false;
-        if (fl->n - fl->late_n < fl->k / 2) {
-            fl->freeze_at = fl->late_n + fl->k / 2;
-            fl->pending_seq = fl->late_seq;
-            fl->pending_cause = fl->late_cause;
-        } else if (fl->n - fl->late_n < fl->k) {
-            fl->freeze_at = fl->n;
+        if (fl->n - fl->late_n < fl->k) {
+            uint64_t half = fl->late_n + fl->k / 2;
+            fl->freeze_at = half > fl->n ? half : fl->n;
             fl->pending_seq = fl->late_seq;
             fl->pending_cause = fl->late_cause;
         } else {

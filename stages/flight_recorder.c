@@ -218,7 +218,7 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e, i
     const char *mark =
         win->cause == RFX_TRACE_SLOW ? ", \"slow_frame\": true" : ", \"violating_frame\": true";
     int64_t last_enter[RFX_MAX_STAGES] = {0}, last_exit[RFX_MAX_STAGES] = {0}; /* slices written */
-    int64_t slowest_ns = -1;
+    int64_t slowest_ns = -1, slowest_end = 0;
     uint64_t slowest = 0;
     for (uint64_t i = 0; i < win->n; i++) {
         const struct rfx_trace_frame *x = &frames[i];
@@ -271,6 +271,7 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e, i
         if (end - x->scheduled_ns > slowest_ns) {
             slowest_ns = end - x->scheduled_ns;
             slowest = x->seq;
+            slowest_end = end;
         }
         char name[96];
         if (x->drop_reason)
@@ -339,6 +340,18 @@ static void render(FILE *f, const struct rfx_flight *fl, struct rfx_engine *e, i
         fprintf(f, ", \"slowest_frame\": %" PRIu64 ", \"slowest_e2e_us\": %.3f", slowest,
                 slowest_ns / 1e3);
     fputs("}}", f);
+    /* A line at the window's slowest frame's end, unless the frame that
+     * froze the window is that frame and already has one. */
+    if (win->n && !(win->has_trigger && win->trigger == slowest)) {
+        event_sep(f);
+        fprintf(f,
+                "{\"name\": \"slowest frame of window %d: frame %" PRIu64 " (%.1f us end to "
+                "end)\", \"cat\": \"slowest\", \"ph\": \"i\", \"s\": \"g\", \"ts\": ",
+                w, slowest, slowest_ns / 1e3);
+        put_q(f, tq(e, slowest_end));
+        fprintf(f, ", \"pid\": 1, \"tid\": 0, \"args\": {\"frame\": %" PRIu64 ", \"window\": %d}}",
+                slowest, w);
+    }
 }
 
 int rfx_flight_write(struct rfx_flight *fl, struct rfx_engine *e, int n_stages,

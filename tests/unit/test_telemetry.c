@@ -556,8 +556,61 @@ Test(telemetry, flight_windows_past_the_last_keep_the_worst)
     }
     const char *stop = strstr(text[0], "\"window 17: the last frames at the stop\"");
     cr_expect(stop && !strstr(stop + 1, "\"window "), "the stop's window comes last");
+    /* each violation is its window's slowest frame and has its line: only
+     * the stop's window gets a line of its own at its slowest frame */
+    const char *line = strstr(text[0], "\"slowest frame of window ");
+    cr_expect(line && strncmp(line, "\"slowest frame of window 17: ", 28) == 0 &&
+                  !strstr(line + 1, "\"slowest frame of window "),
+              "slowest-frame lines: %.60s", line ? line : "none");
     free(text[0]);
     free(text[1]);
+    rfx_flight_fini(&fl);
+    rfx_telemetry_destroy(t);
+    rfx_engine_destroy(e);
+}
+
+/* A window's slowest frame, when it is not the frame that froze the window,
+ * gets a line of its own at its end, where the viewer shows it. */
+Test(telemetry, flight_window_marks_its_slowest_frame)
+{
+    enum { K = 64 };
+    struct rfx_engine *e;
+    struct rfx_telemetry *t = make_telemetry(NULL, 0, &e);
+    struct rfx_flight fl;
+    cr_assert_eq(rfx_flight_init(&fl, K), 0);
+    struct rfx_frame f = {0};
+    for (uint64_t i = 0; i < K; i++) {
+        /* 10: over pattern's budget in 1 us; 20: 5 us end to end, within
+         * every budget; the rest 10 ns */
+        f.seq = i;
+        f.scheduled_ns = e->start_ns + (int64_t)i * 100000;
+        f.capture_ns = f.scheduled_ns + (i == 10 ? 1000 : i == 20 ? 5000 : 10);
+        rfx_flight_record(&fl, &f, false, i == 10 ? 1 : -1, false, 0, false);
+        rfx_flight_collect(&fl);
+    }
+    cr_assert_eq(fl.windows, 1);
+    cr_assert_eq(fl.window[0].trigger, 10);
+    cr_assert_eq(rfx_flight_write(&fl, e, t->n, &t->ladder, e->cfg.out_dir), 0);
+    char path[sizeof e->cfg.out_dir + 16];
+    snprintf(path, sizeof path, "%s/trace.json", e->cfg.out_dir);
+    FILE *in = fopen(path, "r");
+    cr_assert_not_null(in);
+    static char text[1 << 20];
+    size_t len = fread(text, 1, sizeof text - 1, in);
+    fclose(in);
+    cr_assert_lt(len, sizeof text - 1);
+    text[len] = 0;
+    const char *line = strstr(text, "\"slowest frame of window 1: frame 20 (5.0 us end to end)\"");
+    cr_assert_not_null(line, "no line at window 1's slowest frame");
+    /* at frame 20's end, the end of its slice on the frames track */
+    const char *end = strstr(text, "\"ph\": \"e\", \"id\": \"w1-20\", \"ts\": ");
+    cr_assert_not_null(end);
+    double ts_line = strtod(strstr(line, "\"ts\": ") + 6, NULL);
+    double ts_end = strtod(end + strlen("\"ph\": \"e\", \"id\": \"w1-20\", \"ts\": "), NULL);
+    cr_expect_eq(ts_line, ts_end, "the line at %.4f us, frame 20 ends at %.4f us", ts_line, ts_end);
+    cr_expect_float_eq(ts_end, 20 * 100 + 5, 0.01, "frame 20 ends at %.4f us", ts_end);
+    cr_expect_null(strstr(text, "\"slowest frame of window 1: frame 10 "),
+                   "a line at the violation, which has its own");
     rfx_flight_fini(&fl);
     rfx_telemetry_destroy(t);
     rfx_engine_destroy(e);

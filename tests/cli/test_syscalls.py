@@ -147,12 +147,17 @@ check(pubs >= 100 and woken * 10 >= pubs,
       f"stalled: {woken} of {pubs} publications went to sleep waiting for a critical thread and "
       "were woken by the watchdog (at least a tenth)")
 # Each woken publication ends soon after the stall that held it: the stall
-# (10 ms) and a watchdog look (an eighth of the frame budget) apart. Had no
-# one woken them, they would wait for the critical threads' exit at the end.
+# (10 ms) and a watchdog look (an eighth of the frame budget) apart, so on
+# average within that. Had no one woken them, they would wait for the
+# critical threads' exit at the end of the 8-s run. The longest also counts
+# the publishing worker's own wait for a CPU after the wake: it runs
+# SCHED_IDLE, behind every other runnable thread (perf record's too), and
+# once took 88 ms here (the others of that run 5.1 ms on average).
 gmax, every = summary["cache"]["grace_period_max_ms"], summary["watchdog"]["check_every_ms"]
-check(gmax < 10 + every + 60,
-      f"stalled: the longest grace period {gmax:.3f} ms (stall 10 ms, watchdog look every "
-      f"{every:.3f} ms; mean {summary['cache']['grace_period_mean_ms']:.3f} ms)")
+gmean = summary["cache"]["grace_period_mean_ms"]
+check(gmean < 10 + every and gmax < 500,
+      f"stalled: grace periods {gmean:.3f} ms on average (stall 10 ms, watchdog look every "
+      f"{every:.3f} ms), the longest {gmax:.3f} ms (an unwoken one: the rest of the run)")
 check(summary["frames"]["identity_holds"] and summary["frames"]["in_flight"] == 0,
       "stalled: the accounting identity holds, in flight 0")
 

@@ -163,7 +163,13 @@ static int cmd_hist(int argc, char **argv)
         fprintf(stderr, "reflex hist: %s: %s\n", path, rfx_hlog_reader_error(r));
         status = EXIT_USAGE;
     } else if (!acc) {
-        fprintf(stderr, "reflex hist: %s: no intervals with tag '%s'", path, tag);
+        if (tag[0])
+            fprintf(stderr, "reflex hist: %s: no intervals with tag '%s'", path, tag);
+        else /* HistogramLogProcessor's default, which a bundle's log never matches */
+            fprintf(stderr,
+                    "reflex hist: %s: no intervals without a tag (what it reads "
+                    "when --tag is not given)",
+                    path);
         if (seen[0])
             fprintf(stderr, "; its tags: %s (--tag T picks one, --tag '*' merges all)", seen);
         fprintf(stderr, "\n");

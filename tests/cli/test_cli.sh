@@ -73,6 +73,9 @@ grep -q "cannot hold the bundle: cannot make a directory in /proc: " "$work/err"
 expect_rc 2 "hist unknown tag" "$reflex" hist "$work/reflex.hlog" --tag nosuchtag
 grep -q "no intervals with tag 'nosuchtag'; its tags: .*sf3" "$work/err" &&
     pass "hist: a tag with no intervals is answered with the log's tags" || { fail "hist tag list"; cat "$work/err"; }
+expect_rc 2 "hist without --tag on a log whose intervals all have one" "$reflex" hist "$work/reflex.hlog"
+grep -q "no intervals without a tag (what it reads when --tag is not given); its tags: .*sf3" "$work/err" &&
+    pass "hist: no --tag and no untagged intervals is answered with the log's tags" || { fail "hist untagged message"; cat "$work/err"; }
 expect_rc 2 "hist bad --ticks" "$reflex" hist "$work/reflex.hlog" --ticks 0
 expect_rc 2 "hist bad --unit-ratio" "$reflex" hist "$work/reflex.hlog" --unit-ratio -1
 expect_rc 2 "hist --unit-ratio inf" "$reflex" hist "$work/reflex.hlog" --unit-ratio inf

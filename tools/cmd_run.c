@@ -457,7 +457,7 @@ int cmd_run(int argc, char **argv, bool demo)
     atomic_store_explicit(&g_engine, NULL, memory_order_relaxed);
     rfx_builtin_report(b, e, stdout);
     int status = 0;
-    if ((rc = rfx_engine_write_bundle(e, msg, sizeof msg)) != 0) {
+    if (rfx_engine_write_bundle(e, msg, sizeof msg) != 0) {
         fprintf(stderr, "reflex: writing the bundle: %s\n", msg);
         status = 1;
     }

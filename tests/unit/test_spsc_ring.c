@@ -297,13 +297,19 @@ Test(spsc_ring, zero_copy_reserve_commit_peek_release)
     /* The next reservation stops at the end of the first group (slots 5, 6);
      * the one after that is the last group, cut short by the array (slot 7). */
     w = rfx_spsc_ring_reserve(r, 8, &got);
-    cr_expect_eq(got, 2);
+    cr_assert_eq(got, 2);
+    for (int i = 0; i < 2; i++)
+        memcpy(w + (size_t)i * stride, &(uint64_t){(uint64_t)(50 + i)}, 8);
     cr_expect_eq(rfx_spsc_ring_commit(r, 2), 0);
     cr_expect_eq(rfx_spsc_ring_pop(r, &v), 0);
+    cr_expect_eq(v, 50, "slot 5 holds what was written through the reservation");
     cr_expect_eq(rfx_spsc_ring_pop(r, &v), 0);
+    cr_expect_eq(v, 51);
     w = rfx_spsc_ring_reserve(r, 8, &got);
-    cr_expect_eq(got, 1);
+    cr_assert_eq(got, 1);
+    memcpy(w, &(uint64_t){99}, 8);
     cr_expect_eq(rfx_spsc_ring_commit(r, 0), 0, "committing nothing publishes nothing");
+    cr_expect_eq(rfx_spsc_ring_pop(r, &v), -EAGAIN, "written but not committed: not visible");
     cr_expect_eq(rfx_spsc_ring_occupancy(r), 0);
     rfx_spsc_ring_destroy(r);
 }

@@ -354,9 +354,9 @@ static double core_rtt_ns(void)
  * sequence into the payload); core 1 reads a word of each of the two header
  * lines (the sequence, a stage time and the cache result: what telemetry
  * must read) and stamps one exit time, as the last stage would. Each
- * frame's header lines cross the cores twice a lap, as in the engine; no
- * two-thread pipeline that reads these frames' headers on the second core
- * can go faster on this machine.
+ * frame's header lines cross the cores twice a lap, as in the engine. With
+ * the two cores near each other no two-thread pipeline of these frames
+ * has gone faster; far apart, the engine has (docs/benchmarks.md).
  */
 struct handoff {
     struct rfx_spsc_ring *fwd, *ret;
